@@ -1,0 +1,61 @@
+"""rock-envs: any registered env id, one Gymnasium/GEM `reset/step` face, run where you pick.
+
+    env = rock_envs.make("game:Sokoban-v0-easy")                      # in-process
+    venv = rock_envs.make_vec("CartPole-v1", num_envs=64, backend="subprocess")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rock_envs.core.env import Env
+from rock_envs.core.errors import (
+    ActionError,
+    BackendUnavailableError,
+    CallOrderError,
+    EnvArgumentError,
+    EnvClosedError,
+    MissingDependencyError,
+    RemoteError,
+    RockEnvsError,
+    UnknownEnvError,
+    WorkerDiedError,
+    WorkerTimeoutError,
+)
+from rock_envs.core.spaces import AnyText
+from rock_envs.make import make
+from rock_envs.registry import EnvSpec, list_envs, register, spec
+
+if TYPE_CHECKING:
+    from rock_envs.vector.vector_env import VectorEnv
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionError",
+    "AnyText",
+    "BackendUnavailableError",
+    "CallOrderError",
+    "Env",
+    "EnvArgumentError",
+    "EnvClosedError",
+    "EnvSpec",
+    "MissingDependencyError",
+    "RemoteError",
+    "RockEnvsError",
+    "UnknownEnvError",
+    "WorkerDiedError",
+    "WorkerTimeoutError",
+    "list_envs",
+    "make",
+    "make_vec",
+    "register",
+    "spec",
+]
+
+
+def make_vec(env_id: str | EnvSpec, num_envs: int, backend: str = "subprocess", **kwargs: Any) -> VectorEnv:
+    """Build `num_envs` copies of `env_id` behind one `gymnasium.vector.VectorEnv` (see `rock_envs.vector`)."""
+    from rock_envs.vector.make_vec import make_vec as _make_vec
+
+    return _make_vec(env_id, num_envs, backend=backend, **kwargs)
