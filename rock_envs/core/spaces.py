@@ -29,3 +29,8 @@ class AnyText(spaces.Text):
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, AnyText) and other.max_length == self.max_length
+
+
+def is_array_space(space: spaces.Space) -> bool:
+    """Observations of these spaces are stacked into one numpy array across envs."""
+    return isinstance(space, (spaces.Box, spaces.Discrete, spaces.MultiBinary, spaces.MultiDiscrete))

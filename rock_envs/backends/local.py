@@ -1,0 +1,38 @@
+"""The local backend: EnvWorkers in the caller's process. Each request runs when it is sent."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.worker.env_worker import EnvWorker
+from rock_envs.worker.protocol import Reply, Request
+
+
+class LocalGroup(WorkerGroup):
+    name = "local"
+
+    def __init__(self, num_workers: int = 1):
+        self.num_workers = num_workers
+        self._workers: list[EnvWorker] = []
+        self._ready: deque[tuple[int, Reply | WorkerGone]] = deque()
+
+    def start(self) -> None:
+        self._workers = [EnvWorker() for _ in range(self.num_workers)]
+
+    def send(self, w: int, request: Request) -> None:
+        for reply in self._workers[w].handle(request):
+            self._ready.append((w, reply))
+
+    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
+        ready, self._ready = list(self._ready), deque()
+        return ready
+
+    def restart(self, w: int) -> None:
+        self._workers[w].close()
+        self._workers[w] = EnvWorker()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+        self._ready.clear()

@@ -1,0 +1,149 @@
+"""The subprocess backend: EnvWorkers in worker processes on this machine, over unix sockets.
+
+Array observations skip the socket: each worker writes its rows of one shared-memory array (a file
+in /dev/shm mapped by both sides) and the reply carries only the env ids. Workers are started by
+`rock_envs.backends.launch` (fork server by default; see there for the start methods).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import uuid
+from multiprocessing.connection import Connection, wait as wait_any
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.backends.launch import START_METHODS, start_worker
+from rock_envs.core.errors import EnvArgumentError
+from rock_envs.worker.protocol import Batch, Built, Close, Reply, Request, decode, encode
+from rock_envs.worker.shared_obs import AttachObs
+
+
+class _SharedObs:
+    def __init__(self, env_ids: list[int], space: spaces.Box):
+        self.rows = {i: r for r, i in enumerate(env_ids)}
+        self.shape = (len(env_ids), *space.shape)
+        self.dtype = np.dtype(space.dtype).str
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        self.path = os.path.join(folder, f"rock-envs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        self.array = np.memmap(self.path, dtype=self.dtype, mode="w+", shape=self.shape)
+
+    def read(self, env_ids: list[int]) -> np.ndarray:
+        return self.array[[self.rows[i] for i in env_ids]]
+
+    def free(self) -> None:
+        del self.array
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class SubprocessGroup(WorkerGroup):
+    name = "subprocess"
+
+    def __init__(self, num_workers: int, start_method: str = "forkserver", shared_memory: bool = True):
+        if start_method not in START_METHODS:
+            raise EnvArgumentError(f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {start_method!r}.")
+        self.num_workers = num_workers
+        self.start_method = start_method
+        self.shared_memory = shared_memory
+        self._conns: list[Connection | None] = [None] * num_workers
+        self._pids: list[int] = [0] * num_workers
+        self._gone: list[bool] = [False] * num_workers
+        self._shared: list[_SharedObs | None] = [None] * num_workers
+
+    def start(self) -> None:
+        for w in range(self.num_workers):
+            self._spawn(w)
+
+    def _spawn(self, w: int) -> None:
+        sock, pid = start_worker(self.start_method)
+        self._conns[w], self._pids[w], self._gone[w] = Connection(sock.detach()), pid, False
+
+    def send(self, w: int, request: Request) -> None:
+        conn = self._conns[w]
+        if self._gone[w] or conn is None:
+            return  # its death was (or will be) reported by wait(); the engine restarts it
+        try:
+            conn.send_bytes(encode(request))
+        except OSError:
+            pass  # wait() sees the closed socket and reports the death
+
+    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
+        by_conn = {self._conns[w]: w for w in range(self.num_workers) if not self._gone[w]}
+        out: list[tuple[int, Reply | WorkerGone]] = []
+        for conn in wait_any(list(by_conn), timeout):
+            w = by_conn[conn]
+            try:
+                while True:
+                    out.append((w, self._decode(w, conn.recv_bytes())))
+                    if not conn.poll():
+                        break
+            except (EOFError, OSError):
+                self._gone[w] = True
+                out.append((w, WorkerGone(f"worker process {self._pids[w]} went away (its socket closed)")))
+        return out
+
+    def _decode(self, w: int, data: bytes) -> Reply:
+        reply = decode(data)
+        shared = self._shared[w]
+        if isinstance(reply, Batch) and reply.obs is None and shared is not None:
+            reply.obs = shared.read(reply.env_ids)
+        return reply  # type: ignore[return-value]
+
+    def on_built(self, w: int, env_ids: list[int], built: Built) -> None:
+        space = built.observation_space
+        if not self.shared_memory or not isinstance(space, spaces.Box):
+            return
+        if self._shared[w] is not None:
+            self._shared[w].free()
+        shared = self._shared[w] = _SharedObs(env_ids, space)
+        self.send(w, AttachObs(shared.path, shared.shape, shared.dtype, shared.rows))  # type: ignore[arg-type]
+
+    def restart(self, w: int) -> None:
+        self._stop(w)
+        self._spawn(w)
+
+    def kill(self, w: int) -> None:
+        os.kill(self._pids[w], signal.SIGKILL)
+
+    def pid(self, w: int) -> int:
+        return self._pids[w]
+
+    def _stop(self, w: int) -> None:
+        conn = self._conns[w]
+        if conn is None:
+            return
+        conn.close()  # the worker sees EOF and exits; if it is stuck in a step, make sure
+        try:
+            os.kill(self._pids[w], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._conns[w] = None
+
+    def close(self) -> None:
+        for w in range(self.num_workers):  # ask every worker first, so they all shut down at once
+            self.send(w, Close())
+        for w in range(self.num_workers):
+            self._wait_exit(w)
+            self._stop(w)
+            if self._shared[w] is not None:
+                self._shared[w].free()
+                self._shared[w] = None
+
+    def _wait_exit(self, w: int, timeout: float = 2.0) -> None:
+        """Give a worker asked to close the chance to close its envs (it closes the socket when done)."""
+        conn = self._conns[w]
+        if conn is None or self._gone[w]:
+            return
+        try:
+            while conn.poll(timeout):
+                conn.recv_bytes()  # the Close reply, then EOF
+        except (EOFError, OSError):
+            pass

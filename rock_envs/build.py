@@ -1,0 +1,71 @@
+"""Build an env from its spec in this process: the one place an entry point is called.
+
+Workers of every backend call `EnvFactory`, so an env is built the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium
+
+from rock_envs.core.adapters import GemEnv, GymnasiumEnv
+from rock_envs.core.env import Env
+from rock_envs.core.errors import EnvArgumentError, MissingDependencyError
+from rock_envs.registry import EnvSpec, check_kwargs, load_entry_point
+from rock_envs.requirements import missing_requirement
+
+# Arguments `gymnasium.make` takes itself, on top of the env's own.
+_GYMNASIUM_MAKE_ARGS = ("max_episode_steps", "disable_env_checker", "render_mode", "autoreset", "apply_api_compatibility")
+
+
+def build_local(env_spec: EnvSpec, kwargs: dict[str, Any]) -> Env:
+    """Construct the env in this process and wrap it in its adapter."""
+    missing = missing_requirement(env_spec)
+    if missing is not None:
+        raise MissingDependencyError(f"`rock_envs.make({env_spec.id!r})`: {missing}")
+    merged = {**env_spec.kwargs, **kwargs}
+    try:
+        if env_spec.source == "gymnasium":
+            check_kwargs(env_spec, gymnasium.envs.registration.load_env_creator(env_spec.entry_point)
+                         if isinstance(env_spec.entry_point, str) else env_spec.entry_point,
+                         merged, extra=_GYMNASIUM_MAKE_ARGS)
+            raw = gymnasium.make(env_spec.id, **merged)
+        else:
+            factory = load_entry_point(env_spec)
+            check_kwargs(env_spec, factory, merged)
+            raw = factory(**merged)
+    except LookupError as e:  # NLTK corpora and similar data that is not installed
+        raise MissingDependencyError(
+            f"`rock_envs.make({env_spec.id!r})`: data the env needs is not installed: {str(e).strip()[:500]}"
+        ) from e
+    return adapt(raw, env_spec)
+
+
+def adapt(raw: Any, env_spec: EnvSpec | None) -> Env:
+    """Wrap a constructed env: Gymnasium envs keep their spaces, everything else is a text env."""
+    if isinstance(raw, Env):
+        raw.spec = env_spec
+        return raw
+    if isinstance(raw, gymnasium.Env):
+        return GymnasiumEnv(raw, env_spec)
+    if callable(getattr(raw, "reset", None)) and callable(getattr(raw, "step", None)):
+        return GemEnv(raw, env_spec)
+    raise EnvArgumentError(
+        f"`rock_envs.make({getattr(env_spec, 'id', '?')!r})`: the entry point returned a "
+        f"{type(raw).__name__}, which has no `reset`/`step`; it must return a GEM or Gymnasium env."
+    )
+
+
+class EnvFactory:
+    """A picklable `factory(env_index) -> Env`: from a spec and kwargs, or from a user's callable."""
+
+    def __init__(self, spec: EnvSpec | None, kwargs: dict[str, Any] | None = None,
+                 env_fn: Callable[[], Any] | None = None):
+        self.spec, self.kwargs, self.env_fn = spec, dict(kwargs or {}), env_fn
+
+    def __call__(self, index: int) -> Env:
+        if self.env_fn is not None:
+            return adapt(self.env_fn(), self.spec)
+        assert self.spec is not None
+        return build_local(self.spec, self.kwargs)

@@ -1,0 +1,406 @@
+"""The vector engine: N envs on M workers of any backend, as one `gymnasium.vector.VectorEnv`.
+
+Env `i` lives on worker `worker_of[i]`; envs are split in contiguous blocks. Every call sends one
+request per worker (never one per env) and gathers the replies, whatever the backend.
+
+Two ways to step:
+- `step(actions)` / `step_async` + `step_wait`: every env, results in env order;
+- `send(actions, env_ids)` + `recv()`: EnvPool's asynchronous mode; `recv` returns the first
+  `batch_size` envs that finished, with their ids, so a slow env never holds back the others.
+
+A worker that dies mid-call is restarted, its envs rebuilt and re-seeded with their last seed; the
+call returns with those envs truncated and flagged in info (`worker_restarted`), never hangs.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import cloudpickle
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.core.spaces import is_array_space
+from rock_envs.core.errors import (
+    CallOrderError,
+    EnvArgumentError,
+    EnvClosedError,
+    RemoteError,
+    WorkerDiedError,
+    WorkerTimeoutError,
+)
+from rock_envs.vector.actions import check_actions
+from rock_envs.vector.infos import merge_infos
+from rock_envs.worker.protocol import Batch, Built, Call, Failure, Make, Reset, SetAttr, Step, Values
+
+MAX_RESTARTS_PER_CALL = 3
+
+
+class State(enum.Enum):
+    DEFAULT = "default"
+    WAITING_STEP = "step_async"
+
+
+@dataclass
+class _Pending:
+    """A request in flight on one worker. `remaining` are the env ids whose results are still due."""
+
+    request: Any
+    remaining: set[int] = field(default_factory=set)
+    reply: Any = None
+    done: bool = False
+    rebuild_for: set[int] | None = None  # a Reset that rebuilds envs lost with a dead worker
+
+
+class RockVectorEnv(VectorEnv):
+    def __init__(self, group: WorkerGroup, factory: Any, num_envs: int, *,
+                 autoreset_mode: str = "next_step", on_error: str = "reset", batch_size: int | None = None,
+                 timeout: float | None = None, flush_after: float = 0.002, spec: Any = None):
+        self.num_envs = num_envs
+        self.group = group
+        self.timeout = timeout
+        self.flush_after = flush_after
+        self.batch_size = num_envs if batch_size is None else batch_size
+        if not 1 <= self.batch_size <= num_envs:
+            raise EnvArgumentError(f"`make_vec`: batch_size must be in 1..{num_envs}, got {batch_size}.")
+        self._mode = AutoresetMode[autoreset_mode.upper()]
+        self._factory_bytes = cloudpickle.dumps(factory)
+        self._on_error = on_error
+        self.spec = spec
+        m = group.num_workers
+        self.blocks = [list(range(w * num_envs // m, (w + 1) * num_envs // m)) for w in range(m)]
+        self.worker_of = np.empty(num_envs, dtype=np.int64)
+        for w, block in enumerate(self.blocks):
+            self.worker_of[block] = w
+        self._pending: list[deque[_Pending]] = [deque() for _ in range(m)]
+        self._ready: dict[int, tuple[Any, float, bool, bool, dict[str, Any]]] = {}
+        self._inflight: set[int] = set()
+        self._seeds: list[int | None] = [None] * num_envs
+        self._restarts = 0
+        self._state = State.DEFAULT
+        self.closed = False
+        group.start()
+        try:
+            built = self._build_all()
+        except BaseException:
+            group.close()
+            raise
+        self.single_observation_space = built.observation_space
+        self.single_action_space = built.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {**built.metadata, "autoreset_mode": self._mode}
+        self.render_mode = built.render_mode
+        self._stack = is_array_space(built.observation_space)
+        self._last_obs: list[Any] = [None] * num_envs
+
+    # ---- the Gymnasium API -------------------------------------------------------------------
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
+        self._check_open("reset")
+        if self._inflight or self._state is not State.DEFAULT:
+            raise CallOrderError("`reset`: calls are still in flight (`step_async` or `send` without its wait); "
+                                 "call `step_wait()` or `recv()` first.")
+        ids = self._reset_ids(options)
+        self._send_resets(ids, seed, options)
+        results = self._collect(ids, self.timeout)
+        obs, _, _, _, infos = self._assemble(ids, results, self.num_envs)
+        return obs, infos
+
+    def step(self, actions: Any):
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: Any) -> None:
+        self._check_open("step_async")
+        if self._state is not State.DEFAULT or self._inflight:
+            raise CallOrderError("`step_async`: a previous `step_async` (or `send`) is still pending; "
+                                 "call `step_wait()` (or `recv()`) first.")
+        actions = check_actions("step", actions, self.num_envs, self.single_action_space)
+        self._send_steps(list(range(self.num_envs)), actions, flush_after=None)
+        self._state = State.WAITING_STEP
+
+    def step_wait(self, timeout: float | None = None):
+        self._check_open("step_wait")
+        if self._state is not State.WAITING_STEP:
+            raise CallOrderError("`step_wait`: no step is pending; call `step_async(actions)` first.")
+        ids = list(range(self.num_envs))
+        try:
+            results = self._collect(ids, self.timeout if timeout is None else timeout)
+        finally:
+            self._state = State.DEFAULT
+        return self._assemble(ids, results, self.num_envs)
+
+    # ---- EnvPool's asynchronous mode --------------------------------------------------------
+
+    def send(self, actions: Any, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
+        """Step `env_ids` (default: all) with `actions`; returns at once. Collect with `recv`."""
+        self._check_open("send")
+        if self._state is not State.DEFAULT:
+            raise CallOrderError("`send`: a `step_async` is pending; call `step_wait()` first.")
+        ids = self._check_ids("send", env_ids)
+        busy = sorted(self._inflight.intersection(ids))
+        if busy:
+            raise CallOrderError(f"`send`: envs {busy[:8]} still have a step in flight; `recv()` them first.")
+        actions = check_actions("send", actions, len(ids), self.single_action_space)
+        self._send_steps(ids, actions, flush_after=self.flush_after)
+
+    def async_reset(self, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None) -> None:
+        """Reset every env without waiting; the results come out of `recv`."""
+        self._check_open("async_reset")
+        if self._inflight or self._state is not State.DEFAULT:
+            raise CallOrderError("`async_reset`: calls are still in flight; `recv()` them first.")
+        self._send_resets(list(range(self.num_envs)), seed, options)
+
+    def recv(self, timeout: float | None = None):
+        """The first `batch_size` envs that finished: `(env_ids, obs, rewards, terminations, truncations, infos)`."""
+        self._check_open("recv")
+        want = min(self.batch_size, len(self._inflight) + len(self._ready))
+        if want == 0:
+            raise CallOrderError("`recv`: nothing is in flight; call `send(actions, env_ids)` first.")
+        timeout = self.timeout if timeout is None else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(self._ready) < want:
+            self._pump(deadline, waiting_for=self._inflight)
+        ids = list(self._ready)[:want]
+        results = [self._ready.pop(i) for i in ids]
+        obs, rewards, terms, truncs, infos = self._assemble(ids, results, len(ids), positions=range(len(ids)))
+        return np.asarray(ids, dtype=np.int64), obs, rewards, terms, truncs, infos
+
+    # ---- call / get_attr / set_attr --------------------------------------------------------
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return self._call_all("call", Call([], name, args, kwargs))
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        return self._call_all("get_attr", Call([], name, None))
+
+    def set_attr(self, name: str, values: Any) -> None:
+        if not isinstance(values, (list, tuple)):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise EnvArgumentError(f"`set_attr({name!r})`: expected {self.num_envs} values, got {len(values)}.")
+        self._call_all("set_attr", SetAttr([], name, list(values)))
+
+    def _call_all(self, what: str, template: Call | SetAttr) -> tuple[Any, ...]:
+        self._check_open(what)
+        if self._inflight or self._state is not State.DEFAULT:
+            raise CallOrderError(f"`{what}`: steps are still in flight; wait for them first.")
+        pendings = []
+        for w, block in enumerate(self.blocks):
+            if isinstance(template, SetAttr):
+                request: Any = SetAttr(block, template.name, [template.values[i] for i in block])
+            else:
+                request = Call(block, template.name, template.args, template.kwargs)
+            pendings.append(self._submit(w, request))
+        self._wait_done(pendings, what)
+        return tuple(v for p in pendings for v in p.reply.values)
+
+    # ---- sending -----------------------------------------------------------------------------
+
+    def _send_resets(self, ids: list[int], seed: Any, options: dict[str, Any] | None) -> None:
+        seeds = self._seeds_for(ids, seed)
+        env_options = {k: v for k, v in (options or {}).items() if k != "reset_mask"} or None
+        for i, s in zip(ids, seeds):
+            self._seeds[i] = s
+        for w, part in self._by_worker(ids):
+            self._submit(w, Reset(part, [self._seeds[i] for i in part], [env_options] * len(part)), part)
+
+    def _send_steps(self, ids: list[int], actions: Any, flush_after: float | None) -> None:
+        position = {i: k for k, i in enumerate(ids)}
+        for w, part in self._by_worker(ids):
+            if len(part) == len(ids):
+                chunk = actions
+            elif isinstance(actions, np.ndarray):
+                chunk = actions[[position[i] for i in part]]
+            else:
+                chunk = [actions[position[i]] for i in part]
+            self._submit(w, Step(part, chunk, flush_after), part)
+
+    def _submit(self, w: int, request: Any, env_ids: list[int] | None = None) -> _Pending:
+        pending = _Pending(request, set(env_ids or ()))
+        self._pending[w].append(pending)
+        self._inflight.update(pending.remaining)
+        self.group.send(w, request)
+        return pending
+
+    def _by_worker(self, ids: list[int]) -> list[tuple[int, list[int]]]:
+        parts: dict[int, list[int]] = {}
+        for i in ids:
+            parts.setdefault(int(self.worker_of[i]), []).append(i)
+        return sorted(parts.items())
+
+    # ---- receiving ---------------------------------------------------------------------------
+
+    def _collect(self, ids: list[int], timeout: float | None) -> list[tuple[Any, float, bool, bool, dict[str, Any]]]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._restarts = 0
+        wanted = set(ids)
+        while not wanted.issubset(self._ready):
+            self._pump(deadline, waiting_for=wanted)
+        return [self._ready.pop(i) for i in ids]
+
+    def _wait_done(self, pendings: list[_Pending], what: str) -> None:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while not all(p.done for p in pendings):
+            self._pump(deadline, waiting_for=set())
+        for p in pendings:
+            if isinstance(p.reply, Failure):
+                raise RemoteError(p.reply.type_name, p.reply.message, p.reply.traceback, where=f"`{what}`")
+            if isinstance(p.reply, WorkerGone):
+                raise WorkerDiedError(f"`{what}`: a worker died while answering ({p.reply.reason}); "
+                                      "it was restarted; call again.")
+
+    def _pump(self, deadline: float | None, waiting_for: set[int]) -> None:
+        """Wait for replies once, and file them. Raises on timeout."""
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            late = sorted(waiting_for - set(self._ready)) or sorted(self._inflight)
+            raise WorkerTimeoutError(
+                f"no answer within the timeout from env(s) {late[:16]}{' ...' if len(late) > 16 else ''}; "
+                "they may be stuck in a long step. Raise `timeout` or check the env.", late)
+        for w, reply in self.group.wait(remaining):
+            if isinstance(reply, WorkerGone):
+                self._on_worker_gone(w, reply)
+            else:
+                self._file(w, reply)
+
+    def _file(self, w: int, reply: Any) -> None:
+        queue = self._pending[w]
+        if not queue:
+            return  # a late reply to a request abandoned with its dead worker
+        pending = queue[0]
+        if isinstance(reply, Batch):
+            self._file_batch(pending, reply)
+            if not reply.final:
+                return
+        elif isinstance(reply, Failure) and pending.rebuild_for is not None:
+            queue.popleft()
+            raise WorkerDiedError(f"worker {w} died and its envs could not be rebuilt: {reply.type_name}: {reply.message}")
+        elif isinstance(reply, Failure) and pending.remaining:
+            queue.popleft()
+            self._inflight.difference_update(pending.remaining)
+            raise RemoteError(reply.type_name, reply.message, reply.traceback,
+                              where=f"worker {w} ({type(pending.request).__name__.lower()} of envs {sorted(pending.remaining)[:8]})")
+        pending.reply, pending.done = reply, True
+        queue.popleft()
+        if isinstance(reply, Built):
+            self.group.on_built(w, pending.request.env_ids, reply)
+
+    def _file_batch(self, pending: _Pending, batch: Batch) -> None:
+        obs = batch.obs
+        for k, i in enumerate(batch.env_ids):
+            info = batch.infos[k]
+            if pending.rebuild_for is not None:
+                if i not in pending.rebuild_for:
+                    continue
+                # The env's step or reset was lost with its worker: the episode ends here.
+                result = (obs[k], 0.0, False, True, {**info, "worker_restarted": True})
+            else:
+                result = (obs[k], batch.rewards[k], batch.terminated[k], batch.truncated[k], info)
+            self._ready[i] = result
+            pending.remaining.discard(i)
+            self._inflight.discard(i)
+
+    def _on_worker_gone(self, w: int, gone: WorkerGone) -> None:
+        self._restarts += 1
+        lost = [p for p in self._pending[w]]
+        self._pending[w].clear()
+        if any(isinstance(p.request, Make) and p.rebuild_for is None for p in lost) or self._restarts > MAX_RESTARTS_PER_CALL:
+            raise WorkerDiedError(f"worker {w} of the {self.group.name} backend died while building its envs "
+                                  f"({gone.reason}); check that the env can be made there.")
+        for p in lost:
+            if p.remaining or p.rebuild_for is None:
+                p.reply, p.done = gone, True
+        lost_ids = set().union(*(p.remaining for p in lost)) | set().union(*(p.rebuild_for or set() for p in lost))
+        self.group.restart(w)
+        self._submit(w, Make(self.blocks[w], self._factory_bytes, self._mode.name.lower(), self._on_error)).rebuild_for = set()
+        if lost_ids:
+            ids = sorted(lost_ids)
+            reset = self._submit(w, Reset(ids, [self._seeds[i] for i in ids], [None] * len(ids)), ids)
+            reset.rebuild_for = set(ids)
+        others = [i for i in self.blocks[w] if i not in lost_ids]
+        if others:  # envs with no call in flight are rebuilt too; their next step starts a new episode
+            self._submit(w, Reset(others, [self._seeds[i] for i in others], [None] * len(others))).rebuild_for = set()
+
+    def _build_all(self) -> Built:
+        pendings = [self._submit(w, Make(block, self._factory_bytes, self._mode.name.lower(), self._on_error))
+                    for w, block in enumerate(self.blocks)]
+        self._wait_done(pendings, "make_vec")
+        return pendings[0].reply
+
+    # ---- assembling --------------------------------------------------------------------------
+
+    def _assemble(self, ids: Sequence[int], results: list[Any], n: int, positions: Sequence[int] | None = None):
+        positions = ids if positions is None else positions
+        obs_list = [r[0] for r in results]
+        for i, o in zip(ids, obs_list):
+            self._last_obs[i] = o
+        # A masked reset answers for every env: those not reset keep their last obs.
+        obs_rows = obs_list if len(ids) == n else list(self._last_obs)
+        obs = np.stack(obs_rows) if self._stack else tuple(obs_rows)
+        rewards = np.zeros(n, dtype=np.float64)
+        terms = np.zeros(n, dtype=np.bool_)
+        truncs = np.zeros(n, dtype=np.bool_)
+        pos = list(positions)
+        rewards[pos] = [r[1] for r in results]
+        terms[pos] = [r[2] for r in results]
+        truncs[pos] = [r[3] for r in results]
+        infos = merge_infos([r[4] for r in results], n, pos)
+        return obs, rewards, terms, truncs, infos
+
+    # ---- small helpers -----------------------------------------------------------------------
+
+    def _reset_ids(self, options: dict[str, Any] | None) -> list[int]:
+        mask = (options or {}).get("reset_mask")
+        if mask is None:
+            return list(range(self.num_envs))
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+            raise EnvArgumentError(f"`reset`: options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
+                                   f"got {mask.dtype} with shape {mask.shape}.")
+        return [int(i) for i in np.flatnonzero(mask)]
+
+    def _seeds_for(self, ids: list[int], seed: Any) -> list[int | None]:
+        if seed is None:
+            return [None] * len(ids)
+        if isinstance(seed, (int, np.integer)):
+            return [int(seed) + i for i in ids]
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise EnvArgumentError(f"`reset`: expected an int or {self.num_envs} seeds, got {len(seeds)} seeds.")
+        return [seeds[i] for i in ids]
+
+    def _check_ids(self, call: str, env_ids: Any) -> list[int]:
+        if env_ids is None:
+            return list(range(self.num_envs))
+        ids = [int(i) for i in np.asarray(env_ids).reshape(-1)]
+        bad = [i for i in ids if not 0 <= i < self.num_envs]
+        if bad or len(set(ids)) != len(ids):
+            raise EnvArgumentError(f"`{call}`: env_ids must be distinct ints in 0..{self.num_envs - 1}, got {list(env_ids)[:16]}.")
+        return ids
+
+    def _check_open(self, call: str) -> None:
+        if self.closed:
+            raise EnvClosedError(f"`{call}` after `close()`: this vector env is closed; make a new one with `rock_envs.make_vec`.")
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.group.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "closed", True):
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        spec_id = getattr(self.spec, "id", "?")
+        return f"RockVectorEnv({spec_id!r}, num_envs={self.num_envs}, backend={self.group.name!r}, workers={self.group.num_workers})"
+

@@ -1,0 +1,3 @@
+from rock_envs.worker.loop import main
+
+main()

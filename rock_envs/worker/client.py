@@ -1,0 +1,36 @@
+"""A blocking client for one worker over a framed connection: what tests and simple callers use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cloudpickle
+
+from rock_envs.core.errors import RemoteError
+from rock_envs.worker.protocol import Batch, Failure, Make, Reply, Request, decode, encode
+
+
+class WorkerClient:
+    def __init__(self, conn: Any):
+        self.conn = conn  # anything with send_bytes/recv_bytes
+
+    def request(self, request: Request) -> Reply:
+        self.conn.send_bytes(encode(request))
+        return self.receive()
+
+    def receive(self) -> Reply:
+        reply = decode(self.conn.recv_bytes())
+        if isinstance(reply, Failure):
+            raise RemoteError(reply.type_name, reply.message, reply.traceback)
+        return reply
+
+    def make(self, env_ids: list[int], factory: Any, **options: Any) -> Reply:
+        return self.request(Make(list(env_ids), cloudpickle.dumps(factory), **options))
+
+    def step_all(self, request: Request) -> list[Batch]:
+        """Send a Step and collect every partial Batch up to the final one."""
+        self.conn.send_bytes(encode(request))
+        out = [self.receive()]
+        while isinstance(out[-1], Batch) and not out[-1].final:
+            out.append(self.receive())
+        return out  # type: ignore[return-value]

@@ -1,0 +1,178 @@
+"""EnvWorker: hosts many envs in one process and executes batched requests. Knows no transport.
+
+Autoreset happens here, so a vector step is one round trip whatever the mode:
+
+- next_step: a step after `terminated or truncated` resets that env instead (reward 0, not done);
+- same_step: a done env is reset in the same step; its last obs and info go in info
+  `final_obs`/`final_info`;
+- disabled: done envs stay done until the caller resets them.
+
+An env that raises in `step` (with on_error="reset") ends its episode as truncated, its info
+carrying `error` (type, message, traceback); it is reset as its autoreset mode says (next step,
+same step, or by the caller). An env that raises in `reset` is rebuilt and reset once more.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+import cloudpickle
+import numpy as np
+
+from rock_envs.core.spaces import is_array_space
+from rock_envs.worker.protocol import (
+    Batch,
+    Built,
+    Call,
+    Close,
+    Failure,
+    Make,
+    Reply,
+    Request,
+    Reset,
+    SetAttr,
+    Step,
+    Values,
+    error_info,
+)
+
+
+class EnvWorker:
+    def __init__(self) -> None:
+        self.envs: dict[int, Any] = {}
+        self._factory: Callable[[int], Any] | None = None
+        self._mode = "next_step"
+        self._on_error = "reset"
+        self._needs_reset: dict[int, bool] = {}
+        self._last_obs: dict[int, Any] = {}
+        self._stack = False
+        self.closed = False
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Iterator[Reply]:
+        """Execute one request; yields one reply (or several partial `Batch`es for a flushing Step)."""
+        try:
+            if isinstance(request, Step):
+                yield from self._step(request)
+            elif isinstance(request, Reset):
+                yield self._reset(request)
+            elif isinstance(request, Make):
+                yield self._make(request)
+            elif isinstance(request, Call):
+                yield self._call(request)
+            elif isinstance(request, SetAttr):
+                for i, value in zip(request.env_ids, request.values):
+                    setattr(self.envs[i], request.name, value)
+                yield Values([None] * len(request.env_ids))
+            elif isinstance(request, Close):
+                self.close()
+                yield Values([])
+            else:
+                raise TypeError(f"EnvWorker cannot handle a {type(request).__name__}")
+        except Exception as e:  # the caller re-raises it with the remote traceback
+            yield Failure.from_exception(e)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _make(self, request: Make) -> Built:
+        self._factory = cloudpickle.loads(request.factory)
+        self._mode, self._on_error = request.autoreset_mode, request.on_error
+        for i in request.env_ids:
+            self.envs[i] = self._factory(i)
+            self._needs_reset[i] = False
+        first = self.envs[request.env_ids[0]]
+        self._stack = is_array_space(first.observation_space)
+        return Built(first.observation_space, first.action_space, dict(getattr(first, "metadata", {}) or {}),
+                     getattr(first, "render_mode", None))
+
+    def _reset(self, request: Reset) -> Batch:
+        obs, infos = [], []
+        for i, seed, options in zip(request.env_ids, request.seeds, request.options):
+            o, info = self._reset_one(i, seed, options)
+            obs.append(o)
+            infos.append(info)
+        n = len(request.env_ids)
+        return Batch(list(request.env_ids), self._pack(obs), [0.0] * n, [False] * n, [False] * n, infos)
+
+    def _reset_one(self, i: int, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        try:
+            o, info = self.envs[i].reset(seed=seed, options=options)
+        except Exception as e:
+            if self._on_error == "raise" or self._factory is None:
+                raise
+            # A reset that raises leaves the env in an unknown state: build it afresh and try once more.
+            self._close_env(i)
+            self.envs[i] = self._factory(i)
+            o, info = self.envs[i].reset(seed=seed, options=options)
+            info = {**info, "error": error_info(e)}
+        self._needs_reset[i] = False
+        self._last_obs[i] = o
+        return o, info
+
+    def _step(self, request: Step) -> Iterator[Batch]:
+        ids, obs, rewards, terms, truncs, infos = [], [], [], [], [], []
+        started = time.monotonic()
+        for i, action in zip(request.env_ids, request.actions):
+            o, r, te, tr, info = self._step_one(i, action)
+            ids.append(i)
+            obs.append(o)
+            rewards.append(r)
+            terms.append(te)
+            truncs.append(tr)
+            infos.append(info)
+            if request.flush_after is not None and time.monotonic() - started > request.flush_after:
+                yield Batch(ids, self._pack(obs), rewards, terms, truncs, infos, final=False)
+                ids, obs, rewards, terms, truncs, infos = [], [], [], [], [], []
+                started = time.monotonic()
+        yield Batch(ids, self._pack(obs), rewards, terms, truncs, infos, final=True)
+
+    def _step_one(self, i: int, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        env, mode = self.envs[i], self._mode
+        if mode == "next_step" and self._needs_reset[i]:
+            o, info = self._reset_one(i)
+            return o, 0.0, False, False, info
+        try:
+            o, r, te, tr, info = env.step(action)
+        except Exception as e:
+            if self._on_error == "raise":
+                raise
+            o, r, te, tr, info = self._last_obs.get(i), 0.0, False, True, {"error": error_info(e)}
+        if mode == "same_step" and (te or tr):
+            final_obs, final_info = o, info
+            o, info = self._reset_one(i)
+            info = {**info, "final_obs": final_obs, "final_info": final_info}
+        else:
+            self._needs_reset[i] = bool(te or tr)
+            self._last_obs[i] = o
+        return o, float(r), bool(te), bool(tr), info
+
+    def _call(self, request: Call) -> Values:
+        values = []
+        for i in request.env_ids:
+            attr = getattr(self.envs[i], request.name)
+            values.append(attr if request.args is None else attr(*request.args, **request.kwargs))
+        return Values(values)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _pack(self, obs: list[Any]) -> Any:
+        return np.stack(obs) if self._stack and obs else obs
+
+    def _close_env(self, i: int) -> None:
+        try:
+            self.envs[i].close()
+        except Exception:  # a broken env must not stop the others from closing
+            pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for i in list(self.envs):
+            self._close_env(i)
+        self.envs.clear()
+
+
+__all__ = ["EnvWorker", "Failure"]

@@ -1,0 +1,60 @@
+"""The worker's main loop over any framed connection (a multiprocessing Connection over a pipe or a
+socket: both frame messages with a 4-byte big-endian length, the protocol's wire format)."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+from typing import Callable
+
+from rock_envs.worker.env_worker import EnvWorker
+from rock_envs.worker.protocol import Batch, Close, decode, encode
+from rock_envs.worker.shared_obs import SharedObsWriter
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent goes, and ignore Ctrl-C (the parent owns it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def serve(conn, worker: EnvWorker | None = None) -> None:
+    """Answer requests on `conn` until `Close` or EOF.
+
+    Array observations go through shared memory when the caller attaches it (subprocess backend).
+    """
+    worker = worker or EnvWorker()
+    shared = SharedObsWriter()
+    try:
+        while True:
+            try:
+                request = decode(conn.recv_bytes())
+            except (EOFError, OSError):
+                break  # the other side went away: nothing left to serve
+            if shared.on_other(request):
+                continue
+            for reply in worker.handle(request):
+                if isinstance(reply, Batch):
+                    shared.on_batch(reply)
+                conn.send_bytes(encode(reply))
+            if isinstance(request, Close):
+                break
+    finally:
+        worker.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m rock_envs.worker --fd N`: serve on an inherited, connected socket."""
+    import argparse
+    from multiprocessing.connection import Connection
+
+    parser = argparse.ArgumentParser(prog="python -m rock_envs.worker")
+    parser.add_argument("--fd", type=int, required=True, help="a connected stream socket to serve on")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(Connection(args.fd))

@@ -1,0 +1,147 @@
+"""The one protocol every backend speaks: typed, batched requests to an EnvWorker and its replies.
+
+One request covers all the envs a worker hosts (or a subset, for send/recv), so a vector step costs
+one message per worker, never one per env. Messages are plain dataclasses, pickled; the env factory
+inside `Make` travels with cloudpickle so lambdas and closures work.
+
+On the wire (sockets, WebSockets, a sandbox's relay) a message is one frame: a 4-byte big-endian
+length, then the pickled message. Requests and replies keep their order; callers may pipeline.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import traceback as tb
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Union
+
+AutoresetMode = Literal["next_step", "same_step", "disabled"]
+OnError = Literal["reset", "raise"]
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+@dataclass
+class Make:
+    """Build the envs `env_ids` (global indices) with `factory(env_id) -> env`."""
+
+    env_ids: list[int]
+    factory: bytes  # cloudpickled Callable[[int], Env]
+    autoreset_mode: AutoresetMode = "next_step"
+    on_error: OnError = "reset"
+
+
+@dataclass
+class Reset:
+    env_ids: list[int]
+    seeds: list[int | None]
+    options: list[dict[str, Any] | None]
+
+
+@dataclass
+class Step:
+    env_ids: list[int]
+    actions: list[Any]
+    flush_after: float | None = None
+    """Seconds after which a partial `Batch` is sent (send/recv mode); None: one reply at the end."""
+
+
+@dataclass
+class Call:
+    """Call `name(*args, **kwargs)` on each env, or read the attribute `name` when `args is None`."""
+
+    env_ids: list[int]
+    name: str
+    args: tuple[Any, ...] | None = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SetAttr:
+    env_ids: list[int]
+    name: str
+    values: list[Any]
+
+
+@dataclass
+class Close:
+    pass
+
+
+Request = Union[Make, Reset, Step, Call, SetAttr, Close]
+
+
+# ---- replies ----------------------------------------------------------------------------------
+
+@dataclass
+class Built:
+    observation_space: Any
+    action_space: Any
+    metadata: dict[str, Any]
+    render_mode: str | None
+
+
+@dataclass
+class Batch:
+    """Results for `env_ids`; `obs` is a stacked array for array spaces, else a list.
+
+    `final` is False on a partial reply of a `Step` with `flush_after`: more follow for that step.
+    """
+
+    env_ids: list[int]
+    obs: Any
+    rewards: list[float]
+    terminated: list[bool]
+    truncated: list[bool]
+    infos: list[dict[str, Any]]
+    final: bool = True
+
+
+@dataclass
+class Values:
+    values: list[Any]
+
+
+@dataclass
+class Failure:
+    """An exception in the worker, with what the caller needs to re-raise it readably."""
+
+    type_name: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def from_exception(cls, e: BaseException) -> Failure:
+        return cls(type(e).__name__, str(e), "".join(tb.format_exception(type(e), e, e.__traceback__)))
+
+
+Reply = Union[Built, Batch, Values, Failure]
+
+
+def error_info(e: BaseException) -> dict[str, str]:
+    """What an env's info carries when the env raised: type, message and traceback text."""
+    return {"type": type(e).__name__, "message": str(e),
+            "traceback": "".join(tb.format_exception(type(e), e, e.__traceback__))}
+
+
+# ---- framing ----------------------------------------------------------------------------------
+
+HEADER = struct.Struct(">I")
+
+
+def encode(message: Request | Reply) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(payload: bytes) -> Request | Reply:
+    return pickle.loads(payload)
+
+
+def frame(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload)) + payload
+
+
+def read_frame(read_exactly: Callable[[int], bytes]) -> bytes:
+    (size,) = HEADER.unpack(read_exactly(HEADER.size))
+    return read_exactly(size)
