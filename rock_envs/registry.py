@@ -174,17 +174,20 @@ def _catalog() -> dict[str, EnvSpec]:
     return found
 
 
-def needs_rule(env_id: str) -> dict[str, Any] | None:
-    """The first `[[needs]]` rule of the catalog files whose pattern matches `env_id`."""
+def needs_rule(env_id: str, entry_point: Any = None) -> dict[str, Any] | None:
+    """The first `[[needs]]` rule of the catalog files matching `env_id` (or its entry point)."""
+    entry = entry_point if isinstance(entry_point, str) else \
+        f"{getattr(entry_point, '__module__', '')}:{getattr(entry_point, '__qualname__', '')}"
     for _, doc in _catalog_files():
         for rule in doc.get("needs", []):
-            if fnmatch.fnmatchcase(env_id, rule["pattern"]):
+            if ("pattern" in rule and fnmatch.fnmatchcase(env_id, rule["pattern"])) or \
+                    ("entry_point" in rule and fnmatch.fnmatchcase(entry, rule["entry_point"])):
                 return rule
     return None
 
 
-def _needs_for(env_id: str) -> str | None:
-    rule = needs_rule(env_id)
+def _needs_for(env_id: str, entry_point: Any) -> str | None:
+    rule = needs_rule(env_id, entry_point)
     return rule["what"] if rule else None
 
 
@@ -201,7 +204,7 @@ def _gem() -> dict[str, EnvSpec]:
     root.handlers[:] = handlers
     root.setLevel(level)
     return {
-        i: EnvSpec(id=i, entry_point=s.entry_point, kwargs=dict(s.kwargs), source="gem", needs=_needs_for(i))
+        i: EnvSpec(id=i, entry_point=s.entry_point, kwargs=dict(s.kwargs), source="gem", needs=_needs_for(i, s.entry_point))
         for i, s in ENV_REGISTRY.items()
     }
 
@@ -211,7 +214,7 @@ def _gymnasium() -> dict[str, EnvSpec]:
     import gymnasium
 
     return {
-        i: EnvSpec(id=i, entry_point=s.entry_point, kwargs={}, source="gymnasium", needs=_needs_for(i),
+        i: EnvSpec(id=i, entry_point=s.entry_point, kwargs={}, source="gymnasium", needs=_needs_for(i, s.entry_point),
                    nondeterministic=s.nondeterministic)
         for i, s in gymnasium.envs.registry.items()
     }

@@ -29,7 +29,7 @@ def _installed(check: str) -> bool:
 
 
 def _rule(spec: EnvSpec) -> dict[str, Any] | None:
-    return needs_rule(spec.id) if spec.source in ("gem", "gymnasium") else None
+    return needs_rule(spec.id, spec.entry_point) if spec.source in ("gem", "gymnasium") else None
 
 
 def missing_requirement(spec: EnvSpec) -> str | None:
