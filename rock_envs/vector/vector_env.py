@@ -400,6 +400,12 @@ class RockVectorEnv(VectorEnv):
             except Exception:
                 pass
 
+    def __enter__(self) -> RockVectorEnv:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         spec_id = getattr(self.spec, "id", "?")
         return f"RockVectorEnv({spec_id!r}, num_envs={self.num_envs}, backend={self.group.name!r}, workers={self.group.num_workers})"

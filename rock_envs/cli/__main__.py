@@ -1,0 +1,3 @@
+from rock_envs.cli import main
+
+main()
