@@ -1,0 +1,3 @@
+from .boot import main
+
+main()

@@ -1,0 +1,223 @@
+"""Bash sessions that keep their state: one long-lived ``bash`` per session, commands framed by sentinels.
+
+A command is sent as ``__rock_cmd=$'...'; eval "$__rock_cmd" </dev/null`` followed by ``printf`` of a
+random marker and the exit code on stdout and on stderr. ``eval`` runs in the shell itself, so ``cd``,
+exported variables and functions persist; a syntax error only fails that command. The shell runs
+with job control (``set -m``), so each command gets its own process group: on timeout those groups
+are killed and the session survives. If the shell itself is stuck (a builtin loop), the whole
+session is killed and restarted, and the result says its state was lost. No pexpect, no delays:
+output is read as it arrives and the marker ends the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+from .fault import Fault
+from .output import OnChunk, Output, child_groups, kill_group
+
+GRACE = 2.0  # seconds to wait for the shell to come back after its command's groups were killed
+
+
+def ansi_c_quote(text: str) -> str:
+    out = []
+    for byte in text.encode("utf-8", errors="surrogateescape"):
+        ch = chr(byte)
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif 32 <= byte < 127:
+            out.append(ch)
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "$'" + "".join(out) + "'"
+
+
+class _Stream:
+    """Reads one pipe of the shell and hands bytes to the running command until its marker shows."""
+
+    def __init__(self, name: str, reader: asyncio.StreamReader):
+        self.name = name
+        self.reader = reader
+        self.pending = bytearray()
+        self.marker = b""
+        self.sink: Output | None = None
+        self.done: asyncio.Future[bytes] | None = None
+        self.eof = False
+
+    def arm(self, marker: bytes, sink: Output) -> asyncio.Future[bytes]:
+        self.marker, self.sink = marker, sink
+        self.done = asyncio.get_running_loop().create_future()
+        self._scan()
+        return self.done
+
+    async def pump(self) -> None:
+        while True:
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                self.eof = True
+                if self.done is not None and not self.done.done():
+                    self.done.set_exception(EOFError(f"shell {self.name} closed"))
+                return
+            self.pending += chunk
+            self._scan()
+
+    def _scan(self) -> None:
+        if self.done is None or self.done.done() or self.sink is None:
+            if len(self.pending) > 1 << 20:  # output of a background job between commands: drop
+                del self.pending[: -len(self.marker) or None]
+            return
+        idx = self.pending.find(self.marker)
+        if idx >= 0:
+            self.sink.feed(self.name, bytes(self.pending[:idx]))
+            del self.pending[:idx]  # the marker now starts the buffer
+            rest = self.pending[len(self.marker) :]
+            nl = rest.find(b"\n")
+            if nl < 0:  # the exit code's line is not complete yet
+                return
+            self.pending = rest[nl + 1 :]
+            self.done.set_result(bytes(rest[:nl]))
+            return
+        hold = len(self.marker) - 1
+        if len(self.pending) > hold:
+            cut = len(self.pending) - hold
+            assert self.sink is not None
+            self.sink.feed(self.name, bytes(self.pending[:cut]))
+            del self.pending[:cut]
+
+
+async def _settle(futs: list[asyncio.Future[bytes]], timeout: float) -> list[bytes] | None | bool:
+    """Results once all are done; None if time ran out; False if the shell's pipes closed."""
+    if timeout > 0:
+        await asyncio.wait(futs, timeout=timeout)
+    if not all(f.done() for f in futs):
+        return None
+    if any(f.cancelled() or f.exception() is not None for f in futs):
+        return False
+    return [f.result() for f in futs]
+
+
+class BashSession:
+    def __init__(self, name: str, cwd: str, env: dict[str, str]):
+        self.name = name
+        self.cwd = cwd
+        self.env = env
+        self.lock = asyncio.Lock()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.streams: dict[str, _Stream] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            "bash", "--noprofile", "--norc",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=self.cwd, env=self.env, start_new_session=True,
+        )  # fmt: skip
+        assert self.proc.stdout and self.proc.stderr and self.proc.stdin
+        self.streams = {"stdout": _Stream("stdout", self.proc.stdout), "stderr": _Stream("stderr", self.proc.stderr)}
+        self.tasks = [asyncio.create_task(s.pump()) for s in self.streams.values()]
+        self.proc.stdin.write(b"set -m\n")
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None and not any(s.eof for s in self.streams.values())
+
+    async def run(self, cmd: str, timeout: float, limit: int, on_chunk: OnChunk | None = None) -> dict[str, Any]:
+        async with self.lock:
+            note = ""
+            if not self.alive:
+                await self.close()
+                await self.start()
+                note = f"session {self.name!r} had died and was restarted; its state was lost"
+            return await self._run(cmd, timeout, limit, on_chunk, note)
+
+    async def _run(self, cmd: str, timeout: float, limit: int, on_chunk: OnChunk | None, note: str) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdin is not None
+        nonce = secrets.token_hex(8)
+        marker = f"\x1e__ROCK_{nonce}__".encode()
+        out = Output(limit, on_chunk)
+        waits = {name: s.arm(marker, out) for name, s in self.streams.items()}
+        script = (
+            f"__rock_cmd={ansi_c_quote(cmd)}\n"
+            'eval "$__rock_cmd" </dev/null\n'
+            f"__rock_ec=$?; printf '\\036__ROCK_{nonce}__%d\\n' $__rock_ec; printf '\\036__ROCK_{nonce}__\\n' >&2\n"
+        )
+        self.proc.stdin.write(script.encode())
+        futs = list(waits.values())
+        timed_out = await _settle(futs, timeout) is None
+        if timed_out:  # kill what the command started, again and again, until the shell is back
+            deadline = asyncio.get_running_loop().time() + GRACE
+            while not all(f.done() for f in futs) and asyncio.get_running_loop().time() < deadline:
+                for pgid in child_groups(self.proc.pid):
+                    kill_group(pgid)
+                await _settle(futs, 0.02)
+        codes = await _settle(futs, 0)
+        if codes is None or codes is False:
+            for fut in futs:
+                fut.cancel()
+            await self.close()
+            if timed_out:
+                note = f"session {self.name!r} did not come back after the timeout and was restarted; its state was lost"
+            else:
+                note = f"session {self.name!r} exited (did the command run `exit`?); it restarts on the next call"
+            codes = [b"-9" if timed_out else b"-1"]
+        try:
+            exit_code = int(codes[0])
+        except ValueError:
+            exit_code = -1
+        if timed_out and exit_code == 0:
+            exit_code = -9
+        return {
+            "output": out.text("stdout"), "stderr": out.text("stderr"), "exit_code": exit_code,
+            "timed_out": timed_out, "truncated": out.truncated, "note": note,
+        }  # fmt: skip
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            for pgid in child_groups(self.proc.pid):
+                kill_group(pgid)
+            kill_group(self.proc.pid)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except asyncio.TimeoutError:
+                pass
+        for task in self.tasks:
+            task.cancel()
+        self.tasks = []
+        self.proc = None
+
+
+class Sessions:
+    def __init__(self, cwd: str, env: dict[str, str]):
+        self.cwd, self.env = cwd, env
+        self.by_name: dict[str, BashSession] = {}
+
+    async def create(self, name: str, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+        if name in self.by_name:
+            raise Fault("SessionExistsError", f"`create_session`: a session named {name!r} already exists; "
+                        "pick another name or close it first.")  # fmt: skip
+        session = BashSession(name, cwd or self.cwd, {**self.env, **(env or {})})
+        self.by_name[name] = session
+        try:
+            await session.start()
+        except BaseException:
+            self.by_name.pop(name, None)
+            raise
+
+    def get(self, name: str, call: str) -> BashSession:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            known = ", ".join(sorted(self.by_name)) or "none"
+            raise Fault("SessionNotFoundError", f"`{call}`: no session {name!r} in this sandbox (sessions: {known}); "
+                        "create it with `create_session` first.") from None  # fmt: skip
+
+    async def close(self, name: str) -> None:
+        session = self.get(name, "close_session")
+        del self.by_name[name]
+        await session.close()
+
+    async def close_all(self) -> None:
+        for name in list(self.by_name):
+            await self.by_name.pop(name).close()

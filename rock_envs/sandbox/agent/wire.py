@@ -1,0 +1,67 @@
+"""The agent's wire format: one message = a JSON header plus an optional binary body.
+
+On the socket each message is ``[u32 total][u32 header_len][header JSON][body]`` (big-endian),
+``total`` counting everything after itself. Binary file chunks travel as bodies, never base64.
+
+Standard library only: this module runs inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+from typing import Any
+
+_LEN = struct.Struct(">II")
+MAX_MESSAGE = 64 * 1024 * 1024  # a header plus one chunk; chunks are far smaller
+CHUNK = 256 * 1024
+
+
+class WireError(Exception):
+    """The peer sent something that is not a message of this protocol."""
+
+
+def encode(header: dict[str, Any], body: bytes = b"") -> bytes:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return _LEN.pack(len(head) + len(body) + 4, len(head)) + head + body
+
+
+async def read_message(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes]:
+    """Read one message; raises ``asyncio.IncompleteReadError`` at end of stream."""
+    prefix = await reader.readexactly(8)
+    total, head_len = _LEN.unpack(prefix)
+    if total > MAX_MESSAGE or head_len > total - 4:
+        raise WireError(f"bad message lengths total={total} header={head_len}")
+    data = await reader.readexactly(total - 4)
+    try:
+        header = json.loads(data[:head_len])
+    except ValueError as exc:
+        raise WireError(f"header is not JSON: {exc}") from exc
+    if not isinstance(header, dict):
+        raise WireError("header is not a JSON object")
+    return header, data[head_len:]
+
+
+def write_message(writer: asyncio.StreamWriter, header: dict[str, Any], body: bytes = b"") -> None:
+    writer.write(encode(header, body))
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        part = sock.recv(n - len(buf))
+        if not part:
+            raise EOFError("connection closed")
+        buf += part
+    return bytes(buf)
+
+
+def recv_message(sock: socket.socket) -> tuple[dict[str, Any], bytes]:
+    """Blocking twin of :func:`read_message` for plain sockets."""
+    total, head_len = _LEN.unpack(recv_exactly(sock, 8))
+    if total > MAX_MESSAGE or head_len > total - 4:
+        raise WireError(f"bad message lengths total={total} header={head_len}")
+    data = recv_exactly(sock, total - 4)
+    return json.loads(data[:head_len]), data[head_len:]

@@ -1,0 +1,117 @@
+"""Errors of the sandbox layer. Each also subclasses the builtin it resembles::
+
+    RockEnvsError
+    └── SandboxError                                       any sandbox failure (HTTP 500 only for bugs)
+        ├── SandboxNotFoundError(SandboxError, KeyError)      404: unknown sandbox id
+        ├── SessionNotFoundError(SandboxError, KeyError)      404: unknown session name
+        ├── JobNotFoundError(SandboxError, KeyError)          404: unknown job id
+        ├── SandboxFileNotFoundError(SandboxError, FileNotFoundError)  404: no such path in the sandbox
+        ├── SessionExistsError(SandboxError, ValueError)      409: a session name already taken
+        ├── InvalidRequestError(SandboxError, ValueError)     422: a request that makes no sense
+        ├── PathOutsideSandboxError(SandboxError, PermissionError)  403: `..`, absolute or symlinked escape
+        ├── AuthenticationError(SandboxError, PermissionError)     401: no token or a wrong one
+        ├── PayloadTooLargeError(SandboxError, ValueError)    413: a body over the server's limit
+        ├── SandboxLimitError(SandboxError, RuntimeError)     429: too many sandboxes
+        ├── CommandTimeoutError(SandboxError, TimeoutError)   504: a wait's timeout passed
+        ├── SandboxStartError(SandboxError, RuntimeError)     503: the runtime could not start a sandbox
+        ├── SandboxDiedError(SandboxError, RuntimeError)      410: the sandbox's agent is gone
+        ├── SandboxClosedError(SandboxError, RuntimeError)    a call on a stopped `Sandbox`
+        └── AgentError(SandboxError, RuntimeError)            500: a bug inside the agent (carries its traceback)
+
+The agent and the server send errors as ``{"type": name, "message": text}``; :func:`from_wire`
+turns them back into these classes on the caller's side, so embedded and server mode raise alike.
+Messages name the call, say what was expected and what came, and end with the fix.
+"""
+
+from __future__ import annotations
+
+from rock_envs.core.errors import RockEnvsError
+
+
+class SandboxError(RockEnvsError):
+    """The root of every sandbox error."""
+
+    status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # KeyError subclasses would repr() the message
+        return self.message
+
+
+class SandboxNotFoundError(SandboxError, KeyError):
+    status = 404
+
+
+class SessionNotFoundError(SandboxError, KeyError):
+    status = 404
+
+
+class JobNotFoundError(SandboxError, KeyError):
+    status = 404
+
+
+class SandboxFileNotFoundError(SandboxError, FileNotFoundError):
+    status = 404
+
+
+class SessionExistsError(SandboxError, ValueError):
+    status = 409
+
+
+class InvalidRequestError(SandboxError, ValueError):
+    status = 422
+
+
+class PathOutsideSandboxError(SandboxError, PermissionError):
+    status = 403
+
+
+class AuthenticationError(SandboxError, PermissionError):
+    status = 401
+
+
+class PayloadTooLargeError(SandboxError, ValueError):
+    status = 413
+
+
+class SandboxLimitError(SandboxError, RuntimeError):
+    status = 429
+
+
+class CommandTimeoutError(SandboxError, TimeoutError):
+    status = 504
+
+
+class SandboxStartError(SandboxError, RuntimeError):
+    status = 503
+
+
+class SandboxDiedError(SandboxError, RuntimeError):
+    status = 410
+
+
+class SandboxClosedError(SandboxError, RuntimeError):
+    status = 409
+
+
+class AgentError(SandboxError, RuntimeError):
+    status = 500
+
+
+_BY_NAME: dict[str, type[SandboxError]] = {
+    cls.__name__: cls
+    for cls in (
+        SandboxError, SandboxNotFoundError, SessionNotFoundError, JobNotFoundError, SandboxFileNotFoundError,
+        SessionExistsError, InvalidRequestError, PathOutsideSandboxError, AuthenticationError,
+        PayloadTooLargeError, SandboxLimitError, CommandTimeoutError, SandboxStartError, SandboxDiedError,
+        SandboxClosedError, AgentError,
+    )
+}  # fmt: skip
+
+
+def from_wire(type_name: str, message: str) -> SandboxError:
+    """The error named ``type_name`` (``SandboxError`` if the name is unknown) with ``message``."""
+    return _BY_NAME.get(type_name, SandboxError)(message)

@@ -1,0 +1,242 @@
+"""The sandbox manager: lifecycle, TTLs, ownership and crash cleanup. Embedded in the SDK or in the server.
+
+Before ``start()``: nothing runs. ``start()`` reaps what a crashed earlier manager on the same runtime
+dir left behind, then starts the TTL reaper. ``create(spec)`` returns once the sandbox's agent
+answers. Every operation on a sandbox refreshes its idle clock; a sandbox busy in a call is never
+reaped. ``close()`` removes every sandbox this manager made; safe to call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from .agent_client import AgentClient
+from .errors import InvalidRequestError, SandboxDiedError, SandboxError, SandboxLimitError, SandboxNotFoundError
+from .models import SandboxInfo, SandboxSpec
+from .runtime import Placement, Runtime, SandboxDirs, make_runtime
+from .state import StateDir, default_runtime_dir
+
+MAX_SOCKET_PATH = 100
+
+
+@dataclass
+class Entry:
+    id: str
+    spec: SandboxSpec
+    runtime: Runtime
+    created_at: float = field(default_factory=time.time)
+    last_used_at: float = field(default_factory=time.time)
+    status: str = "starting"
+    placement: Placement | None = None
+    agent: AgentClient | None = None
+    busy: int = 0
+
+    def info(self) -> SandboxInfo:
+        root = self.placement.root if self.placement else ""
+        isolation = self.placement.isolation if self.placement else []
+        return SandboxInfo(id=self.id, status=self.status, spec=self.spec, created_at=self.created_at,  # type: ignore[arg-type]
+                           last_used_at=self.last_used_at, root=root, isolation=isolation)  # fmt: skip
+
+
+class SandboxManager:
+    def __init__(
+        self,
+        runtime_dir: str | None = None,
+        runtime_options: dict[str, dict[str, Any]] | None = None,
+        max_sandboxes: int = 1024,
+        reap_interval: float = 1.0,
+        allowed_runtimes: tuple[str, ...] | None = None,
+    ):
+        self.state = StateDir(runtime_dir or default_runtime_dir())
+        probe = os.path.join(self.state.sandbox_dir("sb-" + "0" * 12), "agent.sock")
+        if len(probe) > MAX_SOCKET_PATH:
+            raise InvalidRequestError(
+                f"`SandboxManager`: runtime_dir {self.state.path!r} is too long for unix socket paths "
+                f"({len(probe)} > {MAX_SOCKET_PATH} characters); pick a shorter directory."
+            )
+        self.runtime_options = runtime_options or {}
+        self.allowed = allowed_runtimes
+        self.runtimes: dict[str, Runtime] = {}
+        self.sandboxes: dict[str, Entry] = {}
+        self.max_sandboxes = max_sandboxes
+        self.reap_interval = reap_interval
+        self._reaper: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def owner(self) -> str:
+        return self.state.owner
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        await self.reap_leftovers()
+        self._reaper = asyncio.create_task(self._reap_loop())
+
+    async def reap_leftovers(self) -> int:
+        count = 0
+        for sandbox_id, record in list(self.state.orphans()):
+            name = record.get("runtime")
+            if name:
+                try:
+                    await self._runtime(str(name)).reap(record)
+                except SandboxError:
+                    continue  # that runtime is not available here; leave its record for one that is
+            self.state.forget(sandbox_id)
+            count += 1
+        return count
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        await asyncio.gather(*(self.delete(sid) for sid in list(self.sandboxes)), return_exceptions=True)
+        for runtime in self.runtimes.values():
+            await runtime.close()
+        self.runtimes = {}
+        self._started = False
+
+    def _runtime(self, name: str) -> Runtime:
+        if self.allowed is not None and name not in self.allowed:
+            raise InvalidRequestError(f"`create`: runtime {name!r} is not enabled on this server; "
+                                      f"enabled: {', '.join(self.allowed)}.")  # fmt: skip
+        if name not in self.runtimes:
+            self.runtimes[name] = make_runtime(name, **self.runtime_options.get(name, {}))
+        return self.runtimes[name]
+
+    async def create(self, spec: SandboxSpec, timeout: float = 60.0) -> SandboxInfo:
+        if not self._started:
+            await self.start()
+        if len(self.sandboxes) >= self.max_sandboxes:
+            raise SandboxLimitError(f"`create`: this manager already holds {len(self.sandboxes)} sandboxes, "
+                                    f"its limit; stop some first or raise `max_sandboxes`.")  # fmt: skip
+        runtime = self._runtime(spec.runtime)
+        entry = Entry("sb-" + secrets.token_hex(6), spec, runtime)
+        self.sandboxes[entry.id] = entry
+        dirs = SandboxDirs(self.state.sandbox_dir(entry.id))
+        try:
+            os.makedirs(dirs.root, mode=0o755)
+            self.state.save(entry.id, {"runtime": runtime.name, "sandbox_id": entry.id, "owner": self.owner})
+            entry.placement = await runtime.start(entry.id, spec, dirs, timeout)
+            self.state.save(entry.id, runtime.record(entry.placement))
+            entry.agent = AgentClient(entry.placement.socket, entry.id)
+            hello = await entry.agent.hello()
+            entry.placement.isolation = list(hello.get("isolation") or []) + entry.placement.isolation
+            entry.status = "running"
+        except BaseException:
+            await self.delete(entry.id)
+            raise
+        return entry.info()
+
+    async def delete(self, sandbox_id: str) -> SandboxInfo:
+        entry = self.sandboxes.pop(sandbox_id, None)
+        if entry is None:
+            raise self._unknown(sandbox_id, "delete")
+        entry.status = "stopped"
+        if entry.agent is not None:
+            await entry.agent.close()
+        if entry.placement is not None:
+            await entry.runtime.kill(entry.placement)
+        await asyncio.to_thread(self.state.forget, sandbox_id)
+        return entry.info()
+
+    def _unknown(self, sandbox_id: str, call: str) -> SandboxNotFoundError:
+        return SandboxNotFoundError(f"`{call}`: no sandbox {sandbox_id!r} on this manager; it was stopped, "
+                                    "reaped after its TTL, or never existed. List them with `ls`.")  # fmt: skip
+
+    def get(self, sandbox_id: str, call: str = "get") -> Entry:
+        entry = self.sandboxes.get(sandbox_id)
+        if entry is None:
+            raise self._unknown(sandbox_id, call)
+        return entry
+
+    def info(self, sandbox_id: str) -> SandboxInfo:
+        return self.get(sandbox_id).info()
+
+    def list(self, status: str | None = None, runtime: str | None = None,
+             labels: dict[str, str] | None = None) -> list[SandboxInfo]:  # fmt: skip
+        out = []
+        for entry in self.sandboxes.values():
+            if status and entry.status != status or runtime and entry.spec.runtime != runtime:
+                continue
+            if labels and any(entry.spec.labels.get(k) != v for k, v in labels.items()):
+                continue
+            out.append(entry.info())
+        return out
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reap_interval)
+            now = time.time()
+            for entry in list(self.sandboxes.values()):
+                idle = entry.spec.ttl and entry.busy == 0 and now - entry.last_used_at > entry.spec.ttl
+                if idle or entry.status == "dead" and entry.busy == 0 and now - entry.last_used_at > 60:
+                    try:
+                        await self.delete(entry.id)
+                    except SandboxError:
+                        pass
+
+    # ---- calls into a sandbox's agent -----------------------------------------------------------
+
+    async def call(self, sandbox_id: str, call: str, fn: Callable[[AgentClient], Awaitable[Any]]) -> Any:
+        entry = self.get(sandbox_id, call)
+        if entry.status != "running" or entry.agent is None:
+            raise SandboxDiedError(f"`{call}`: sandbox {sandbox_id!r} is {entry.status}; create a new one.")
+        entry.busy += 1
+        entry.last_used_at = time.time()
+        try:
+            return await fn(entry.agent)
+        except SandboxDiedError:
+            entry.status = "dead"
+            raise
+        finally:
+            entry.busy -= 1
+            entry.last_used_at = time.time()
+
+    async def request(self, sandbox_id: str, header: dict[str, Any], body: bytes = b"",
+                      on_chunk: Callable[[str, bytes], Awaitable[Any]] | None = None) -> tuple[dict[str, Any], bytes]:  # fmt: skip
+        return await self.call(sandbox_id, str(header["op"]), lambda a: a.call(header, body, on_chunk))  # type: ignore[no-any-return]
+
+    async def upload(self, sandbox_id: str, path: str, chunks: AsyncIterator[bytes], tar: bool = False,
+                     mode: int | None = None) -> dict[str, Any]:  # fmt: skip
+        header = {"op": "upload", "path": path, "tar": tar, "mode": mode}
+        return await self.call(sandbox_id, "upload", lambda a: a.upload(header, chunks))  # type: ignore[no-any-return]
+
+    async def download(self, sandbox_id: str, path: str, tar: bool = False) -> AsyncIterator[bytes]:
+        """An iterator of the file's (or the tar's) chunks. Errors such as a missing file raise here, before it starts."""
+        entry = self.get(sandbox_id, "download")
+        if entry.status != "running" or entry.agent is None:
+            raise SandboxDiedError(f"`download`: sandbox {sandbox_id!r} is {entry.status}; create a new one.")
+        gen = entry.agent.messages({"op": "download", "path": path, "tar": tar})
+        entry.busy += 1
+        try:
+            first = await gen.__anext__()
+        except BaseException:
+            entry.busy -= 1
+            await gen.aclose()
+            raise
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                msg, data = first
+                while msg.get("t") == "data":
+                    yield data
+                    msg, data = await gen.__anext__()
+            finally:
+                entry.busy -= 1
+                entry.last_used_at = time.time()
+                await gen.aclose()
+
+        return chunks()
+
+    async def open_worker(self, sandbox_id: str, argv: list[str], env: dict[str, str] | None = None) -> socket.socket:
+        return await self.call(sandbox_id, "open_worker", lambda a: a.open_worker(argv, env))  # type: ignore[no-any-return]

@@ -1,0 +1,161 @@
+"""Request and response models shared by the server, the SDK and the manager (one source of truth)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from ``512m``, ``1g``, ``1.5GiB`` or a plain integer."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"expected a size like '512m' or '1g' or a number of bytes, got {value!r}")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    return int(number * 1024 ** "_kmgt".index(unit or "_"))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SandboxSpec(_Model):
+    """What a sandbox is made of. Every field is optional; defaults give a small, offline sandbox."""
+
+    runtime: Literal["process", "docker"] = "process"
+    """Where it runs: ``process`` (a process group in its own namespaces) or ``docker`` (a container)."""
+    image: Optional[str] = None
+    """Container image for the ``docker`` runtime; ignored by ``process``."""
+    cpus: Optional[float] = Field(None, gt=0, le=1024)
+    """CPU share (1.0 = one core); ``None`` leaves it unlimited."""
+    memory: Optional[int | str] = "1g"
+    """Memory limit for all the sandbox's processes together, as bytes or ``"512m"``/``"1g"``."""
+    pids_limit: Optional[int] = Field(512, ge=16, le=1_000_000)
+    """Most processes and threads alive at once; a fork bomb stops here."""
+    cpu_time: Optional[int] = Field(None, ge=1)
+    """CPU seconds each process may use (``RLIMIT_CPU``); ``None``: no limit."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for every session, command and job."""
+    ttl: float = Field(600.0, ge=0, le=7 * 24 * 3600)
+    """Idle seconds before the sandbox is removed; each use refreshes it; 0 keeps it until stopped."""
+    network: bool = False
+    """Whether the sandbox may reach the network; off by default."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Free-form labels, for ``list`` filters."""
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int | str | None) -> int | str | None:
+        if value is None:
+            return None
+        size = parse_size(value)
+        if size < 16 * 1024 * 1024:
+            raise ValueError(f"memory must be at least 16m, got {value!r}")
+        return value
+
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else parse_size(self.memory)
+
+
+class SandboxInfo(_Model):
+    id: str
+    status: Literal["starting", "running", "stopped", "dead"]
+    spec: SandboxSpec
+    created_at: float
+    last_used_at: float
+    root: str
+    """The sandbox's working directory, as its own processes see it."""
+    isolation: list[str] = Field(default_factory=list)
+    """Which protections applied: ``namespaces``, ``readonly-host``, ``cgroup-pids``, ..."""
+
+
+class SandboxList(_Model):
+    sandboxes: list[SandboxInfo]
+
+
+class SessionRequest(_Model):
+    session: str = Field(pattern=NAME)
+    env: Optional[dict[str, str]] = None
+    cwd: Optional[str] = None
+
+
+class RunRequest(_Model):
+    cmd: str = Field(max_length=1_000_000)
+    session: Optional[str] = Field(None, pattern=NAME)
+    """Run in this bash session (state persists); ``None`` runs ``bash -c`` in a fresh process group."""
+    timeout: float = Field(60.0, gt=0, le=24 * 3600)
+    max_output: Optional[int] = Field(None, ge=1, le=1 << 30)
+    """Bytes kept per stream; the rest is dropped and ``truncated`` set."""
+    env: Optional[dict[str, str]] = None
+    cwd: Optional[str] = None
+
+
+class CommandResult(_Model):
+    output: str
+    stderr: str
+    exit_code: Optional[int]
+    timed_out: bool = False
+    truncated: bool = False
+    note: str = ""
+    """Anything unusual, e.g. a session that had to be restarted after a timeout."""
+
+
+class JobRequest(_Model):
+    cmd: str = Field(max_length=1_000_000)
+    env: Optional[dict[str, str]] = None
+    cwd: Optional[str] = None
+
+
+class JobInfo(_Model):
+    job_id: str
+    command: str
+    pid: int
+    status: Literal["running", "exited", "killed"]
+    exit_code: Optional[int]
+    started_at: float
+    ended_at: Optional[float]
+
+
+class JobList(_Model):
+    jobs: list[JobInfo]
+
+
+class JobLogs(_Model):
+    job: JobInfo
+    stream: Literal["stdout", "stderr"]
+    offset: int
+    next_offset: int
+    data: str
+
+
+class FileEntry(_Model):
+    name: str
+    type: Literal["file", "dir", "symlink"]
+    size: int
+    mode: int
+    mtime: float
+
+
+class FileList(_Model):
+    entries: list[FileEntry]
+
+
+class TransferResult(_Model):
+    path: str
+    size: int
+
+
+class ErrorDetail(_Model):
+    type: str
+    message: str
+
+
+class ErrorBody(_Model):
+    error: ErrorDetail

@@ -1,0 +1,77 @@
+"""The runtime interface: where a sandbox's agent runs. ``process`` is here; ``docker`` implements the same.
+
+A runtime only starts an agent and kills it. Everything else (sessions, files, jobs, env hosting,
+TTLs, ownership) lives in the manager and the agent, so every runtime behaves alike.
+
+Contract, for every runtime:
+
+- ``start(sandbox_id, spec, dirs)``: before, ``dirs.base`` exists and is empty but for ``dirs.root``;
+  after, an agent listens on ``dirs.socket`` (a unix socket on the host) and its ``hello`` answers,
+  or :class:`~rock_envs.sandbox.errors.SandboxStartError` was raised and nothing is left running.
+  The agent must exit when the first connection that said ``hello`` with ``lifeline`` closes.
+- ``kill(placement)``: every process of the sandbox is gone when it returns; safe to call twice.
+- ``record(placement)``: a JSON-able dict the manager persists, from which ``reap(record)`` can kill
+  what is left after the manager itself crashed (called by the next manager on the same runtime dir).
+- ``close()``: release the runtime's own helpers (not the sandboxes).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..models import SandboxSpec
+
+
+@dataclass(frozen=True)
+class SandboxDirs:
+    """A sandbox's host directories. ``root`` is the working dir; the agent's socket sits in ``base``."""
+
+    base: str
+
+    @property
+    def root(self) -> str:
+        return os.path.join(self.base, "root")
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.base, "agent.sock")
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.base, "agent.log")
+
+
+@dataclass
+class Placement:
+    """Where a started sandbox lives."""
+
+    sandbox_id: str
+    socket: str
+    """Host path of the agent's unix socket."""
+    root: str
+    """The working directory as the sandbox's own processes see it."""
+    isolation: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Runtime-specific facts (a pid, a container id, cgroup paths)."""
+
+
+class Runtime(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement: ...
+
+    @abstractmethod
+    async def kill(self, placement: Placement) -> None: ...
+
+    def record(self, placement: Placement) -> dict[str, Any]:
+        return {"runtime": self.name, "sandbox_id": placement.sandbox_id, **placement.extra}
+
+    @abstractmethod
+    async def reap(self, record: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None:
+        return None

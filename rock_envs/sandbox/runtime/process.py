@@ -1,0 +1,210 @@
+"""The ``process`` runtime: a sandbox is a process tree on this host, forked from a warm zygote.
+
+What it isolates (as root on Linux; see ``SandboxInfo.isolation`` for what applied):
+
+- pid, mount, ipc and uts namespaces, and a network namespace with only ``lo`` unless
+  ``network=True``: the sandbox sees only its own processes and, by default, no network;
+- the host's filesystem is read-only inside; ``/tmp`` and ``/dev/shm`` are private tmpfs; only the
+  sandbox's own directory is writable, and the other sandboxes' directories are hidden;
+- its programs run as root *without capabilities* (empty bounding set, ``no_new_privs``): they
+  cannot remount, leave their cgroup, load modules or trace processes outside;
+- cgroups cap processes (``pids_limit``: a fork bomb stops there), memory (``memory``: the OOM
+  killer acts inside the sandbox) and CPU share (``cpus``); ``cpu_time`` sets ``RLIMIT_CPU``;
+- the whole tree dies with the sandbox: killing the launcher kills pid 1, which kills the namespace.
+
+What it does not isolate: it shares the host's kernel, its read-only files (anything world-readable
+on the host can be read), its users, and disk space; root without capabilities is still uid 0 for
+files it can reach. Not a boundary against a kernel exploit. Use ``docker`` (or a VM) for hostile code.
+Without root, or where namespaces or cgroups are missing, it degrades to a process group with
+rlimits (``RLIMIT_NPROC``, ``RLIMIT_AS``), which is all ``isolation`` will then list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any, Literal
+
+from ..agent.boot import BOOTSTRAP
+from ..errors import SandboxStartError
+from ..models import SandboxSpec
+from . import cgroups
+from .base import Placement, Runtime, SandboxDirs
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def agent_argv(python: str, module: str = "boot") -> list[str]:
+    """The command that starts the agent package by path, importing nothing else of rock_envs."""
+    return [python, "-I", "-S", "-c", BOOTSTRAP, PACKAGE_PARENT, module]
+
+
+def _can_unshare() -> bool:
+    probe = "import ctypes,os\nos._exit(0 if ctypes.CDLL(None,use_errno=True).unshare(0x20000000|0x00020000)==0 else 1)"
+    try:
+        return subprocess.run([sys.executable, "-I", "-S", "-c", probe], timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+class Zygote:
+    """Client of :mod:`rock_envs.sandbox.agent.zygote`: forks sandboxes from a warm Python."""
+
+    def __init__(self, python: str):
+        self.python = python
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+
+    def _ensure(self) -> socket.socket:
+        if self.proc is not None and self.proc.poll() is None and self.sock is not None:
+            return self.sock
+        self.close()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.proc = subprocess.Popen(
+            agent_argv(self.python, "zygote") + ["--fd", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        theirs.close()
+        self.sock = ours
+        return ours
+
+    def spawn(self, spec: dict[str, Any], ready_w: int) -> int:
+        with self.lock:
+            sock = self._ensure()
+            socket.send_fds(sock, [json.dumps(spec).encode()], [ready_w])
+            reply = json.loads(sock.recv(65536) or b'{"error": "the zygote exited"}')
+        if "error" in reply:
+            raise SandboxStartError(f"`Sandbox.start`: the process runtime's zygote failed: {reply['error']}")
+        return int(reply["pid"])
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    def __init__(self, isolation: Literal["auto", "none"] = "auto", python: str | None = None):
+        self.python = python or sys.executable
+        root = os.geteuid() == 0
+        self.namespaces = isolation == "auto" and root and sys.platform == "linux" and _can_unshare()
+        self.cgroups = cgroups.Cgroups() if isolation == "auto" and root else None
+        self.zygote = Zygote(self.python)
+
+    def _env(self, spec: SandboxSpec, dirs: SandboxDirs) -> dict[str, str]:
+        path = os.pathsep.join([os.path.dirname(self.python), "/usr/local/sbin", "/usr/local/bin",
+                                "/usr/sbin", "/usr/bin", "/sbin", "/bin"])  # fmt: skip
+        base = {"PATH": path, "HOME": dirs.root, "LANG": os.environ.get("LANG", "C.UTF-8"), "TERM": "dumb",
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        return {**base, **spec.env}
+
+    async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
+        groups: list[cgroups.Group] = []
+        if self.cgroups is not None and self.cgroups.available:
+            groups = self.cgroups.create(sandbox_id, spec.pids_limit, spec.memory_bytes(), spec.cpus)
+        rlimits = ["core=0"]
+        if spec.cpu_time:
+            rlimits.append(f"cpu={spec.cpu_time}")
+        if spec.pids_limit and os.geteuid() != 0:
+            rlimits.append(f"nproc={spec.pids_limit}")
+        if spec.memory and not any(g.controller in ("memory", "v2") for g in groups):
+            rlimits.append(f"as={spec.memory_bytes()}")
+        launch = {
+            "socket": dirs.socket, "root": dirs.root, "state": dirs.base, "env": self._env(spec, dirs),
+            "namespaces": self.namespaces, "own_net": self.namespaces and not spec.network,
+            "cgroup": [g.procs for g in groups], "rlimit": rlimits,
+        }  # fmt: skip
+        ready_r, ready_w = os.pipe()
+        try:
+            pid = await asyncio.to_thread(self.zygote.spawn, launch, ready_w)
+        except BaseException:
+            os.close(ready_r)
+            cgroups.remove(groups)
+            raise
+        finally:
+            os.close(ready_w)
+        extra = {"pid": pid, "start_time": _start_time(pid), "cgroups": [[g.controller, g.path] for g in groups]}
+        placement = Placement(sandbox_id, dirs.socket, dirs.root, [], extra)
+        try:
+            line = await asyncio.wait_for(_read_line(ready_r), timeout)
+        except asyncio.TimeoutError:
+            await self.kill(placement)
+            raise SandboxStartError(f"`Sandbox.start`: the agent was not ready after {timeout} s; "
+                                    "raise `startup_timeout` or check the host's load.") from None  # fmt: skip
+        finally:
+            os.close(ready_r)
+        if line != b"ready":
+            await self.kill(placement)
+            why = line.decode(errors="replace") or "it exited without a word"
+            raise SandboxStartError(f"`Sandbox.start`: the sandbox's agent failed to start: {why}.")
+        placement.isolation = self.cgroups.limits(groups) if self.cgroups else []
+        return placement
+
+    async def kill(self, placement: Placement) -> None:
+        await asyncio.to_thread(self._kill_sync, placement.extra)
+
+    def _kill_sync(self, extra: dict[str, Any]) -> None:
+        pid = extra.get("pid")
+        if pid and _start_time(pid) == extra.get("start_time"):
+            try:
+                os.kill(pid, signal.SIGKILL)  # the launcher: pid 1 follows it, then the namespace
+            except ProcessLookupError:
+                pass
+        groups = [cgroups.Group(c, p) for c, p in extra.get("cgroups") or []]
+        cgroups.remove(groups)
+
+    async def reap(self, record: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._kill_sync, record)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.zygote.close)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: with the pid, a unique identity."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+        return int(raw[raw.rfind(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def _read_line(fd: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    buf = bytearray()
+    while not buf.endswith(b"\n"):
+        fut: asyncio.Future[bytes] = loop.create_future()
+
+        def readable() -> None:
+            if not fut.done():
+                try:
+                    fut.set_result(os.read(fd, 4096))
+                except OSError as exc:
+                    fut.set_exception(exc)
+
+        loop.add_reader(fd, readable)
+        try:
+            chunk = await fut
+        finally:
+            loop.remove_reader(fd)
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf).strip()

@@ -1,0 +1,1 @@
+"""The SDK: :class:`Sandbox` (async), :class:`SyncSandbox` (blocking), and their backends."""

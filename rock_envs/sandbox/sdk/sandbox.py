@@ -1,0 +1,239 @@
+"""``Sandbox``: the async SDK. Embedded when ``config.base_url`` is None, else a client of ``rock-envs serve``."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Literal, overload
+
+from ..config import SandboxConfig
+from ..errors import SandboxClosedError
+from ..models import (
+    CommandResult,
+    FileEntry,
+    JobInfo,
+    JobLogs,
+    JobRequest,
+    RunRequest,
+    SandboxInfo,
+    SessionRequest,
+    TransferResult,
+)
+from .backend import Backend, EmbeddedBackend
+from .worker import WorkerChannel
+
+WORKER_ARGV = ["{python}", "-m", "rock_envs.worker", "--fd", "{fd}"]
+"""How an env worker is started inside a sandbox; ``{fd}`` becomes its socket, ``{python}`` the sandbox's Python."""
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """A piece of a streamed command's output, as it arrived."""
+
+    stream: Literal["stdout", "stderr"]
+    data: str
+
+
+class Sandbox:
+    """One sandbox. ``async with Sandbox(SandboxConfig(...)) as sb:`` starts it and stops it.
+
+    Before ``start()`` (or ``__aenter__``) no method but ``start`` works; after ``stop()`` none does
+    (:class:`SandboxClosedError`). Every method that waits takes a ``timeout`` in seconds.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides: Any):
+        base = config or SandboxConfig()
+        self.config = base.model_copy(update=overrides) if overrides else base
+        if overrides:
+            self.config = SandboxConfig(**self.config.model_dump())  # validate the overrides
+        self._backend: Backend | None = None
+        self._info: SandboxInfo | None = None
+        self._stopped = False
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._info.id if self._info else ""
+
+    @property
+    def info(self) -> SandboxInfo | None:
+        return self._info
+
+    def _make_backend(self) -> Backend:
+        if self.config.base_url is None:
+            return EmbeddedBackend(runtime_dir=self.config.runtime_dir)
+        from .http import HttpBackend
+
+        return HttpBackend(self.config)
+
+    async def start(self) -> Sandbox:
+        if self._backend is not None:
+            return self
+        if self._stopped:
+            raise SandboxClosedError("`Sandbox.start`: this sandbox was stopped; make a new `Sandbox`.")
+        backend = self._make_backend()
+        try:
+            self._info = await backend.create(self.config.spec(), self.config.startup_timeout)
+        except BaseException:
+            await backend.close()
+            raise
+        self._backend = backend
+        return self
+
+    async def stop(self) -> None:
+        """Remove the sandbox and everything running in it. Safe to call twice."""
+        backend, self._backend = self._backend, None
+        self._stopped = True
+        if backend is None:
+            return
+        try:
+            await backend.delete()
+        finally:
+            await backend.close()
+
+    aclose = stop
+
+    async def __aenter__(self) -> Sandbox:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _b(self, call: str) -> Backend:
+        if self._backend is None:
+            state = "was stopped" if self._stopped else "is not started"
+            raise SandboxClosedError(f"`Sandbox.{call}`: the sandbox {state}; use `async with Sandbox(...)` "
+                                     "or `await sb.start()` first.")  # fmt: skip
+        return self._backend
+
+    async def status(self) -> SandboxInfo:
+        self._info = await self._b("status").info()
+        return self._info
+
+    # ---- sessions and commands ----------------------------------------------------------------
+
+    async def create_session(self, session: str = "default", env: dict[str, str] | None = None,
+                             cwd: str | None = None) -> str:  # fmt: skip
+        await self._b("create_session").create_session(SessionRequest(session=session, env=env, cwd=cwd))
+        return session
+
+    async def close_session(self, session: str) -> None:
+        await self._b("close_session").close_session(session)
+
+    async def arun(self, cmd: str, session: str | None = None, timeout: float = 60.0, max_output: int | None = None,
+                   env: dict[str, str] | None = None, cwd: str | None = None) -> CommandResult:  # fmt: skip
+        """Run ``cmd`` in ``session`` (state kept) or alone; on timeout its processes are killed and
+        ``timed_out`` is set, with the output so far."""
+        req = RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output, env=env, cwd=cwd)
+        return await self._b("arun").run(req)
+
+    async def stream(self, cmd: str, session: str | None = None, timeout: float = 60.0,
+                     max_output: int | None = None) -> AsyncIterator[OutputChunk | CommandResult]:  # fmt: skip
+        """Yield :class:`OutputChunk` as output arrives, then the :class:`CommandResult`."""
+        req = RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output)
+        async for event in self._b("stream").run_stream(req):
+            if event.get("type") == "chunk":
+                yield OutputChunk(event["stream"], event["data"])
+            else:
+                yield CommandResult(**{k: v for k, v in event.items() if k != "type"})
+
+    # ---- jobs ---------------------------------------------------------------------------------
+
+    async def run_job(self, cmd: str, env: dict[str, str] | None = None, cwd: str | None = None) -> JobInfo:
+        """Start ``cmd`` in the background; it outlives this call. Returns at once with its ``job_id``."""
+        return await self._b("run_job").start_job(JobRequest(cmd=cmd, env=env, cwd=cwd))
+
+    async def poll_job(self, job_id: str) -> JobInfo:
+        return await self._b("poll_job").job(job_id)
+
+    async def list_jobs(self) -> list[JobInfo]:
+        return (await self._b("list_jobs").list_jobs()).jobs
+
+    async def wait_job(self, job_id: str, timeout: float = 60.0) -> JobInfo:
+        """Wait for the job to end; :class:`CommandTimeoutError` if it runs past ``timeout``."""
+        return await self._b("wait_job").wait_job(job_id, timeout)
+
+    async def job_logs(self, job_id: str, stream: Literal["stdout", "stderr"] = "stdout", offset: int = 0,
+                       limit: int | None = None) -> JobLogs:  # fmt: skip
+        """Log text from ``offset``; pass ``next_offset`` back to follow it."""
+        return await self._b("job_logs").job_logs(job_id, stream, offset, limit)
+
+    async def kill_job(self, job_id: str) -> JobInfo:
+        return await self._b("kill_job").kill_job(job_id)
+
+    # ---- files --------------------------------------------------------------------------------
+
+    @overload
+    async def read_file(self, path: str, encoding: str = ...) -> str: ...
+    @overload
+    async def read_file(self, path: str, encoding: None) -> bytes: ...
+
+    async def read_file(self, path: str, encoding: str | None = "utf-8") -> str | bytes:
+        """The file's content, decoded with ``encoding`` (``None``: bytes). Paths are relative to the sandbox root."""
+        data = bytearray()
+        async for chunk in await self._b("read_file").download(path, False):
+            data += chunk
+        return bytes(data) if encoding is None else data.decode(encoding)
+
+    async def write_file(self, path: str, content: str | bytes, mode: int | None = None) -> TransferResult:
+        data = content.encode() if isinstance(content, str) else content
+        return await self._b("write_file").write_file(path, data, mode)
+
+    async def list_files(self, path: str = ".", recursive: bool = False) -> list[FileEntry]:
+        return (await self._b("list_files").list_files(path, recursive)).entries
+
+    async def delete_file(self, path: str, recursive: bool = False) -> None:
+        await self._b("delete_file").delete_file(path, recursive)
+
+    async def upload(self, local_path: str | os.PathLike[str], remote_path: str) -> TransferResult:
+        """Copy a local file, or a whole directory (as a tar stream), into the sandbox. Streamed."""
+        backend = self._b("upload")
+        local = os.fspath(local_path)
+        if os.path.isdir(local):
+            with tempfile.TemporaryFile() as spool:
+                with tarfile.open(fileobj=spool, mode="w") as tar:
+                    tar.add(local, arcname=".")
+                spool.seek(0)
+                return await backend.upload(remote_path, _read_chunks(spool), True, None)
+        with open(local, "rb") as fh:
+            return await backend.upload(remote_path, _read_chunks(fh), False, os.stat(local).st_mode & 0o777)
+
+    async def download(self, remote_path: str, local_path: str | os.PathLike[str]) -> TransferResult:
+        """Copy a file out of the sandbox, streamed to disk (never whole in memory)."""
+        chunks = await self._b("download").download(remote_path, False)
+        size = 0
+        with open(os.fspath(local_path), "wb") as fh:
+            async for chunk in chunks:
+                fh.write(chunk)
+                size += len(chunk)
+        return TransferResult(path=remote_path, size=size)
+
+    async def download_dir(self, remote_path: str, local_dir: str | os.PathLike[str]) -> TransferResult:
+        """Copy a directory out of the sandbox (a tar stream, extracted into ``local_dir``)."""
+        chunks = await self._b("download_dir").download(remote_path, True)
+        size = 0
+        with tempfile.TemporaryFile() as spool:
+            async for chunk in chunks:
+                spool.write(chunk)
+                size += len(chunk)
+            spool.seek(0)
+            os.makedirs(os.fspath(local_dir), exist_ok=True)
+            with tarfile.open(fileobj=spool, mode="r") as tar:
+                tar.extractall(os.fspath(local_dir), filter="data")
+        return TransferResult(path=remote_path, size=size)
+
+    # ---- env hosting --------------------------------------------------------------------------
+
+    async def open_worker(self, argv: list[str] | None = None, env: dict[str, str] | None = None) -> WorkerChannel:
+        """Start an env worker (``python -m rock_envs.worker --fd N``) in the sandbox; frames go to it untouched."""
+        return await self._b("open_worker").open_worker(list(argv or WORKER_ARGV), env)
+
+
+async def _read_chunks(fh: io.BufferedIOBase | Any) -> AsyncIterator[bytes]:
+    while chunk := fh.read(CHUNK):
+        yield chunk

@@ -1,0 +1,175 @@
+"""``SyncSandbox``: the blocking twin of :class:`Sandbox`, same method names (``run`` for ``arun``).
+
+It drives a private event loop on a daemon thread, so it also works where a loop already runs
+(a notebook). Every call blocks until the async method returns and raises the same errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Coroutine, Iterator, Literal, TypeVar
+
+from ..config import SandboxConfig
+from ..models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, TransferResult
+from .sandbox import OutputChunk, Sandbox
+from .worker import WorkerChannel
+
+T = TypeVar("T")
+
+
+class _Loop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="rock-envs-sandbox", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class SyncWorkerChannel:
+    """Blocking worker channel; ``send_bytes``/``recv_bytes`` make it a connection for ``WorkerClient``."""
+
+    def __init__(self, loop: _Loop, channel: WorkerChannel):
+        self._loop, self._channel = loop, channel
+
+    def send(self, payload: bytes) -> None:
+        self._loop.run(self._channel.send(payload))
+
+    def recv(self, timeout: float | None = 60.0) -> bytes:
+        return self._loop.run(self._channel.recv(timeout))
+
+    def request(self, payload: bytes, timeout: float | None = 60.0) -> bytes:
+        return self._loop.run(self._channel.request(payload, timeout))
+
+    send_bytes = send
+
+    def recv_bytes(self) -> bytes:
+        return self.recv(None)
+
+    def close(self) -> None:
+        self._loop.run(self._channel.aclose())
+
+    def __enter__(self) -> SyncWorkerChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SyncSandbox:
+    def __init__(self, config: SandboxConfig | None = None, **overrides: Any):
+        self._sandbox = Sandbox(config, **overrides)
+        self._loop: _Loop | None = None
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = _Loop()
+        return self._loop.run(coro)
+
+    @property
+    def id(self) -> str:
+        return self._sandbox.id
+
+    @property
+    def config(self) -> SandboxConfig:
+        return self._sandbox.config
+
+    def start(self) -> SyncSandbox:
+        self._run(self._sandbox.start())
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._run(self._sandbox.stop())
+        finally:
+            self._loop.close()
+            self._loop = None
+
+    close = stop
+
+    def __enter__(self) -> SyncSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def status(self) -> SandboxInfo:
+        return self._run(self._sandbox.status())
+
+    def create_session(self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None) -> str:
+        return self._run(self._sandbox.create_session(session, env, cwd))
+
+    def close_session(self, session: str) -> None:
+        self._run(self._sandbox.close_session(session))
+
+    def run(self, cmd: str, session: str | None = None, timeout: float = 60.0, max_output: int | None = None,
+            env: dict[str, str] | None = None, cwd: str | None = None) -> CommandResult:  # fmt: skip
+        return self._run(self._sandbox.arun(cmd, session, timeout, max_output, env, cwd))
+
+    def stream(self, cmd: str, session: str | None = None, timeout: float = 60.0,
+               max_output: int | None = None) -> Iterator[OutputChunk | CommandResult]:  # fmt: skip
+        agen = self._sandbox.stream(cmd, session, timeout, max_output)
+        try:
+            while True:
+                try:
+                    yield self._run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(agen.aclose())
+
+    def run_job(self, cmd: str, env: dict[str, str] | None = None, cwd: str | None = None) -> JobInfo:
+        return self._run(self._sandbox.run_job(cmd, env, cwd))
+
+    def poll_job(self, job_id: str) -> JobInfo:
+        return self._run(self._sandbox.poll_job(job_id))
+
+    def list_jobs(self) -> list[JobInfo]:
+        return self._run(self._sandbox.list_jobs())
+
+    def wait_job(self, job_id: str, timeout: float = 60.0) -> JobInfo:
+        return self._run(self._sandbox.wait_job(job_id, timeout))
+
+    def job_logs(self, job_id: str, stream: Literal["stdout", "stderr"] = "stdout", offset: int = 0,
+                 limit: int | None = None) -> JobLogs:  # fmt: skip
+        return self._run(self._sandbox.job_logs(job_id, stream, offset, limit))
+
+    def kill_job(self, job_id: str) -> JobInfo:
+        return self._run(self._sandbox.kill_job(job_id))
+
+    def read_file(self, path: str, encoding: str | None = "utf-8") -> str | bytes:
+        return self._run(self._sandbox.read_file(path, encoding))  # type: ignore[call-overload,no-any-return]
+
+    def write_file(self, path: str, content: str | bytes, mode: int | None = None) -> TransferResult:
+        return self._run(self._sandbox.write_file(path, content, mode))
+
+    def list_files(self, path: str = ".", recursive: bool = False) -> list[FileEntry]:
+        return self._run(self._sandbox.list_files(path, recursive))
+
+    def delete_file(self, path: str, recursive: bool = False) -> None:
+        self._run(self._sandbox.delete_file(path, recursive))
+
+    def upload(self, local_path: str, remote_path: str) -> TransferResult:
+        return self._run(self._sandbox.upload(local_path, remote_path))
+
+    def download(self, remote_path: str, local_path: str) -> TransferResult:
+        return self._run(self._sandbox.download(remote_path, local_path))
+
+    def download_dir(self, remote_path: str, local_dir: str) -> TransferResult:
+        return self._run(self._sandbox.download_dir(remote_path, local_dir))
+
+    def open_worker(self, argv: list[str] | None = None, env: dict[str, str] | None = None) -> SyncWorkerChannel:
+        channel = self._run(self._sandbox.open_worker(argv, env))
+        assert self._loop is not None
+        return SyncWorkerChannel(self._loop, channel)
