@@ -238,5 +238,16 @@ class SandboxManager:
 
         return chunks()
 
+    def hold(self, sandbox_id: str, call: str) -> Entry:
+        """Mark the sandbox in use (never reaped) until :meth:`release`; for long-lived channels."""
+        entry = self.get(sandbox_id, call)
+        entry.busy += 1
+        entry.last_used_at = time.time()
+        return entry
+
+    def release(self, entry: Entry) -> None:
+        entry.busy -= 1
+        entry.last_used_at = time.time()
+
     async def open_worker(self, sandbox_id: str, argv: list[str], env: dict[str, str] | None = None) -> socket.socket:
         return await self.call(sandbox_id, "open_worker", lambda a: a.open_worker(argv, env))  # type: ignore[no-any-return]

@@ -7,6 +7,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+WORKER_ARGV = ["{python}", "-m", "rock_envs.worker", "--fd", "{fd}"]
+"""How an env worker starts inside a sandbox: ``{fd}`` becomes its socket, ``{python}`` the sandbox's Python."""
 NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 

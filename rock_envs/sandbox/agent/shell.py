@@ -52,6 +52,12 @@ class _Stream:
         self._scan()
         return self.done
 
+    def flush(self) -> None:
+        """The marker will never come (the shell is being killed): hand over what was held back."""
+        if self.sink is not None and self.done is not None and not self.done.done():
+            self.sink.feed(self.name, bytes(self.pending))
+            self.pending.clear()
+
     async def pump(self) -> None:
         while True:
             chunk = await self.reader.read(65536)
@@ -154,6 +160,8 @@ class BashSession:
                 await _settle(futs, 0.02)
         codes = await _settle(futs, 0)
         if codes is None or codes is False:
+            for stream in self.streams.values():
+                stream.flush()
             for fut in futs:
                 fut.cancel()
             await self.close()

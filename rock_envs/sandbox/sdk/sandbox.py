@@ -21,12 +21,11 @@ from ..models import (
     SandboxInfo,
     SessionRequest,
     TransferResult,
+    WORKER_ARGV,
 )
 from .backend import Backend, EmbeddedBackend
 from .worker import WorkerChannel
 
-WORKER_ARGV = ["{python}", "-m", "rock_envs.worker", "--fd", "{fd}"]
-"""How an env worker is started inside a sandbox; ``{fd}`` becomes its socket, ``{python}`` the sandbox's Python."""
 CHUNK = 1 << 20
 
 

@@ -1,0 +1,125 @@
+"""``create_app``: the sandbox server as a FastAPI app. No module globals: each app owns its manager."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import Depends, FastAPI, Request
+from starlette.requests import HTTPConnection
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError
+from ..manager import SandboxManager
+from ..ops import Ops
+from .routes import router
+from .workers import router as workers_router
+
+MAX_BODY = 16 * 1024 * 1024  # JSON requests
+MAX_UPLOAD = 8 * 1024 * 1024 * 1024  # streamed file and tar uploads
+
+
+def _error(status: int, type_name: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": type_name, "message": message}}, status_code=status)
+
+
+class BodyLimit:
+    """413 for a body over the limit, by its Content-Length or by counting a chunked one as it streams."""
+
+    def __init__(self, app: ASGIApp, max_body: int, max_upload: int):
+        self.app, self.max_body, self.max_upload = app, max_body, max_upload
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        upload = scope["method"] == "PUT" and scope["path"].endswith(("/files/content", "/files/tar"))
+        limit = self.max_upload if upload else self.max_body
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    response = _error(413, "PayloadTooLargeError", f"request body of {int(value)} bytes is over "
+                                      f"this server's limit of {limit} bytes; send less or raise the limit.")  # fmt: skip
+                    return await response(scope, receive, send)
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLargeError(f"request body is over this server's limit of {limit} bytes; "
+                                           "send less or raise the limit.")  # fmt: skip
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_app(
+    token: str | None = None,
+    manager: SandboxManager | None = None,
+    runtime_dir: str | None = None,
+    runtimes: tuple[str, ...] | None = None,
+    max_body: int = MAX_BODY,
+    max_upload: int = MAX_UPLOAD,
+    runtime_options: dict[str, dict[str, Any]] | None = None,
+) -> FastAPI:
+    """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``)."""
+    token = token or secrets.token_urlsafe(32)
+    manager = manager or SandboxManager(runtime_dir=runtime_dir, allowed_runtimes=runtimes,
+                                        runtime_options=runtime_options)  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await manager.start()
+        try:
+            yield
+        finally:
+            await manager.close()
+
+    def check_token(header: str) -> bool:
+        scheme, _, given = header.partition(" ")
+        return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
+
+    async def require_token(request: HTTPConnection) -> None:
+        if not check_token(request.headers.get("authorization", "")):
+            raise AuthenticationError("missing or wrong bearer token; send `Authorization: Bearer <token>` "
+                                      "with the token `rock-envs serve` printed (also in its token file).")  # fmt: skip
+
+    app = FastAPI(title="rock-envs sandbox server", version="1", lifespan=lifespan)
+    app.state.token = token
+    app.state.manager = manager
+    app.state.ops = Ops(manager)
+    app.state.check_token = check_token
+
+    @app.exception_handler(SandboxError)
+    async def sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
+        return _error(exc.status, type(exc).__name__, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:10]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg')}")
+        return _error(422, "InvalidRequestError", "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "HTTPError", str(exc.detail))
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "sandboxes": len(manager.sandboxes)}
+
+    app.include_router(router, dependencies=[Depends(require_token)])
+    app.include_router(workers_router)  # checks the token itself: WebSockets bypass exception handlers
+    app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
+    return app

@@ -1,0 +1,58 @@
+"""Run the server with uvicorn: token handling (generated, printed once, written 0600) and signals."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import default_token_file
+
+
+def write_token(token: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, 0o600)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    runtime: str = "process",
+    token: str | None = None,
+    token_file: str | None = None,
+    runtime_dir: str | None = None,
+    log_level: str = "warning",
+    **app_options: Any,
+) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    path = Path(token_file) if token_file else default_token_file()
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        write_token(token, path)
+        print(f"rock-envs sandbox server token (also written to {path}, mode 0600):\n{token}", flush=True)
+    runtimes = ("process", "docker") if runtime == "docker" else ("process",)
+    app = create_app(token=token, runtime_dir=runtime_dir, runtimes=runtimes, **app_options)
+    print(f"rock-envs sandbox server listening on http://{host}:{port} (runtime {runtime})", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m rock_envs.sandbox.server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--runtime", choices=["process", "docker"], default="process")
+    p.add_argument("--token", default=os.environ.get("ROCK_ENVS_TOKEN"))
+    p.add_argument("--token-file", default=None)
+    p.add_argument("--runtime-dir", default=None)
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    serve(args.host, args.port, args.runtime, args.token, args.token_file, args.runtime_dir)

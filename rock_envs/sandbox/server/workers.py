@@ -1,0 +1,163 @@
+"""``/workers``: one WebSocket per client, multiplexing frames to and from env workers in many sandboxes.
+
+The server is a pure router: it never decodes a frame and never blocks its loop on a worker.
+
+Client to server:
+    text   ``{"op": "open", "channel": C, "sandbox_id": S, "argv": [...]?, "env": {...}?}``
+    text   ``{"op": "close", "channel": C}``
+    binary ``[u32 C][payload]``: one frame for channel C's worker
+Server to client:
+    text   ``{"op": "opened", "channel": C}``, ``{"op": "closed", "channel": C, "reason": ...}``,
+           ``{"op": "error", "channel": C, "type": ..., "message": ...}``
+    binary ``[u32 C][payload]``: one frame from channel C's worker, in order
+
+Requests on a channel may be pipelined; replies keep their order. A channel holds its sandbox
+(no TTL reaping while open); closing the channel or the WebSocket ends its worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from ..errors import SandboxError
+from ..manager import Entry, SandboxManager
+from ..models import WORKER_ARGV
+
+router = APIRouter()
+_U32 = struct.Struct(">I")
+HIGH_WATER = 16 * 1024 * 1024
+OUTBOX = 1024
+
+
+class _Channel:
+    def __init__(self, cid: int, entry: Entry, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.cid, self.entry, self.reader, self.writer = cid, entry, reader, writer
+        self.pump: asyncio.Task[None] | None = None
+
+
+class Router:
+    def __init__(self, ws: WebSocket, manager: SandboxManager):
+        self.ws, self.manager = ws, manager
+        self.channels: dict[int, _Channel] = {}
+        self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(OUTBOX)
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("bytes") is not None:
+                    await self._frame(message["bytes"])
+                elif message.get("text") is not None:
+                    await self._control(message["text"])
+        except WebSocketDisconnect:
+            return
+        finally:
+            for cid in list(self.channels):
+                self._drop(cid)
+            sender.cancel()
+
+    async def _send_loop(self) -> None:
+        while True:
+            kind, data = await self.outbox.get()
+            if kind == "bytes":
+                await self.ws.send_bytes(data)
+            else:
+                await self.ws.send_text(json.dumps(data))
+
+    async def _say(self, **data: Any) -> None:
+        await self.outbox.put(("text", data))
+
+    async def _control(self, text: str) -> None:
+        try:
+            msg = json.loads(text)
+            op, cid = msg["op"], int(msg["channel"])
+        except (ValueError, KeyError, TypeError):
+            await self._say(op="error", channel=None, type="InvalidRequestError",
+                            message="control messages are JSON objects with `op` and an integer `channel`.")  # fmt: skip
+            return
+        if op == "close":
+            if self._drop(cid):
+                await self._say(op="closed", channel=cid, reason="closed by client")
+        elif op == "open":
+            await self._open(cid, msg)
+        else:
+            await self._say(op="error", channel=cid, type="InvalidRequestError", message=f"unknown op {op!r}.")
+
+    async def _open(self, cid: int, msg: dict[str, Any]) -> None:
+        if cid in self.channels:
+            await self._say(op="error", channel=cid, type="InvalidRequestError", message=f"channel {cid} is open.")
+            return
+        try:
+            sid = str(msg.get("sandbox_id"))
+            entry = self.manager.hold(sid, "open_worker")
+            try:
+                sock = await self.manager.open_worker(sid, list(msg.get("argv") or WORKER_ARGV), msg.get("env"))
+                reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
+            except BaseException:
+                self.manager.release(entry)
+                raise
+        except SandboxError as exc:
+            await self._say(op="error", channel=cid, type=type(exc).__name__, message=exc.message)
+            return
+        channel = _Channel(cid, entry, reader, writer)
+        self.channels[cid] = channel
+        channel.pump = asyncio.create_task(self._pump(channel))
+        await self._say(op="opened", channel=cid)
+
+    async def _frame(self, data: bytes) -> None:
+        if len(data) < 4:
+            await self._say(op="error", channel=None, type="InvalidRequestError", message="binary message under 4 bytes.")
+            return
+        (cid,) = _U32.unpack_from(data)
+        channel = self.channels.get(cid)
+        if channel is None:
+            await self._say(op="error", channel=cid, type="InvalidRequestError", message=f"channel {cid} is not open.")
+            return
+        channel.entry.last_used_at = time.time()
+        channel.writer.write(_U32.pack(len(data) - 4) + data[4:])
+        transport = channel.writer.transport
+        if transport.get_write_buffer_size() > HIGH_WATER:
+            await channel.writer.drain()
+
+    async def _pump(self, channel: _Channel) -> None:
+        prefix = _U32.pack(channel.cid)
+        reason = "the worker closed its end"
+        try:
+            while True:
+                (size,) = _U32.unpack(await channel.reader.readexactly(4))
+                payload = await channel.reader.readexactly(size)
+                await self.outbox.put(("bytes", prefix + payload))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            return
+        if self._drop(channel.cid, from_pump=True):
+            await self._say(op="closed", channel=channel.cid, reason=reason)
+
+    def _drop(self, cid: int, from_pump: bool = False) -> bool:
+        channel = self.channels.pop(cid, None)
+        if channel is None:
+            return False
+        channel.writer.close()
+        if channel.pump is not None and not from_pump:
+            channel.pump.cancel()
+        self.manager.release(channel.entry)
+        return True
+
+
+@router.websocket("/workers")
+async def workers(ws: WebSocket) -> None:
+    if not ws.app.state.check_token(ws.headers.get("authorization", "")):
+        await ws.close(code=1008, reason="missing or wrong bearer token")
+        return
+    await ws.accept()
+    await Router(ws, ws.app.state.manager).run()
