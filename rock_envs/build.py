@@ -29,11 +29,11 @@ def build_local(env_spec: EnvSpec, kwargs: dict[str, Any]) -> Env:
         if env_spec.source == "gymnasium":
             check_kwargs(env_spec, gymnasium.envs.registration.load_env_creator(env_spec.entry_point)
                          if isinstance(env_spec.entry_point, str) else env_spec.entry_point,
-                         merged, extra=_GYMNASIUM_MAKE_ARGS)
+                         kwargs, extra=_GYMNASIUM_MAKE_ARGS)
             raw = gymnasium.make(env_spec.id, **merged)
         else:
             factory = load_entry_point(env_spec)
-            check_kwargs(env_spec, factory, merged)
+            check_kwargs(env_spec, factory, kwargs)  # the spec's own kwargs are the author's business
             raw = factory(**merged)
     except LookupError as e:  # NLTK corpora and similar data that is not installed
         raise MissingDependencyError(

@@ -117,6 +117,12 @@ def list_envs(pattern: str = "*") -> list[EnvSpec]:
     return [merged[i] for i in sorted(merged) if fnmatch.fnmatchcase(i, pattern)]
 
 
+def refresh() -> None:
+    """Forget what was read from plugins and catalog files (after installing a plugin, say)."""
+    for cached in (_plugins, _catalog_files, _catalog, _gem, _gymnasium):
+        cached.cache_clear()
+
+
 def _all_ids() -> Iterable[str]:
     for source in _sources():
         yield from source
