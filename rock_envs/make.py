@@ -23,7 +23,7 @@ def make(env_id: str | EnvSpec, backend: str | None = None, **kwargs: Any) -> En
     if backend != "local":
         if backend not in BACKENDS:
             raise EnvArgumentError(f"`rock_envs.make`: unknown backend {backend!r}; expected one of {list(BACKENDS)}.")
-        from rock_envs.backends.single import make_single
+        from rock_envs.vector.single import make_single
 
         return make_single(env_spec, backend=backend, **kwargs)
     return build_local(env_spec, kwargs)
