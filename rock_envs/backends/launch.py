@@ -59,12 +59,12 @@ def _fork_here(theirs: socket.socket, ours: socket.socket) -> int:
     return pid
 
 
-def _serve_fd(fd: int) -> None:
+def _serve_fd(fd: int, pdeathsig: bool = False) -> None:
     from multiprocessing.connection import Connection
 
     from rock_envs.worker.loop import die_with_parent, serve
 
-    die_with_parent()
+    die_with_parent(pdeathsig)
     serve(Connection(fd))
 
 
@@ -161,7 +161,7 @@ def _fork_server_main(control_fd: int) -> None:
             try:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _serve_fd(fds[0])
+                _serve_fd(fds[0], pdeathsig=True)  # our only thread forked it: safe
             finally:
                 os._exit(0)
         os.close(fds[0])

@@ -11,7 +11,8 @@ import os
 import signal
 import tempfile
 import uuid
-from multiprocessing.connection import Connection, wait as wait_any
+import select
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -21,23 +22,32 @@ from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.backends.launch import START_METHODS, start_worker
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.worker.protocol import Batch, Built, Close, Reply, Request, decode, encode
-from rock_envs.worker.shared_obs import AttachObs
+from rock_envs.worker.shared_obs import AttachObs, map_array, rows_of
 
 
 class _SharedObs:
+    """The caller's side of one worker's shared observation array (see `rock_envs.worker.shared_obs`)."""
+
     def __init__(self, env_ids: list[int], space: spaces.Box):
         self.rows = {i: r for r, i in enumerate(env_ids)}
         self.shape = (len(env_ids), *space.shape)
         self.dtype = np.dtype(space.dtype).str
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
         self.path = os.path.join(folder, f"rock-envs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
-        self.array = np.memmap(self.path, dtype=self.dtype, mode="w+", shape=self.shape)
+        self.buffer, self.array = map_array(self.path, self.shape, self.dtype, create=True)
 
     def read(self, env_ids: list[int]) -> np.ndarray:
-        return self.array[[self.rows[i] for i in env_ids]]
+        """A copy of the rows of `env_ids` (the worker overwrites them on their next step)."""
+        if not env_ids:
+            return self.array[:0].copy()
+        return self.array[rows_of(self.rows, env_ids)].copy()
 
     def free(self) -> None:
-        del self.array
+        self.array = None  # type: ignore[assignment]
+        try:
+            self.buffer.close()
+        except BufferError:  # a view still exported somewhere: the GC unmaps it later
+            pass
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -59,12 +69,17 @@ class SubprocessGroup(WorkerGroup):
         self._shared: list[_SharedObs | None] = [None] * num_workers
 
     def start(self) -> None:
+        self._poll = select.poll()
+        self._fd_worker: dict[int, int] = {}
         for w in range(self.num_workers):
             self._spawn(w)
 
     def _spawn(self, w: int) -> None:
         sock, pid = start_worker(self.start_method)
-        self._conns[w], self._pids[w], self._gone[w] = Connection(sock.detach()), pid, False
+        conn = Connection(sock.detach())
+        self._conns[w], self._pids[w], self._gone[w] = conn, pid, False
+        self._poll.register(conn.fileno(), select.POLLIN)
+        self._fd_worker[conn.fileno()] = w
 
     def send(self, w: int, request: Request) -> None:
         conn = self._conns[w]
@@ -76,19 +91,45 @@ class SubprocessGroup(WorkerGroup):
             pass  # wait() sees the closed socket and reports the death
 
     def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
-        by_conn = {self._conns[w]: w for w in range(self.num_workers) if not self._gone[w]}
-        out: list[tuple[int, Reply | WorkerGone]] = []
-        for conn in wait_any(list(by_conn), timeout):
-            w = by_conn[conn]
+        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        while True:
             try:
-                while True:
-                    out.append((w, self._decode(w, conn.recv_bytes())))
-                    if not conn.poll():
-                        break
+                events = self._poll.poll(ms)
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+        out: list[tuple[int, Reply | WorkerGone]] = []
+        for fd, _ in events:
+            w = self._fd_worker.get(fd)
+            if w is None or self._gone[w]:
+                continue
+            conn = self._conns[w]
+            assert conn is not None
+            try:  # one message per ready worker; more that wait get their turn on the next call
+                out.append((w, self._decode(w, conn.recv_bytes())))
             except (EOFError, OSError):
                 self._gone[w] = True
-                out.append((w, WorkerGone(f"worker process {self._pids[w]} went away (its socket closed)")))
+                self._forget(conn)
+                out.append((w, WorkerGone(f"worker process {self._pids[w]} went away ({self._exit_reason(w)})")))
         return out
+
+    def _forget(self, conn: Connection) -> None:
+        try:
+            self._poll.unregister(conn.fileno())
+        except (KeyError, OSError, ValueError):
+            pass
+        self._fd_worker.pop(conn.fileno(), None)
+
+    def _exit_reason(self, w: int) -> str:
+        try:
+            pid, status = os.waitpid(self._pids[w], os.WNOHANG)
+        except ChildProcessError:
+            return "its socket closed"
+        if pid and os.WIFSIGNALED(status):
+            return f"killed by signal {os.WTERMSIG(status)}"
+        if pid and os.WIFEXITED(status):
+            return f"exit code {os.WEXITSTATUS(status)}"
+        return "its socket closed"
 
     def _decode(self, w: int, data: bytes) -> Reply:
         reply = decode(data)
@@ -120,6 +161,7 @@ class SubprocessGroup(WorkerGroup):
         conn = self._conns[w]
         if conn is None:
             return
+        self._forget(conn)
         conn.close()  # the worker sees EOF and exits; if it is stuck in a step, make sure
         try:
             os.kill(self._pids[w], signal.SIGKILL)

@@ -112,21 +112,31 @@ class EnvWorker:
         return o, info
 
     def _step(self, request: Step) -> Iterator[Batch]:
-        ids, obs, rewards, terms, truncs, infos = [], [], [], [], [], []
+        actions = request.actions
+        if isinstance(actions, np.ndarray) and actions.ndim == 1 and actions.dtype.kind in "iub":
+            actions = actions.tolist()  # Python scalars: cheaper for envs to check than numpy ones
+        if request.flush_after is None:  # the hot path: one reply for the whole batch
+            step_one = self._step_one
+            results = [step_one(i, a) for i, a in zip(request.env_ids, actions)]
+            yield self._batch(list(request.env_ids), results, final=True)
+            return
+        ids: list[int] = []
+        results = []
         started = time.monotonic()
-        for i, action in zip(request.env_ids, request.actions):
-            o, r, te, tr, info = self._step_one(i, action)
+        for i, action in zip(request.env_ids, actions):
             ids.append(i)
-            obs.append(o)
-            rewards.append(r)
-            terms.append(te)
-            truncs.append(tr)
-            infos.append(info)
-            if request.flush_after is not None and time.monotonic() - started > request.flush_after:
-                yield Batch(ids, self._pack(obs), rewards, terms, truncs, infos, final=False)
-                ids, obs, rewards, terms, truncs, infos = [], [], [], [], [], []
+            results.append(self._step_one(i, action))
+            if time.monotonic() - started > request.flush_after:
+                yield self._batch(ids, results, final=False)
+                ids, results = [], []
                 started = time.monotonic()
-        yield Batch(ids, self._pack(obs), rewards, terms, truncs, infos, final=True)
+        yield self._batch(ids, results, final=True)
+
+    def _batch(self, ids: list[int], results: list[tuple[Any, float, bool, bool, dict[str, Any]]], final: bool) -> Batch:
+        if not results:
+            return Batch(ids, self._pack([]), [], [], [], [], final)
+        obs, rewards, terms, truncs, infos = zip(*results)  # lists pickle far faster than small arrays
+        return Batch(ids, self._pack(list(obs)), list(rewards), list(terms), list(truncs), list(infos), final)
 
     def _step_one(self, i: int, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         env, mode = self.envs[i], self._mode
@@ -143,6 +153,8 @@ class EnvWorker:
             final_obs, final_info = o, info
             o, info = self._reset_one(i)
             info = {**info, "final_obs": final_obs, "final_info": final_info}
+            if "error" in final_info:  # the error stays visible where the other modes put it
+                info["error"] = final_info["error"]
         else:
             self._needs_reset[i] = bool(te or tr)
             self._last_obs[i] = o

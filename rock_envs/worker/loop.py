@@ -4,8 +4,11 @@ socket: both frame messages with a 4-byte big-endian length, the protocol's wire
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
+import threading
+import time
 from typing import Callable
 
 from rock_envs.worker.env_worker import EnvWorker
@@ -13,14 +16,29 @@ from rock_envs.worker.protocol import Batch, Close, decode, encode
 from rock_envs.worker.shared_obs import SharedObsWriter
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent goes, and ignore Ctrl-C (the parent owns it)."""
+def die_with_parent(pdeathsig: bool = False) -> None:
+    """Exit when the parent process goes, and ignore Ctrl-C (the parent owns it).
+
+    A daemon thread checks `os.getppid()` twice a second, which holds whichever thread of the parent
+    started us. `pdeathsig=True` also asks Linux to SIGKILL us at once when the parent goes; only
+    safe when the parent is single-threaded (the fork server), since Linux fires it when the
+    *thread* that forked us exits.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
+    if pdeathsig and sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+    parent = os.getppid()
+    threading.Thread(target=_watch_parent, args=(parent,), name="rock-envs-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int, every: float = 0.5) -> None:
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def serve(conn, worker: EnvWorker | None = None) -> None:
@@ -56,5 +74,5 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rock_envs.worker")
     parser.add_argument("--fd", type=int, required=True, help="a connected stream socket to serve on")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
     serve(Connection(args.fd))

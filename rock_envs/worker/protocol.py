@@ -20,10 +20,18 @@ AutoresetMode = Literal["next_step", "same_step", "disabled"]
 OnError = Literal["reset", "raise"]
 
 
+class Message:
+    """Base of every message: pickles as `(class, field values)`, which loads ~3x faster than the
+    default dataclass path (copyreg plus a `__dict__` update) on the hot path of every step."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return type(self), tuple(self.__dict__.values())
+
+
 # ---- requests ---------------------------------------------------------------------------------
 
 @dataclass
-class Make:
+class Make(Message):
     """Build the envs `env_ids` (global indices) with `factory(env_id) -> env`."""
 
     env_ids: list[int]
@@ -33,14 +41,14 @@ class Make:
 
 
 @dataclass
-class Reset:
+class Reset(Message):
     env_ids: list[int]
     seeds: list[int | None]
     options: list[dict[str, Any] | None]
 
 
 @dataclass
-class Step:
+class Step(Message):
     env_ids: list[int]
     actions: list[Any]
     flush_after: float | None = None
@@ -48,7 +56,7 @@ class Step:
 
 
 @dataclass
-class Call:
+class Call(Message):
     """Call `name(*args, **kwargs)` on each env, or read the attribute `name` when `args is None`."""
 
     env_ids: list[int]
@@ -58,14 +66,14 @@ class Call:
 
 
 @dataclass
-class SetAttr:
+class SetAttr(Message):
     env_ids: list[int]
     name: str
     values: list[Any]
 
 
 @dataclass
-class Close:
+class Close(Message):
     pass
 
 
@@ -75,7 +83,7 @@ Request = Union[Make, Reset, Step, Call, SetAttr, Close]
 # ---- replies ----------------------------------------------------------------------------------
 
 @dataclass
-class Built:
+class Built(Message):
     observation_space: Any
     action_space: Any
     metadata: dict[str, Any]
@@ -83,7 +91,7 @@ class Built:
 
 
 @dataclass
-class Batch:
+class Batch(Message):
     """Results for `env_ids`; `obs` is a stacked array for array spaces, else a list.
 
     `final` is False on a partial reply of a `Step` with `flush_after`: more follow for that step.
@@ -91,7 +99,7 @@ class Batch:
 
     env_ids: list[int]
     obs: Any
-    rewards: list[float]
+    rewards: list[float]  # lists, not arrays: a list of 32 floats pickles ~10x faster than an array
     terminated: list[bool]
     truncated: list[bool]
     infos: list[dict[str, Any]]
@@ -99,12 +107,12 @@ class Batch:
 
 
 @dataclass
-class Values:
+class Values(Message):
     values: list[Any]
 
 
 @dataclass
-class Failure:
+class Failure(Message):
     """An exception in the worker, with what the caller needs to re-raise it readably."""
 
     type_name: str
