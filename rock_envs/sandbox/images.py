@@ -47,7 +47,7 @@ DEBIAN_MIRROR = os.environ.get("ROCK_ENVS_DEBIAN_MIRROR", "http://deb.debian.org
 DEBIAN_PACKAGES = ("python3", "python3-venv", "bash", "procps", "ca-certificates", "tini")
 VENV = "/opt/rock-envs"
 # Bump to force new images when the recipe below changes in a way the hashes cannot see.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 
 class ImageBuildError(RuntimeError):
@@ -142,18 +142,20 @@ def ensure_debian_base(client=None) -> str:
             if not shutil.which("apt-get"):
                 raise ImageBuildError("debootstrap is missing and apt-get is not available to install it")
             _say("installing debootstrap with apt-get")
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
             _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
-                 "apt-get install debootstrap", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+                 "apt-get install debootstrap", env=env)
         _say(f"debootstrap {DEBIAN_SUITE} from {DEBIAN_MIRROR} (once; takes a minute or two)")
         # Under the cache dir, not /tmp: /tmp may be a small tmpfs, the rootfs is ~200 MB.
         with tempfile.TemporaryDirectory(prefix="rootfs-", dir=_cache_dir()) as tmp:
             rootfs = Path(tmp, "rootfs")
             _run(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
                   DEBIAN_SUITE, str(rootfs), DEBIAN_MIRROR], "debootstrap")
-            # Package lists and downloaded .debs are only dead weight in the image.
-            for junk in ("var/lib/apt/lists", "var/cache/apt", "var/log"):
-                for child in (rootfs / junk).glob("*"):
-                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            # Package lists and downloaded .debs are dead weight (`apt-get update` brings lists back).
+            for pattern in ("var/lib/apt/lists/*_*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb"):
+                for junk in rootfs.glob(pattern):
+                    junk.unlink()
             _say(f"importing the root filesystem as {tag}")
             # --numeric-owner: file owners are the rootfs' uids, not names looked up on this host.
             tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
@@ -168,8 +170,9 @@ def ensure_debian_base(client=None) -> str:
                 )
             finally:
                 tar.stdout.close()
-                if tar.wait() != 0:
-                    raise ImageBuildError(f"tar of {rootfs} failed (exit {tar.returncode})")
+                tar.wait()
+            if tar.returncode != 0:
+                raise ImageBuildError(f"tar of {rootfs} failed (exit {tar.returncode})")
         if not _image_or_none(client, tag):
             raise ImageBuildError(f"docker import did not produce {tag}")
         return tag
