@@ -15,7 +15,7 @@ import socket
 from typing import Any, AsyncIterator, Callable
 
 from .agent import wire
-from .errors import SandboxDiedError, SandboxError, from_wire
+from .errors import CommandTimeoutError, SandboxDiedError, SandboxError, from_wire
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 POOL = 8
@@ -65,8 +65,14 @@ class AgentClient:
         else:
             conn[1].close()
 
-    async def messages(self, header: dict[str, Any], body: bytes = b"") -> AsyncIterator[tuple[dict[str, Any], bytes]]:
-        """Send one request; yield every reply message up to and including the final ``result``."""
+    async def messages(
+        self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None
+    ) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
+        """Send one request; yield every reply message up to and including the final ``result``.
+
+        ``timeout`` bounds the wait for each reply message; past it the connection is dropped and
+        :class:`CommandTimeoutError` raised (the agent is wedged: e.g. a fork bomb filled its pids).
+        """
         call = str(header.get("op"))
         conn = await self._take(call)
         clean = False
@@ -74,7 +80,13 @@ class AgentClient:
             wire.write_message(conn[1], header, body)
             await conn[1].drain()
             while True:
-                msg, data = await wire.read_message(conn[0])
+                try:
+                    msg, data = await asyncio.wait_for(wire.read_message(conn[0]), timeout)
+                except asyncio.TimeoutError:
+                    raise CommandTimeoutError(
+                        f"`{call}`: sandbox {self.sandbox_id!r} did not answer within {timeout} s; it may be "
+                        "overloaded (check its pids and memory limits) or the call needs a longer timeout."
+                    ) from None
                 kind = msg.get("t")
                 if kind == "error":
                     clean = True
@@ -93,9 +105,10 @@ class AgentClient:
                 conn[1].close()
 
     async def call(
-        self, header: dict[str, Any], body: bytes = b"", on_chunk: Callable[[str, bytes], Any] | None = None
+        self, header: dict[str, Any], body: bytes = b"", on_chunk: Callable[[str, bytes], Any] | None = None,
+        timeout: float | None = None,
     ) -> tuple[dict[str, Any], bytes]:
-        gen = self.messages(header, body)
+        gen = self.messages(header, body, timeout)
         try:
             async for msg, data in gen:
                 if msg.get("t") == "result":

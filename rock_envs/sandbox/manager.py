@@ -23,6 +23,7 @@ from .runtime import Placement, Runtime, SandboxDirs, make_runtime
 from .state import StateDir, default_runtime_dir
 
 MAX_SOCKET_PATH = 100
+AGENT_GRACE = 60.0  # seconds an agent may take beyond a call's own timeout before it counts as wedged
 
 
 @dataclass
@@ -204,7 +205,8 @@ class SandboxManager:
 
     async def request(self, sandbox_id: str, header: dict[str, Any], body: bytes = b"",
                       on_chunk: Callable[[str, bytes], Awaitable[Any]] | None = None) -> tuple[dict[str, Any], bytes]:  # fmt: skip
-        return await self.call(sandbox_id, str(header["op"]), lambda a: a.call(header, body, on_chunk))  # type: ignore[no-any-return]
+        timeout = float(header.get("timeout") or 0) + AGENT_GRACE
+        return await self.call(sandbox_id, str(header["op"]), lambda a: a.call(header, body, on_chunk, timeout))  # type: ignore[no-any-return]
 
     async def upload(self, sandbox_id: str, path: str, chunks: AsyncIterator[bytes], tar: bool = False,
                      mode: int | None = None) -> dict[str, Any]:  # fmt: skip

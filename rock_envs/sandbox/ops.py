@@ -54,7 +54,7 @@ class Ops:
 
         async def events() -> AsyncIterator[Event]:
             async def one(agent: Any) -> AsyncIterator[Event]:
-                async for msg, data in agent.messages(header):
+                async for msg, data in agent.messages(header, timeout=req.timeout + 60):
                     if msg.get("t") == "chunk":
                         stream = str(msg.get("stream"))
                         text = decoders[stream].decode(data)

@@ -119,6 +119,14 @@ def _serve(sock: str, root: str, state: str, info: dict[str, Any], ready: int | 
             os.write(ready, b"ready\n")
             os.close(ready)
 
+    if hasattr(os, "pidfd_open") and hasattr(asyncio, "PidfdChildWatcher") and sys.version_info < (3, 12):
+        # no thread per child: under a full pids limit (a fork bomb) a thread may not start,
+        # and a child nobody waits for would hang its request forever
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     try:
         asyncio.run(Agent(sock, root, state, info).serve(on_ready))
     finally:

@@ -14,6 +14,18 @@ from .output import OnChunk, Output, kill_group
 DRAIN = 1.0  # after a kill, how long to wait for pipes still held open by escaped grandchildren
 
 
+async def kill_until_empty(pgid: int, within: float = 3.0) -> None:
+    """SIGKILL the group again and again until it is empty: a fork bomb refills it between two kills."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        try:
+            os.killpg(pgid, 9)
+        except (ProcessLookupError, PermissionError):
+            return
+        await asyncio.sleep(0.01)
+
+
 async def _pump(reader: asyncio.StreamReader, name: str, out: Output) -> None:
     while chunk := await reader.read(65536):
         out.feed(name, chunk)
@@ -35,7 +47,7 @@ async def run_command(
         await asyncio.wait_for(asyncio.shield(proc.wait()), timeout)
     except asyncio.TimeoutError:
         timed_out = True
-        kill_group(proc.pid)
+        await kill_until_empty(proc.pid)
         await proc.wait()
     finally:
         if proc.returncode is None:  # the request was cancelled: leave nothing behind
@@ -117,7 +129,7 @@ class Jobs:
         job = self.get(job_id, "kill_job")
         if job.proc.returncode is None:
             job.killed = True
-            kill_group(job.proc.pid)
+            await kill_until_empty(job.proc.pid)
             await job.waiter
         return job.info()
 

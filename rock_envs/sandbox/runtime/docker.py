@@ -1,0 +1,353 @@
+"""The ``docker`` runtime: one container per sandbox on a Docker engine, through the Docker SDK.
+
+Each container runs the sandbox's agent as its main process (under docker's ``--init``), so a
+command costs a message on a unix socket, never a ``docker exec``. The sandbox's host directory is
+bind-mounted at ``/sandbox``: the agent listens on ``/sandbox/agent.sock``, which is the host's
+``<base>/agent.sock``, and the sandbox works in ``/sandbox/root``. Unix sockets cross network
+namespaces, so this works when the caller has no network at all (dockerd runs outside it).
+
+What a container gets (see ``SandboxInfo.isolation`` for what applied):
+
+- never ``--privileged``; every capability dropped and ``no-new-privileges`` set, so root inside
+  is root without capabilities (like the ``process`` runtime);
+- a pids limit, a memory limit (swap included) and a CPU quota from the spec; ``RLIMIT_CPU``
+  from ``cpu_time``;
+- ``network_mode="none"`` (only ``lo``) unless ``network=True``, which gives the host's network;
+- a read-only image filesystem with private tmpfs ``/tmp`` and ``/dev/shm`` (``read_only=False``
+  to let programs write anywhere in the container);
+- labels: ``rock-envs.owner`` (the manager's runtime dir id), ``rock-envs.sandbox``,
+  ``rock-envs.host`` and ``rock-envs.manager`` (pid and start time of the owning process).
+
+Leak-proofing, from the inside out: the agent exits when its owner's lifeline socket closes (the
+owner exited, crashed or was SIGKILLed), which ends the container, which docker then removes
+(``auto_remove``); ``kill`` force-removes it; an ``atexit`` hook removes what this process still
+holds; and a new runtime (a restarted server) removes containers labelled with its owner whose
+owning process is gone.
+
+The image needs a Python with rock-envs installed (``rock-envs image build``); ``python`` names it
+(default ``/opt/rock-envs/bin/python``, where the built images keep it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import os
+import socket
+import threading
+import time
+import weakref
+from typing import Any
+
+from ..errors import InvalidRequestError, SandboxStartError
+from ..models import SandboxSpec
+from ..state import process_start_time
+from .base import Placement, Runtime, SandboxDirs
+
+MOUNT = "/sandbox"
+DEFAULT_IMAGE = "rock-envs:latest"
+DEFAULT_PYTHON = "/opt/rock-envs/bin/python"
+LABEL = "rock-envs"
+# Finds the installed ``rock_envs`` without running its ``__init__`` (numpy, pydantic, ...), sends
+# stderr to the sandbox's log file, then runs the agent's boot exactly as the process runtime does.
+BOOT = (
+    "import os,sys,types,importlib.util as u\n"
+    "fd=os.open(sys.argv.pop(1),os.O_WRONLY|os.O_CREAT|os.O_APPEND,0o600);os.dup2(fd,2);os.dup2(fd,1)\n"
+    "r=u.find_spec('rock_envs').submodule_search_locations[0]\n"
+    "for n,p in (('rock_envs',r),('rock_envs.sandbox',r+'/sandbox')):\n"
+    "    m=types.ModuleType(n);m.__path__=[p];sys.modules[n]=m\n"
+    "from rock_envs.sandbox.agent.boot import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+def _label(name: str) -> str:
+    return f"{LABEL}.{name}"
+
+
+def _manager_label() -> str:
+    return f"{os.getpid()}:{process_start_time(os.getpid())}"
+
+
+def _alive(manager: str) -> bool:
+    pid, _, start = manager.partition(":")
+    try:
+        return str(process_start_time(int(pid))) == start
+    except ValueError:
+        return False
+
+
+def _owner_of(dirs: SandboxDirs) -> str:
+    """The id of the runtime dir holding ``dirs`` (``RUNTIME_DIR/sandboxes/<id>``; see ``state.py``)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(dirs.base)), "owner")
+    try:
+        with open(path) as fh:
+            return fh.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _ignore_gone(fn: Any, *args: Any, **kwargs: Any) -> None:
+    import docker.errors
+
+    try:
+        fn(*args, **kwargs)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:  # 409: removal already in progress (auto_remove) is fine
+        if exc.status_code != 409:
+            raise
+
+
+class DockerRuntime(Runtime):
+    """Runtime options (``runtime_options={"docker": {...}}`` of the manager or ``create_app``):
+
+    ``image``: the image when the spec names none (default ``$ROCK_ENVS_IMAGE`` or ``rock-envs:latest``);
+    ``python``: the image's Python with rock-envs; ``client``: a ``docker.DockerClient`` (default
+    ``docker.from_env()``, so ``DOCKER_HOST`` picks the engine); ``user``: ``"uid:gid"`` to run as
+    (default root when this process is root, else this process's uid:gid, so files in the
+    bind-mounted directory stay the caller's); ``read_only``: read-only image filesystem.
+    """
+
+    name = "docker"
+
+    def __init__(self, image: str | None = None, python: str = DEFAULT_PYTHON, client: Any = None,
+                 user: str | None = None, read_only: bool = True, max_concurrency: int = 32):  # fmt: skip
+        try:
+            import docker
+        except ImportError as exc:
+            raise InvalidRequestError("`runtime='docker'` needs the Docker SDK: pip install 'rock-envs[docker]'.") from exc
+        self.image = image or os.environ.get("ROCK_ENVS_IMAGE") or DEFAULT_IMAGE
+        self.python = python
+        self.user = user if user is not None else (None if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}")
+        self.read_only = read_only
+        self.own_client = client is None
+        try:
+            self.client = client or docker.from_env(max_pool_size=max_concurrency, timeout=120)
+        except docker.errors.DockerException as exc:
+            raise SandboxStartError(f"`Sandbox.start`: no Docker engine answers ({exc}); start one or set DOCKER_HOST.") from exc
+        self.host = socket.gethostname()
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_concurrency, thread_name_prefix="rock-envs-docker")
+        self.live: dict[str, str] = {}  # container id -> sandbox id
+        self.lock = threading.Lock()
+        self.swept: set[str] = set()
+        _LIVE.add(self)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    # ---- start -------------------------------------------------------------------------------
+
+    def _environment(self, spec: SandboxSpec) -> dict[str, str]:
+        path = ":".join([os.path.dirname(self.python), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
+                         "/usr/bin", "/sbin", "/bin"])  # fmt: skip
+        base = {"PATH": path, "HOME": f"{MOUNT}/root", "LANG": "C.UTF-8", "TERM": "dumb",
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        return {**base, **spec.env}
+
+    def _create(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, owner: str) -> tuple[str, list[str]]:
+        import docker.errors
+
+        if owner not in self.swept:
+            self.swept.add(owner)
+            self.sweep(owner)
+        command = [self.python, "-I", "-c", BOOT, f"{MOUNT}/agent.log", "--socket", f"{MOUNT}/agent.sock",
+                   "--root", f"{MOUNT}/root", "--state", MOUNT, "--rlimit", "core=0"]  # fmt: skip
+        if spec.cpu_time:
+            command += ["--rlimit", f"cpu={spec.cpu_time}"]
+        isolation = ["container", "no-capabilities"]
+        options: dict[str, Any] = {}
+        if spec.memory is not None:
+            options["mem_limit"] = options["memswap_limit"] = spec.memory_bytes()
+            isolation.append("memory")
+        if spec.pids_limit:
+            options["pids_limit"] = spec.pids_limit
+            isolation.append("pids")
+        if spec.cpus:
+            options["nano_cpus"] = int(spec.cpus * 1e9)
+            isolation.append("cpus")
+        if not spec.network:
+            isolation.append("no-network")
+        if self.read_only:
+            options["read_only"] = True
+            options["tmpfs"] = {"/tmp": "rw,nosuid,nodev,mode=1777", "/dev/shm": "rw,nosuid,nodev,mode=1777"}
+            isolation.append("readonly-image")
+        labels = {_label("owner"): owner, _label("sandbox"): sandbox_id, _label("host"): self.host,
+                  _label("manager"): _manager_label(), **{_label("user." + k): v for k, v in spec.labels.items()}}  # fmt: skip
+        try:
+            container = self.client.containers.run(
+                spec.image or self.image, command, detach=True, init=True, auto_remove=True,
+                name=f"rock-envs-{sandbox_id}", labels=labels, user=self.user, working_dir=f"{MOUNT}/root",
+                environment=self._environment(spec), network_mode="host" if spec.network else "none",
+                volumes={dirs.base: {"bind": MOUNT, "mode": "rw"}}, cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], privileged=False, stdin_open=False, **options,
+            )  # fmt: skip
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxStartError(
+                f"`Sandbox.start`: image {spec.image or self.image!r} is not in the Docker engine ({exc.explanation}); "
+                "build one with `rock-envs image build` (nothing is ever pulled)."
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise SandboxStartError(f"`Sandbox.start`: the Docker engine refused the container: {exc}.") from exc
+        with self.lock:
+            self.live[container.id] = sandbox_id
+        return container.id, isolation
+
+    async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
+        if self.user is not None:  # the container's user must be able to make its socket and files
+            os.chmod(dirs.base, 0o755)
+            uid, _, gid = self.user.partition(":")
+            for path in (dirs.base, dirs.root):
+                os.chown(path, int(uid), int(gid or uid))
+        owner = _owner_of(dirs)
+        deadline = time.monotonic() + timeout
+        cid, isolation = await self._run(self._create, sandbox_id, spec, dirs, owner)
+        placement = Placement(sandbox_id, dirs.socket, f"{MOUNT}/root", isolation,
+                              {"container": cid, "owner": owner, "host": self.host})  # fmt: skip
+        try:
+            await self._wait_ready(cid, dirs, deadline, timeout)
+        except BaseException:
+            await self.kill(placement)
+            raise
+        return placement
+
+    async def _wait_ready(self, cid: str, dirs: SandboxDirs, deadline: float, timeout: float) -> None:
+        checked = time.monotonic()
+        while True:
+            if os.path.exists(dirs.socket) and await _connects(dirs.socket):
+                return
+            now = time.monotonic()
+            if now > deadline:
+                raise SandboxStartError(f"`Sandbox.start`: the container's agent was not ready after {timeout} s; "
+                                        f"raise `startup_timeout` or see {dirs.log}.")  # fmt: skip
+            if now - checked > 0.5:
+                checked = now
+                status = await self._run(self._status, cid)
+                if status not in ("created", "running"):
+                    why = _tail(dirs.log) or f"the container is {status}"
+                    raise SandboxStartError(f"`Sandbox.start`: the container's agent failed to start: {why}")
+            await asyncio.sleep(0.005)
+
+    def _status(self, cid: str) -> str:
+        import docker.errors
+
+        try:
+            return str(self.client.containers.get(cid).status)
+        except docker.errors.NotFound:
+            return "gone"
+
+    # ---- kill, reap, sweep -------------------------------------------------------------------
+
+    def _remove(self, cid: str) -> None:
+        import docker.errors
+
+        try:
+            container = self.client.containers.get(cid)
+        except docker.errors.NotFound:
+            container = None
+        if container is not None:
+            _ignore_gone(container.remove, force=True)
+            try:  # auto_remove may still be at it: wait until it is really gone
+                container.wait(timeout=30, condition="removed")
+            except (docker.errors.NotFound, docker.errors.APIError):
+                pass
+            except Exception:  # a read timeout: it is dead (force), only not yet deleted
+                pass
+        with self.lock:
+            self.live.pop(cid, None)
+
+    async def kill(self, placement: Placement) -> None:
+        cid = placement.extra.get("container")
+        if cid:
+            await self._run(self._remove, cid)
+
+    def kill_container(self, cid: str) -> None:
+        """``docker kill``: the sandbox dies as if it crashed (its owner finds out by the closed socket)."""
+        import docker.errors
+
+        try:
+            self.client.containers.get(cid).kill()
+        except (docker.errors.NotFound, docker.errors.APIError):
+            pass
+
+    async def reap(self, record: dict[str, Any]) -> None:
+        await self._run(self._reap_sync, record)
+
+    def _reap_sync(self, record: dict[str, Any]) -> None:
+        filters = {"label": [f"{_label('sandbox')}={record.get('sandbox_id')}"]}
+        if record.get("owner"):
+            filters["label"].append(f"{_label('owner')}={record['owner']}")
+        for container in self.client.containers.list(all=True, filters=filters):
+            self._remove(container.id)
+        if record.get("owner"):
+            self.sweep(str(record["owner"]))
+
+    def sweep(self, owner: str) -> int:
+        """Remove this host's containers labelled with ``owner`` whose owning process is gone."""
+        filters = {"label": [f"{_label('owner')}={owner}", f"{_label('host')}={self.host}"]}
+        count = 0
+        for container in self.client.containers.list(all=True, filters=filters):
+            if container.id in self.live or _alive(container.labels.get(_label("manager"), "")):
+                continue
+            self._remove(container.id)
+            count += 1
+        return count
+
+    def remove_all_sync(self) -> None:
+        with self.lock:
+            cids = list(self.live)
+        for cid in cids:
+            try:
+                self._remove(cid)
+            except Exception:
+                pass
+
+    async def close(self) -> None:
+        await self._run(self.remove_all_sync)
+        self.pool.shutdown(wait=False)
+        _LIVE.discard(self)
+        if self.own_client:
+            self.client.close()
+
+
+async def _connects(path: str) -> bool:
+    try:
+        _, writer = await asyncio.open_unix_connection(path)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+def _tail(path: str, size: int = 2000) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - size))
+            return fh.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+_LIVE: "weakref.WeakSet[DockerRuntime]" = weakref.WeakSet()
+
+
+@atexit.register
+def _remove_at_exit() -> None:
+    for runtime in list(_LIVE):
+        runtime.remove_all_sync()
+
+
+def remove_containers(owner: str | None = None, client: Any = None) -> int:
+    """Remove every rock-envs sandbox container (of ``owner`` if given) on the engine; returns how many."""
+    import docker
+
+    client = client or docker.from_env()
+    label = f"{_label('owner')}={owner}" if owner else _label("sandbox")
+    containers = client.containers.list(all=True, filters={"label": [label]})
+    for container in containers:
+        _ignore_gone(container.remove, force=True)
+    return len(containers)
+
+
+__all__ = ["DockerRuntime", "remove_containers"]
