@@ -15,12 +15,16 @@ class LocalGroup(WorkerGroup):
     def __init__(self, num_workers: int = 1):
         self.num_workers = num_workers
         self._workers: list[EnvWorker] = []
+        self._gone: list[bool] = []
         self._ready: deque[tuple[int, Reply | WorkerGone]] = deque()
 
     def start(self) -> None:
         self._workers = [EnvWorker() for _ in range(self.num_workers)]
+        self._gone = [False] * self.num_workers
 
     def send(self, w: int, request: Request) -> None:
+        if self._gone[w]:
+            return  # like a dead process: nothing answers until `restart(w)`
         for reply in self._workers[w].handle(request):
             self._ready.append((w, reply))
 
@@ -31,6 +35,14 @@ class LocalGroup(WorkerGroup):
     def restart(self, w: int) -> None:
         self._workers[w].close()
         self._workers[w] = EnvWorker()
+        self._gone[w] = False
+
+    def kill(self, w: int) -> None:
+        """Lose worker `w` with every reply it still owed, as if its process had died."""
+        self._ready = deque((v, reply) for v, reply in self._ready if v != w)
+        self._workers[w].close()
+        self._gone[w] = True
+        self._ready.append((w, WorkerGone("worker killed (local backend)")))
 
     def close(self) -> None:
         for worker in self._workers:

@@ -124,7 +124,7 @@ class RockVectorEnv(VectorEnv):
                                  "call `step_wait()` or `recv()` first.")
         ids = self._reset_ids(options)
         self._send_resets(ids, seed, options, gather=True)
-        obs, _, _, _, infos = self._collect(ids, self.timeout)
+        obs, _, _, _, infos = self._collect(ids, self.timeout, "reset")
         return obs, infos
 
     def step(self, actions: Any):
@@ -150,14 +150,19 @@ class RockVectorEnv(VectorEnv):
         if self._state is not State.WAITING_STEP:
             raise CallOrderError("`step_wait`: no step is pending; call `step_async(actions)` first.")
         try:
-            return self._collect(list(range(self.num_envs)), self.timeout if timeout is None else timeout)
+            return self._collect(list(range(self.num_envs)), self.timeout if timeout is None else timeout, "step_wait")
         finally:
             self._state = State.DEFAULT
 
     # ---- EnvPool's asynchronous mode --------------------------------------------------------
 
     def send(self, actions: Any, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
-        """Step `env_ids` (default: all) with `actions`; returns at once. Collect with `recv`."""
+        """Step `env_ids` (default: all) with `actions`; returns at once. Collect with `recv`.
+
+        A worker steps its envs one after another and sends what it has every `flush_after`
+        seconds, so a slow env never holds back the envs of other workers; envs that share its
+        worker and come after it in this call wait for it (one env per worker avoids even that).
+        """
         self._check_open("send")
         if self._state is not State.DEFAULT:
             raise CallOrderError("`send`: a `step_async` is pending; call `step_wait()` first.")
@@ -257,13 +262,13 @@ class RockVectorEnv(VectorEnv):
 
     # ---- receiving ---------------------------------------------------------------------------
 
-    def _collect(self, ids: list[int], timeout: float | None):
+    def _collect(self, ids: list[int], timeout: float | None, what: str):
         """Wait for every in-flight env (the whole current call), then assemble rows `ids`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self._restarts = 0
         try:
             while self._inflight:
-                self._pump(deadline, "collect")
+                self._pump(deadline, what)
         except BaseException:
             self._gathered, self._ready = [], {}
             self._failure = None
@@ -317,8 +322,9 @@ class RockVectorEnv(VectorEnv):
             return  # a late reply to a request abandoned with its dead worker
         pending = queue[0]
         if isinstance(reply, Batch):
-            self._inflight.difference_update(reply.env_ids)
-            pending.remaining.difference_update(reply.env_ids)
+            if pending.remaining:  # a silent rebuild owes nobody: it must not touch `_inflight`
+                self._inflight.difference_update(reply.env_ids)
+                pending.remaining.difference_update(reply.env_ids)
             if pending.rebuild_for is not None:
                 self._file_rebuilt(pending, reply)
             elif pending.gather:

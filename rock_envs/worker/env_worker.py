@@ -63,9 +63,7 @@ class EnvWorker:
             elif isinstance(request, Call):
                 yield self._call(request)
             elif isinstance(request, SetAttr):
-                for i, value in zip(request.env_ids, request.values):
-                    setattr(self.envs[i], request.name, value)
-                yield Values([None] * len(request.env_ids))
+                yield self._set_attr(request)
             elif isinstance(request, Close):
                 self.close()
                 yield Values([])
@@ -161,11 +159,25 @@ class EnvWorker:
         return o, float(r), bool(te), bool(tr), info
 
     def _call(self, request: Call) -> Values:
+        """As Gymnasium's vector envs do: look through wrappers; `call` calls what is callable."""
         values = []
         for i in request.env_ids:
-            attr = getattr(self.envs[i], request.name)
-            values.append(attr if request.args is None else attr(*request.args, **request.kwargs))
+            env = self.envs[i]
+            get = getattr(env, "get_wrapper_attr", None)
+            attr = get(request.name) if get is not None else getattr(env, request.name)
+            if request.args is not None and callable(attr):
+                attr = attr(*request.args, **request.kwargs)
+            values.append(attr)
         return Values(values)
+
+    def _set_attr(self, request: SetAttr) -> Values:
+        for i, value in zip(request.env_ids, request.values):
+            env = self.envs[i]
+            if hasattr(env, "set_wrapper_attr"):
+                env.set_wrapper_attr(request.name, value)
+            else:
+                setattr(env, request.name, value)
+        return Values([None] * len(request.env_ids))
 
     # -- helpers --------------------------------------------------------------------------------
 

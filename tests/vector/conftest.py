@@ -1,0 +1,77 @@
+"""The vector suite runs once per backend. A later backend joins by adding itself to `BACKENDS`.
+
+Each entry names the backend, the extra `make_vec` keywords it needs, its pytest marks, and whether
+its workers are processes on this machine (the tests that send real signals need that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import cloudpickle
+import pytest
+
+import rock_envs
+import vector_helpers
+from vector_helpers import ProbeEnv
+
+cloudpickle.register_pickle_by_value(vector_helpers)
+
+SOKOBAN = "game:Sokoban-v0-easy"
+GUESS = "game:GuessTheNumber-v0-easy"
+CARTPOLE = "CartPole-v1"
+MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    marks: tuple[Any, ...] = ()
+    local_processes: bool = False  # workers are processes on this machine with real pids
+
+
+BACKENDS = [
+    Backend("local", {"num_workers": 2}),
+    Backend("subprocess", {"num_workers": 2}, local_processes=True),
+    # Backend("docker", {"image": ...}, marks=(pytest.mark.docker,)),
+    # Backend("ray", {}, marks=(pytest.mark.ray,)),
+]
+
+
+@pytest.fixture(params=[pytest.param(b, id=b.name, marks=b.marks) for b in BACKENDS])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return request.param
+
+
+@pytest.fixture
+def process_backend(backend: Backend) -> Backend:
+    if not backend.local_processes:
+        pytest.skip(f"the {backend.name} backend has no worker processes on this machine")
+    return backend
+
+
+@pytest.fixture
+def make(backend: Backend) -> Iterator[Callable[..., Any]]:
+    """`make(env_id, num_envs, **kwargs)`: a vector env on the current backend, closed afterwards."""
+    made: list[Any] = []
+
+    def _make(env_id: Any, num_envs: int, **kwargs: Any) -> Any:
+        options = {**backend.kwargs, **kwargs}
+        if "num_workers" in options:
+            options["num_workers"] = min(options["num_workers"], num_envs)
+        venv = rock_envs.make_vec(env_id, num_envs, backend=backend.name, **options)
+        made.append(venv)
+        return venv
+
+    yield _make
+    for venv in made:
+        venv.close()
+
+
+@pytest.fixture
+def probe(runtime_ids: None) -> str:
+    """A runtime-registered env whose actions sleep, raise or terminate (see `ProbeEnv`)."""
+    rock_envs.register("test:Probe-v0", entry_point=ProbeEnv, override=True)
+    return "test:Probe-v0"
