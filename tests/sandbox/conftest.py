@@ -1,6 +1,7 @@
 """Sandbox fixtures: a real server process on 127.0.0.1, and ``sb`` parametrized over mode x runtime.
 
-``ROCK_ENVS_SANDBOX_RUNTIMES=process,docker`` adds runtimes (docker tests carry the ``docker`` marker).
+Runtimes: ``process`` and ``docker`` (``ROCK_ENVS_SANDBOX_RUNTIMES`` narrows them); docker tests carry
+the ``docker`` marker and skip with one loud line when no engine answers (see tests/docker/docker_support.py).
 No test leaves processes behind: the session ends by checking that no agent is still running.
 """
 
@@ -22,8 +23,11 @@ import pytest
 
 from rock_envs.sandbox import Sandbox, SandboxConfig
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docker"))
+import docker_support  # noqa: E402
+
 PYTHON = sys.executable
-RUNTIMES = [r for r in os.environ.get("ROCK_ENVS_SANDBOX_RUNTIMES", "process").split(",") if r]
+RUNTIMES = [r for r in os.environ.get("ROCK_ENVS_SANDBOX_RUNTIMES", "process,docker").split(",") if r]
 MODES = ["embedded", "server"]
 AGENT_MARK = "rock_envs.sandbox.agent"
 
@@ -135,6 +139,8 @@ def runtime_params() -> list[Any]:
 
 @pytest.fixture(params=runtime_params())
 def runtime(request: pytest.FixtureRequest) -> str:
+    if request.param == "docker":
+        docker_support.test_image()
     return str(request.param)
 
 
@@ -145,7 +151,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def config(mode: str, runtime: str, request: pytest.FixtureRequest, embedded_dir: str) -> SandboxConfig:
-    extra: dict[str, Any] = {"image": os.environ.get("ROCK_ENVS_TEST_IMAGE")} if runtime == "docker" else {}
+    extra: dict[str, Any] = {"image": docker_support.test_image()} if runtime == "docker" else {}
     if mode == "server":
         srv: Server = request.getfixturevalue("server")
         return SandboxConfig(runtime=runtime, base_url=srv.url, token=srv.token, **extra)  # type: ignore[arg-type]

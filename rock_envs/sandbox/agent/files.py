@@ -126,8 +126,31 @@ class Files:
         with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
             for member in tar:
                 try:
-                    tar.extract(member, dest, filter="data")
-                except tarfile.FilterError as exc:
+                    if _HAS_FILTERS:
+                        tar.extract(member, dest, filter="data")
+                    else:  # Python < 3.11.4 (Debian bookworm's 3.11.2, in container images)
+                        _check_member(member, dest)
+                        tar.extract(member, dest, set_attrs=False)
+                except _FILTER_ERRORS as exc:
                     raise Fault("PathOutsideSandboxError", f"`upload_dir`: tar member refused: {exc}") from None
                 count += 1
         return count
+
+
+_HAS_FILTERS = hasattr(tarfile, "data_filter")
+_FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_FILTERS else (ValueError,)  # type: ignore[attr-defined]
+
+
+def _check_member(member: tarfile.TarInfo, dest: str) -> None:
+    """The core of the ``data`` filter, for Pythons without it: stay under ``dest``, no devices."""
+    base = os.path.realpath(dest)
+    target = os.path.realpath(os.path.join(base, member.name))
+    if os.path.isabs(member.name) or os.path.commonpath([base, target]) != base:
+        raise ValueError(f"{member.name!r} would be extracted outside the destination")
+    if member.ischr() or member.isblk() or member.isfifo():
+        raise ValueError(f"{member.name!r} is a special file")
+    if member.issym() or member.islnk():
+        link = member.linkname if member.islnk() else os.path.join(os.path.dirname(member.name), member.linkname)
+        linked = os.path.realpath(os.path.join(base, link))
+        if os.path.isabs(member.linkname) or os.path.commonpath([base, linked]) != base:
+            raise ValueError(f"{member.name!r} links outside the destination")

@@ -50,7 +50,8 @@ DEFAULT_IMAGE = "rock-envs:latest"
 DEFAULT_PYTHON = "/opt/rock-envs/bin/python"
 LABEL = "rock-envs"
 # Finds the installed ``rock_envs`` without running its ``__init__`` (numpy, pydantic, ...), sends
-# stderr to the sandbox's log file, then runs the agent's boot exactly as the process runtime does.
+# stderr to the sandbox's log file, then runs the agent's boot as the process runtime does, in a
+# child: under docker's init the first process leads its process group and could not ``setsid``.
 BOOT = (
     "import os,sys,types,importlib.util as u\n"
     "fd=os.open(sys.argv.pop(1),os.O_WRONLY|os.O_CREAT|os.O_APPEND,0o600);os.dup2(fd,2);os.dup2(fd,1)\n"
@@ -58,7 +59,13 @@ BOOT = (
     "for n,p in (('rock_envs',r),('rock_envs.sandbox',r+'/sandbox')):\n"
     "    m=types.ModuleType(n);m.__path__=[p];sys.modules[n]=m\n"
     "from rock_envs.sandbox.agent.boot import main\n"
-    "main(sys.argv[1:])\n"
+    "c=os.fork()\n"
+    "if c==0: main(sys.argv[1:])\n"
+    "import signal\n"
+    "for s in (signal.SIGTERM,signal.SIGINT,signal.SIGHUP): signal.signal(s,lambda *_: os.kill(c,signal.SIGKILL))\n"
+    "while True:\n"
+    "    try: os._exit(os.waitstatus_to_exitcode(os.waitpid(c,0)[1])&255)\n"
+    "    except InterruptedError: pass\n"
 )
 
 

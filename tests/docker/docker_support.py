@@ -1,0 +1,84 @@
+"""What every docker test needs: an engine (or one loud skip), the test image, and a leak check.
+
+Imported by the docker, sandbox and vector conftests. Without a reachable engine, docker tests skip
+with one line saying why, unless ``ROCK_ENVS_REQUIRE_DOCKER=1`` (CI), where they fail instead.
+The image is ``$ROCK_ENVS_TEST_IMAGE`` when set (``./run test`` builds it), else built once here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any
+
+import pytest
+
+REQUIRE = os.environ.get("ROCK_ENVS_REQUIRE_DOCKER") == "1"
+SANDBOX_LABEL = "rock-envs.sandbox"
+
+
+@functools.lru_cache(maxsize=None)
+def _engine_problem() -> str | None:
+    try:
+        import docker
+    except ImportError:
+        return "the Docker SDK is not installed (pip install 'rock-envs[docker]')"
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no engine here
+        return f"no Docker engine answers ({type(exc).__name__}: {exc}); start one with scripts/docker-engine.sh"
+    return None
+
+
+def _unavailable(why: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"ROCK_ENVS_REQUIRE_DOCKER=1 but {why}", pytrace=False)
+    print(f"\nROCK-ENVS DOCKER TESTS SKIPPED: {why}", file=sys.stderr, flush=True)
+    pytest.skip(f"docker: {why}")
+
+
+def require_engine() -> None:
+    why = _engine_problem()
+    if why:
+        _unavailable(why)
+
+
+@functools.lru_cache(maxsize=None)
+def _image() -> tuple[str | None, str | None]:
+    tag = os.environ.get("ROCK_ENVS_TEST_IMAGE")
+    if tag:
+        return tag, None
+    try:
+        from rock_envs.sandbox.images import build_image
+
+        return build_image(), None
+    except Exception as exc:  # noqa: BLE001
+        return None, f"no test image: ROCK_ENVS_TEST_IMAGE is unset and building one failed ({exc})"
+
+
+def test_image() -> str:
+    """The engine is up and the image exists (or the test skips/fails loudly)."""
+    require_engine()
+    tag, why = _image()
+    if tag is None:
+        _unavailable(str(why))
+    assert tag is not None
+    return tag
+
+
+test_image.__test__ = False  # type: ignore[attr-defined]
+
+
+def containers(**labels: str) -> list[Any]:
+    """Every container (running or not) carrying a rock-envs sandbox label (and ``labels``)."""
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        wanted = [SANDBOX_LABEL] + [f"{k}={v}" for k, v in labels.items()]
+        return list(client.containers.list(all=True, filters={"label": wanted}))
+    finally:
+        client.close()
