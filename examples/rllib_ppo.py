@@ -27,9 +27,13 @@ def main() -> None:
     parser.add_argument("--envs-per-runner", type=int, default=4)
     parser.add_argument("--backend", default="subprocess")
     parser.add_argument("--num-cpus", type=int, default=4, help="logical CPUs of the local Ray cluster")
+    parser.add_argument("--address", default=None, help="a running Ray cluster ('auto' or host:port); default: start one")
     args = parser.parse_args()
 
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     backend_options = {"worker_resources": {"num_cpus": 0.5}} if args.backend == "ray" else {}
     env_name = register_env("CartPole-v1", backend=args.backend, num_workers=2, **backend_options)
     config = (

@@ -1,0 +1,72 @@
+"""GEM: rock-envs envs in loops written for GEM, under GEM's own wrappers.
+
+    import rock_envs.integrations.gem as rgem
+
+    env = rgem.make("game:Sokoban-v0-easy", wrappers="concat,episode_tracking")  # like gem.make + wrappers
+    env = rgem.make("game:Sokoban-v0-easy", backend="subprocess")                # the env in a worker process
+
+`make` takes what `gem.make` takes (an id and the env's kwargs) plus `backend` and `wrappers` (GEM
+wrapper names from `gem.wrappers.wrapper_factory.WRAPPER_FACTORY`, comma-separated, or wrapper
+callables, applied in order). The env it returns is a `gem.Env`: GEM code calls `reset(seed)` with a
+positional seed (e.g. `EpisodeTrackingWrapper`), which `GemFacing` passes on as Gymnasium's keyword.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import gem
+from gem.wrappers.wrapper_factory import WRAPPER_FACTORY
+
+import rock_envs
+from rock_envs.core.errors import EnvArgumentError
+
+
+class GemFacing(gem.Env):
+    """A rock-envs env with GEM's face: `reset(seed=None)` positional or keyword, `sample_random_action()`."""
+
+    def __init__(self, rock_env: Any):
+        super().__init__()
+        self.rock_env = rock_env
+        self.env_id = getattr(getattr(rock_env, "spec", None), "id", None)
+
+    def reset(self, seed: Optional[int] = None, **kwargs: Any):
+        return self.rock_env.reset(seed=seed, **kwargs)
+
+    def step(self, action: Any):
+        return self.rock_env.step(action)
+
+    def sample_random_action(self) -> Any:
+        return self.rock_env.sample_random_action()
+
+    def close(self) -> None:
+        self.rock_env.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "rock_env":
+            raise AttributeError(name)
+        return getattr(self.rock_env, name)
+
+
+def wrap(env: Any, wrappers: str | Sequence[Callable[[Any], Any]] | None) -> Any:
+    """Apply GEM wrappers (names of `WRAPPER_FACTORY`, comma-separated, or callables) in order."""
+    if not wrappers:
+        return env
+    fns = wrappers.split(",") if isinstance(wrappers, str) else list(wrappers)
+    for fn in fns:
+        if isinstance(fn, str):
+            if fn not in WRAPPER_FACTORY:
+                raise EnvArgumentError(f"`rock_envs.integrations.gem.make(wrappers=...)`: unknown GEM wrapper {fn!r}; "
+                                       f"expected names from {sorted(WRAPPER_FACTORY)}.")
+            fn = WRAPPER_FACTORY[fn]
+        env = fn(env)
+    return env
+
+
+def make(env_id: str, *, backend: str = "local", wrappers: str | Sequence[Callable[[Any], Any]] | None = None,
+         **kwargs: Any) -> gem.Env:
+    """`gem.make` for every rock-envs id, on any backend, optionally wrapped with GEM wrappers."""
+    return wrap(GemFacing(rock_envs.make(env_id, backend=backend, **kwargs)), wrappers)
+
+
+__all__ = ["GemFacing", "make", "wrap"]
