@@ -42,18 +42,22 @@ async def run_command(
     assert proc.stdout and proc.stderr
     out = Output(limit, on_chunk)
     pumps = asyncio.gather(_pump(proc.stdout, "stdout", out), _pump(proc.stderr, "stderr", out))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     timed_out = False
     try:
+        # done when bash exited *and* its output closed: background children holding the pipes count
         await asyncio.wait_for(asyncio.shield(proc.wait()), timeout)
+        await asyncio.wait_for(asyncio.shield(pumps), max(0.0, deadline - loop.time()))
     except asyncio.TimeoutError:
         timed_out = True
-        await kill_until_empty(proc.pid)
-        await proc.wait()
     finally:
-        if proc.returncode is None:  # the request was cancelled: leave nothing behind
-            kill_group(proc.pid)
+        # a standalone command's processes never outlive it (use a job for that); this also ends
+        # a fork bomb whose first shell already returned
+        await kill_until_empty(proc.pid)
+    await proc.wait()
     try:
-        await asyncio.wait_for(asyncio.shield(pumps), DRAIN if timed_out else None)
+        await asyncio.wait_for(asyncio.shield(pumps), DRAIN)
     except asyncio.TimeoutError:
         pumps.cancel()
     return {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Literal, overload
 
 from ..config import SandboxConfig
-from ..errors import SandboxClosedError
+from ..errors import SandboxClosedError, SandboxNotFoundError
 from ..models import (
     CommandResult,
     FileEntry,
@@ -85,13 +85,15 @@ class Sandbox:
         return self
 
     async def stop(self) -> None:
-        """Remove the sandbox and everything running in it. Safe to call twice."""
+        """Remove the sandbox and everything running in it. Safe to call twice, or after a TTL reaped it."""
         backend, self._backend = self._backend, None
         self._stopped = True
         if backend is None:
             return
         try:
             await backend.delete()
+        except SandboxNotFoundError:
+            pass  # already reaped (TTL) or removed by a restarted server: the goal is met
         finally:
             await backend.close()
 
