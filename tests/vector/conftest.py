@@ -36,13 +36,26 @@ BACKENDS = [
     Backend("local", {"num_workers": 2}),
     Backend("subprocess", {"num_workers": 2}, local_processes=True),
     # Backend("docker", {"image": ...}, marks=(pytest.mark.docker,)),
-    # Backend("ray", {}, marks=(pytest.mark.ray,)),
+    Backend("ray", {"num_workers": 2}, marks=(pytest.mark.ray,)),  # on the session's local Ray cluster
 ]
 
 
 @pytest.fixture(params=[pytest.param(b, id=b.name, marks=b.marks) for b in BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param.name == "ray":  # one local cluster for the session: Ray takes seconds to start
+        request.getfixturevalue("ray_cluster")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()
 
 
 @pytest.fixture
