@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from typing import Any, AsyncIterator, Iterator
 
@@ -33,6 +34,8 @@ def server() -> Iterator[Server]:
     srv = start_server()
     yield srv
     srv.kill(signal.SIGTERM)
+    if os.path.exists(srv.log):
+        shutil.copy(srv.log, os.path.join(tempfile.gettempdir(), "rock-envs-test-server.log"))
     shutil.rmtree(srv.runtime_dir, ignore_errors=True)
 
 

@@ -57,17 +57,21 @@ class Server:
     runtime_dir: str
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    log: str = ""
 
     def start(self) -> None:
         cmd = [PYTHON, "-m", "rock_envs.sandbox.server", "--host", "127.0.0.1", "--port", str(self.port),
                "--token", self.token, "--runtime-dir", self.runtime_dir]  # fmt: skip
         if "docker" in RUNTIMES:
             cmd += ["--runtime", "docker"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = os.path.join(self.runtime_dir, "server.log")
+        with open(self.log, "ab") as log:  # a file, not a pipe nobody reads (which could fill and block it)
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                with open(self.log) as fh:
+                    raise RuntimeError(f"server exited: {fh.read()[-3000:]}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return
@@ -79,8 +83,6 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
         self.proc = None
 
     def pid(self) -> int:

@@ -123,17 +123,20 @@ class Files:
         dest = self.resolve(path, "upload_dir")
         os.makedirs(dest, exist_ok=True)
         count = 0
-        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-            for member in tar:
-                try:
-                    if _HAS_FILTERS:
-                        tar.extract(member, dest, filter="data")
-                    else:  # Python < 3.11.4 (Debian bookworm's 3.11.2, in container images)
-                        _check_member(member, dest)
-                        tar.extract(member, dest, set_attrs=False)
-                except _FILTER_ERRORS as exc:
-                    raise Fault("PathOutsideSandboxError", f"`upload_dir`: tar member refused: {exc}") from None
-                count += 1
+        try:
+            with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+                for member in tar:
+                    try:
+                        if _HAS_FILTERS:
+                            tar.extract(member, dest, filter="data")
+                        else:  # Python < 3.11.4 (Debian bookworm's 3.11.2, in container images)
+                            _check_member(member, dest)
+                            tar.extract(member, dest, set_attrs=False)
+                    except _FILTER_ERRORS as exc:
+                        raise Fault("PathOutsideSandboxError", f"`upload_dir`: tar member refused: {exc}") from None
+                    count += 1
+        except tarfile.TarError as exc:  # a FilterError is handled above; this is a broken stream
+            raise Fault("InvalidRequestError", f"`upload_dir`: the body is not a valid tar stream ({exc}).") from None
         return count
 
 

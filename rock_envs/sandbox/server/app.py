@@ -48,9 +48,33 @@ class BodyLimit:
                     response = _error(413, "PayloadTooLargeError", f"request body of {int(value)} bytes is over "
                                       f"this server's limit of {limit} bytes; send less or raise the limit.")  # fmt: skip
                     return await response(scope, receive, send)
+        if not upload:  # small JSON bodies: read up to the limit here, answer 413 past it
+            chunks, seen, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
+                more = message.get("more_body", False)
+                if seen > limit:
+                    response = _error(413, "PayloadTooLargeError", f"request body is over this server's limit "
+                                      f"of {limit} bytes; send less or raise the limit.")  # fmt: skip
+                    return await response(scope, receive, send)
+            body = b"".join(chunks)
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            return await self.app(scope, replay, send)
         seen = 0
 
-        async def counted() -> Message:
+        async def counted() -> Message:  # streamed uploads: count as they flow to the sandbox
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))

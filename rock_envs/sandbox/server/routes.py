@@ -163,7 +163,7 @@ async def download_file(sid: str, request: Request, path: Path) -> StreamingResp
 
 
 @router.put("/sandboxes/{sid}/files/tar", response_model=TransferResult, tags=["files"],
-            openapi_extra={"requestBody": {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
+            openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
 async def upload_tar(sid: str, request: Request, path: Path) -> TransferResult:
     """The body is a tar stream, extracted under ``path`` (members escaping it are refused)."""
     return await _ops(request).upload(sid, path, _body(request), True)
