@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Literal, overload
 
 from ..config import SandboxConfig
-from ..errors import SandboxClosedError, SandboxNotFoundError
+from ..errors import InvalidRequestError, SandboxClosedError, SandboxNotFoundError
 from ..models import (
     CommandResult,
     FileEntry,
@@ -83,6 +83,31 @@ class Sandbox:
             raise
         self._backend = backend
         return self
+
+    @classmethod
+    async def attach(cls, sandbox_id: str, config: SandboxConfig) -> Sandbox:
+        """A handle on an existing sandbox of a server (``config.base_url``). ``detach()`` leaves it running."""
+        if config.base_url is None:
+            raise InvalidRequestError("`Sandbox.attach`: needs `base_url`; an embedded sandbox lives only in the "
+                                      "process that made it.")  # fmt: skip
+        from .http import HttpBackend
+
+        sandbox, backend = cls(config), HttpBackend(config)
+        backend.sid = sandbox_id
+        try:
+            sandbox._info = await backend.info()
+        except BaseException:
+            await backend.close()
+            raise
+        sandbox._backend = backend
+        return sandbox
+
+    async def detach(self) -> None:
+        """Release the connection but leave the sandbox running (its TTL still applies)."""
+        backend, self._backend = self._backend, None
+        self._stopped = True
+        if backend is not None:
+            await backend.close()
 
     async def stop(self) -> None:
         """Remove the sandbox and everything running in it. Safe to call twice, or after a TTL reaped it."""

@@ -75,6 +75,22 @@ class SyncSandbox:
             self._loop = _Loop()
         return self._loop.run(coro)
 
+    @classmethod
+    def attach(cls, sandbox_id: str, config: SandboxConfig) -> SyncSandbox:
+        """A handle on an existing sandbox of a server; ``detach()`` leaves it running."""
+        sync = cls(config)
+        sync._sandbox = sync._run(Sandbox.attach(sandbox_id, config))
+        return sync
+
+    def detach(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._run(self._sandbox.detach())
+        finally:
+            self._loop.close()
+            self._loop = None
+
     @property
     def id(self) -> str:
         return self._sandbox.id

@@ -1,0 +1,24 @@
+"""`rock-envs serve`: the sandbox server on uvicorn (127.0.0.1 and a bearer token by default)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind; keep 127.0.0.1 unless you mean to expose it."),
+    port: int = typer.Option(8080, help="TCP port."),
+    runtime: str = typer.Option("process", help="Sandbox runtime to offer: process or docker."),
+    token: Optional[str] = typer.Option(None, envvar="ROCK_ENVS_TOKEN",
+                                        help="Bearer token; generated, printed once and written 0600 if absent."),
+    token_file: Optional[str] = typer.Option(None, help="Where a generated token is written (the SDK reads it)."),
+    runtime_dir: Optional[str] = typer.Option(None, help="Where sandboxes and their state live."),
+) -> None:
+    """Start the sandbox server. Every route but /health needs `Authorization: Bearer <token>`."""
+    if runtime not in ("process", "docker"):
+        raise typer.BadParameter(f"expected process or docker, got {runtime!r}", param_hint="--runtime")
+    from rock_envs.sandbox.server.run import serve as run
+
+    run(host=host, port=port, runtime=runtime, token=token, token_file=token_file, runtime_dir=runtime_dir)
