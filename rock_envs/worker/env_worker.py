@@ -114,9 +114,7 @@ class EnvWorker:
         if isinstance(actions, np.ndarray) and actions.ndim == 1 and actions.dtype.kind in "iub":
             actions = actions.tolist()  # Python scalars: cheaper for envs to check than numpy ones
         if request.flush_after is None:  # the hot path: one reply for the whole batch
-            step_one = self._step_one
-            results = [step_one(i, a) for i, a in zip(request.env_ids, actions)]
-            yield self._batch(list(request.env_ids), results, final=True)
+            yield self._step_all(list(request.env_ids), actions)
             return
         ids: list[int] = []
         results = []
@@ -129,6 +127,39 @@ class EnvWorker:
                 ids, results = [], []
                 started = time.monotonic()
         yield self._batch(ids, results, final=True)
+
+    def _step_all(self, ids: list[int], actions: Any) -> Batch:
+        """`_step_one` for every env, inlined for the common case (an env in mid-episode)."""
+        envs, needs, last = self.envs, self._needs_reset, self._last_obs
+        inline = self._mode != "same_step"
+        obs: list[Any] = []
+        rewards: list[float] = []
+        terms: list[bool] = []
+        truncs: list[bool] = []
+        infos: list[dict[str, Any]] = []
+        for i, a in zip(ids, actions):
+            if inline and not needs[i]:
+                try:
+                    o, r, te, tr, info = envs[i].step(a)
+                except Exception as e:
+                    o, r, te, tr, info = self._failed_step(i, e)
+                if te or tr:
+                    needs[i] = True
+                last[i] = o
+            else:
+                o, r, te, tr, info = self._step_one(i, a)
+            obs.append(o)
+            rewards.append(r)
+            terms.append(te)
+            truncs.append(tr)
+            infos.append(info)
+        return Batch(ids, self._pack(obs), rewards, terms, truncs, infos, True)
+
+    def _failed_step(self, i: int, e: Exception) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """What a step that raised gives (on_error="reset"): the episode ends, truncated, with the error."""
+        if self._on_error == "raise":
+            raise e
+        return self._last_obs.get(i), 0.0, False, True, {"error": error_info(e)}
 
     def _batch(self, ids: list[int], results: list[tuple[Any, float, bool, bool, dict[str, Any]]], final: bool) -> Batch:
         if not results:
@@ -144,9 +175,7 @@ class EnvWorker:
         try:
             o, r, te, tr, info = env.step(action)
         except Exception as e:
-            if self._on_error == "raise":
-                raise
-            o, r, te, tr, info = self._last_obs.get(i), 0.0, False, True, {"error": error_info(e)}
+            o, r, te, tr, info = self._failed_step(i, e)
         if mode == "same_step" and (te or tr):
             final_obs, final_info = o, info
             o, info = self._reset_one(i)
