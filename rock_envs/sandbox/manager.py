@@ -133,6 +133,7 @@ class SandboxManager:
             hello = await entry.agent.hello()
             entry.placement.isolation = list(hello.get("isolation") or []) + entry.placement.isolation
             entry.status = "running"
+            entry.last_used_at = time.time()
         except BaseException:
             await self.delete(entry.id)
             raise
@@ -179,6 +180,8 @@ class SandboxManager:
             await asyncio.sleep(self.reap_interval)
             now = time.time()
             for entry in list(self.sandboxes.values()):
+                if entry.status == "starting":  # its idle clock starts once it is up
+                    continue
                 idle = entry.spec.ttl and entry.busy == 0 and now - entry.last_used_at > entry.spec.ttl
                 if idle or entry.status == "dead" and entry.busy == 0 and now - entry.last_used_at > 60:
                     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
 
@@ -72,13 +72,24 @@ def test_image() -> str:
 test_image.__test__ = False  # type: ignore[attr-defined]
 
 
-def containers(**labels: str) -> list[Any]:
-    """Every container (running or not) carrying a rock-envs sandbox label (and ``labels``)."""
+@dataclass
+class Container:
+    id: str
+    name: str
+    labels: dict[str, str]
+
+
+def containers(**labels: str) -> list[Container]:
+    """Every container (running or not) carrying a rock-envs sandbox label (and ``labels``).
+
+    One list call, no per-container inspect: containers may vanish (auto-remove) meanwhile.
+    """
     import docker
 
     client = docker.from_env(timeout=30)
     try:
         wanted = [SANDBOX_LABEL] + [f"{k}={v}" for k, v in labels.items()]
-        return list(client.containers.list(all=True, filters={"label": wanted}))
+        found = client.api.containers(all=True, filters={"label": wanted})
+        return [Container(c["Id"], (c.get("Names") or ["?"])[0].lstrip("/"), c.get("Labels") or {}) for c in found]
     finally:
         client.close()

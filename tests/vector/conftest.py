@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import dataclasses
+import os
+import sys
+
 import cloudpickle
 import pytest
 
@@ -17,6 +21,8 @@ import vector_helpers
 from vector_helpers import ProbeEnv
 
 cloudpickle.register_pickle_by_value(vector_helpers)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docker"))
+import docker_support  # noqa: E402
 
 SOKOBAN = "game:Sokoban-v0-easy"
 GUESS = "game:GuessTheNumber-v0-easy"
@@ -35,7 +41,7 @@ class Backend:
 BACKENDS = [
     Backend("local", {"num_workers": 2}),
     Backend("subprocess", {"num_workers": 2}, local_processes=True),
-    # Backend("docker", {"image": ...}, marks=(pytest.mark.docker,)),
+    Backend("docker", {"num_workers": 2}, marks=(pytest.mark.docker,)),  # image: set by the fixture
     Backend("ray", {"num_workers": 2}, marks=(pytest.mark.ray,)),  # on the session's local Ray cluster
 ]
 
@@ -44,6 +50,8 @@ BACKENDS = [
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param.name == "ray":  # one local cluster for the session: Ray takes seconds to start
         request.getfixturevalue("ray_cluster")
+    if request.param.name == "docker":  # skips loudly without an engine
+        return dataclasses.replace(request.param, kwargs={**request.param.kwargs, "image": docker_support.test_image()})
     return request.param
 
 

@@ -31,14 +31,17 @@ def test_an_env_raising_in_step_reports_it_is_reset_and_the_others_go_on(make, p
     assert list(infos["_error"]) == [False, True, False, False]
     assert infos["error"]["type"][1] == "RuntimeError"
     assert infos["error"]["message"][1] == "boom in step"
-    assert 'raise RuntimeError("boom in step")' in infos["error"]["traceback"][1]
+    # the remote traceback names the raising line; its source text only where the file exists (not in a container)
+    assert 'vector_helpers.py", line' in infos["error"]["traceback"][1]
     assert list(truncs) == [False, True, False, False] and list(rewards) == [1.0, 0.0, 1.0, 1.0]
     np.testing.assert_array_equal(obs[[0, 2, 3], 0], [2, 2, 2])
     obs, rewards, *_ = venv.step([NORMAL] * 4)  # next step: env 1 is reset, the others go on
     np.testing.assert_array_equal(obs[:, 0], [3, 0, 3, 3])
 
 
-def test_an_env_raising_in_reset_reports_it_and_is_rebuilt(make, probe, tmp_path):
+def test_an_env_raising_in_reset_reports_it_and_is_rebuilt(make, probe, tmp_path, backend):
+    if backend.name == "docker":
+        pytest.skip("`fail_once` marks a file in the host's tmp_path, which containers do not see")
     venv = make(probe, 4)
     obs, infos = venv.reset(seed=0, options={"fail_once": str(tmp_path / "failed")})
     assert infos["_error"].sum() == 1
@@ -49,13 +52,15 @@ def test_an_env_raising_in_reset_reports_it_and_is_rebuilt(make, probe, tmp_path
     assert venv.step([NORMAL] * 4)[1].tolist() == [1.0] * 4
 
 
-def test_on_error_raise_raises_remote_error_with_the_remote_traceback(make, probe, tmp_path):
+def test_on_error_raise_raises_remote_error_with_the_remote_traceback(make, probe, tmp_path, backend):
     venv = make(probe, 4, on_error="raise")
     venv.reset(seed=0)
     with pytest.raises(rock_envs.RemoteError, match="RuntimeError in worker .*: boom in step") as caught:
         venv.step([NORMAL, RAISE, NORMAL, NORMAL])
     assert caught.value.type_name == "RuntimeError"
-    assert 'raise RuntimeError("boom in step")' in caught.value.remote_traceback
+    assert 'vector_helpers.py", line' in caught.value.remote_traceback
+    if backend.name == "docker":
+        return  # `fail_once` below marks a file in the host's tmp_path, which containers do not see
     with pytest.raises(rock_envs.RemoteError, match="ValueError in worker .*: boom in reset"):
         venv.reset(seed=0, options={"fail_once": str(tmp_path / "failed")})
     obs, _ = venv.reset(seed=0)  # the workers are unharmed

@@ -180,25 +180,30 @@ class DockerRuntime(Runtime):
             options["read_only"] = True
             options["tmpfs"] = {"/tmp": "rw,nosuid,nodev,mode=1777", "/dev/shm": "rw,nosuid,nodev,mode=1777"}
             isolation.append("readonly-image")
+        container = None
         labels = {_label("owner"): owner, _label("sandbox"): sandbox_id, _label("host"): self.host,
                   _label("manager"): _manager_label(), **{_label("user." + k): v for k, v in spec.labels.items()}}  # fmt: skip
         try:
-            container = self.client.containers.run(
+            # create + start, never ``containers.run``: that one pulls a missing image
+            container = self.client.containers.create(
                 spec.image or self.image, command, detach=True, init=True, auto_remove=True,
                 name=f"rock-envs-{sandbox_id}", labels=labels, user=self.user, working_dir=f"{MOUNT}/root",
                 environment=self._environment(spec), network_mode="host" if spec.network else "none",
                 volumes={dirs.base: {"bind": MOUNT, "mode": "rw"}}, cap_drop=["ALL"],
                 security_opt=["no-new-privileges"], privileged=False, stdin_open=False, **options,
             )  # fmt: skip
+            with self.lock:
+                self.live[container.id] = sandbox_id
+            container.start()
         except docker.errors.ImageNotFound as exc:
             raise SandboxStartError(
                 f"`Sandbox.start`: image {spec.image or self.image!r} is not in the Docker engine ({exc.explanation}); "
                 "build one with `rock-envs image build` (nothing is ever pulled)."
             ) from exc
         except docker.errors.APIError as exc:
+            if container is not None:
+                self._remove(container.id)
             raise SandboxStartError(f"`Sandbox.start`: the Docker engine refused the container: {exc}.") from exc
-        with self.lock:
-            self.live[container.id] = sandbox_id
         return container.id, isolation
 
     async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
@@ -285,8 +290,8 @@ class DockerRuntime(Runtime):
         filters = {"label": [f"{_label('sandbox')}={record.get('sandbox_id')}"]}
         if record.get("owner"):
             filters["label"].append(f"{_label('owner')}={record['owner']}")
-        for container in self.client.containers.list(all=True, filters=filters):
-            self._remove(container.id)
+        for container in self.client.api.containers(all=True, filters=filters):
+            self._remove(container["Id"])
         if record.get("owner"):
             self.sweep(str(record["owner"]))
 
@@ -294,10 +299,11 @@ class DockerRuntime(Runtime):
         """Remove this host's containers labelled with ``owner`` whose owning process is gone."""
         filters = {"label": [f"{_label('owner')}={owner}", f"{_label('host')}={self.host}"]}
         count = 0
-        for container in self.client.containers.list(all=True, filters=filters):
-            if container.id in self.live or _alive(container.labels.get(_label("manager"), "")):
+        for container in self.client.api.containers(all=True, filters=filters):  # no inspect: they may vanish
+            cid, labels = container["Id"], container.get("Labels") or {}
+            if cid in self.live or _alive(labels.get(_label("manager"), "")):
                 continue
-            self._remove(container.id)
+            self._remove(cid)
             count += 1
         return count
 
@@ -351,9 +357,9 @@ def remove_containers(owner: str | None = None, client: Any = None) -> int:
 
     client = client or docker.from_env()
     label = f"{_label('owner')}={owner}" if owner else _label("sandbox")
-    containers = client.containers.list(all=True, filters={"label": [label]})
+    containers = client.api.containers(all=True, filters={"label": [label]})
     for container in containers:
-        _ignore_gone(container.remove, force=True)
+        _ignore_gone(client.api.remove_container, container["Id"], force=True)
     return len(containers)
 
 
