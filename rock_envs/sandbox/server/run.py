@@ -41,7 +41,7 @@ def serve(
     runtimes = ("process", "docker") if runtime == "docker" else ("process",)
     app = create_app(token=token, runtime_dir=runtime_dir, runtimes=runtimes, **app_options)
     print(f"rock-envs sandbox server listening on http://{host}:{port} (runtime {runtime})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio")
 
 
 def main(argv: list[str] | None = None) -> None:
