@@ -6,7 +6,7 @@ import json
 from typing import Annotated, AsyncIterator, Literal, Optional
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from ..errors import InvalidRequestError
 from ..manager import SandboxManager
@@ -80,8 +80,9 @@ async def close_session(sid: str, name: str, request: Request) -> dict[str, str]
 
 
 @router.post("/sandboxes/{sid}/commands", response_model=CommandResult, tags=["commands"])
-async def run_command(sid: str, req: RunRequest, request: Request) -> CommandResult:
-    return await _ops(request).run(sid, req)
+async def run_command(sid: str, req: RunRequest, request: Request) -> Response:
+    result = await _ops(request).run(sid, req)  # the hot path: serialize once, skip re-validation
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 @router.post("/sandboxes/{sid}/commands/stream", tags=["commands"],
