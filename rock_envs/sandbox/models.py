@@ -35,8 +35,8 @@ class SandboxSpec(_Model):
     """Where it runs: ``process`` (a process group in its own namespaces) or ``docker`` (a container)."""
     image: Optional[str] = None
     """Container image for the ``docker`` runtime; ignored by ``process``."""
-    cpus: Optional[float] = Field(None, gt=0, le=1024)
-    """CPU share (1.0 = one core); ``None`` leaves it unlimited."""
+    cpus: Optional[float] = Field(None, ge=0.01, le=1024)
+    """CPU share (1.0 = one core, at least 0.01); ``None`` leaves it unlimited."""
     memory: Optional[int | str] = "1g"
     """Memory limit for all the sandbox's processes together, as bytes or ``"512m"``/``"1g"``."""
     pids_limit: Optional[int] = Field(512, ge=16, le=1_000_000)

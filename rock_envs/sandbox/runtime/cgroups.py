@@ -88,7 +88,7 @@ class Cgroups:
                     _write(os.path.join(path, "memory.max"), str(memory))
                     _write(os.path.join(path, "memory.swap.max"), "0", quiet=True)
                 if cpus:
-                    _write(os.path.join(path, "cpu.max"), f"{int(cpus * 100000)} 100000", quiet=True)
+                    _write(os.path.join(path, "cpu.max"), f"{max(1000, int(cpus * 100000))} 100000", quiet=True)
                 return groups
             for ctl, base in self.v1.items():
                 path = os.path.join(base, self.parent_name, sandbox_id)
@@ -101,7 +101,7 @@ class Cgroups:
                     _write(os.path.join(path, "memory.memsw.limit_in_bytes"), str(memory), quiet=True)
                 elif ctl == "cpu" and cpus:
                     _write(os.path.join(path, "cpu.cfs_period_us"), "100000")
-                    _write(os.path.join(path, "cpu.cfs_quota_us"), str(int(cpus * 100000)))
+                    _write(os.path.join(path, "cpu.cfs_quota_us"), str(max(1000, int(cpus * 100000))))
             return groups
         except OSError:
             remove(groups)

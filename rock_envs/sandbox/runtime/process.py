@@ -117,7 +117,11 @@ class ProcessRuntime(Runtime):
     async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
         groups: list[cgroups.Group] = []
         if self.cgroups is not None and self.cgroups.available:
-            groups = self.cgroups.create(sandbox_id, spec.pids_limit, spec.memory_bytes(), spec.cpus)
+            try:
+                groups = self.cgroups.create(sandbox_id, spec.pids_limit, spec.memory_bytes(), spec.cpus)
+            except OSError as exc:
+                raise SandboxStartError(f"`Sandbox.start`: could not set up the sandbox's cgroups ({exc}); "
+                                        "check the limits (memory, pids_limit, cpus) for this host.") from exc
         rlimits = ["core=0"]
         if spec.cpu_time:
             rlimits.append(f"cpu={spec.cpu_time}")
