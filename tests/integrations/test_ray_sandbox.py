@@ -1,0 +1,45 @@
+"""Sandboxes placed on a Ray node: an actor there starts the sandbox with the process runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+
+def test_sandbox_started_through_a_ray_actor_runs_commands(ray_cluster):
+    from rock_envs.sandbox.manager import SandboxManager
+    from rock_envs.sandbox.models import RunRequest, SandboxSpec
+    from rock_envs.sandbox.ops import Ops
+    from rock_envs.sandbox.runtime.ray import RayPlacedRuntime
+
+    async def scenario():
+        runtime_dir = tempfile.mkdtemp(prefix="rk-ray-")  # short: unix socket paths have a length limit
+        manager = SandboxManager(runtime_dir=runtime_dir)
+        runtime = RayPlacedRuntime(inner="process")
+        manager.runtimes["process"] = runtime  # this manager's process sandboxes go through Ray
+        try:
+            info = await manager.create(SandboxSpec(cpus=1, memory="256m"))
+            entry = manager.get(info.id)
+            placement = entry.placement
+            assert placement.extra["node_id"] == ray_cluster.get_runtime_context().get_node_id()
+            # Ray accounts for the sandbox: one CPU is held while it lives
+            assert ray_cluster.available_resources().get("CPU", 0) <= ray_cluster.cluster_resources()["CPU"] - 1
+            result = await Ops(manager).run(info.id, RunRequest(cmd="echo hello from $HOME", timeout=30))
+            assert result.exit_code == 0 and result.output.strip().startswith("hello from")
+            actor = ray_cluster.get_actor(placement.extra["actor"])
+            await manager.delete(info.id)
+            with pytest.raises(ValueError):
+                for _ in range(100):  # ray.kill is asynchronous: wait until the name is released
+                    ray_cluster.get_actor(placement.extra["actor"])
+                    await asyncio.sleep(0.1)
+            del actor
+        finally:
+            await manager.close()
+            shutil.rmtree(runtime_dir, ignore_errors=True)
+
+    asyncio.run(scenario())
