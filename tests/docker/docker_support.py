@@ -36,8 +36,14 @@ def _engine_problem() -> str | None:
 def _unavailable(why: str) -> None:
     if REQUIRE:
         pytest.fail(f"ROCK_ENVS_REQUIRE_DOCKER=1 but {why}", pytrace=False)
-    print(f"\nROCK-ENVS DOCKER TESTS SKIPPED: {why}", file=sys.stderr, flush=True)
+    _announce(why)
     pytest.skip(f"docker: {why}")
+
+
+@functools.lru_cache(maxsize=None)
+def _announce(why: str) -> None:
+    """Once per run, past pytest's capture, so it shows even under ``-q``."""
+    print(f"\nROCK-ENVS DOCKER TESTS SKIPPED: {why}", file=sys.__stderr__, flush=True)
 
 
 def require_engine() -> None:
