@@ -22,6 +22,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.docker)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for why in sorted(docker_support.SKIPPED):  # one loud line, even under -q
+        terminalreporter.write_line(f"ROCK-ENVS DOCKER TESTS SKIPPED: {why}", red=True, bold=True)
+
+
 @pytest.fixture(scope="session")
 def image() -> str:
     return docker_support.test_image()

@@ -40,10 +40,12 @@ def _unavailable(why: str) -> None:
     pytest.skip(f"docker: {why}")
 
 
-@functools.lru_cache(maxsize=None)
+SKIPPED: set[str] = set()
+"""Why docker tests skipped; tests/docker/conftest.py prints it once at the end of the run."""
+
+
 def _announce(why: str) -> None:
-    """Once per run, past pytest's capture, so it shows even under ``-q``."""
-    print(f"\nROCK-ENVS DOCKER TESTS SKIPPED: {why}", file=sys.__stderr__, flush=True)
+    SKIPPED.add(why)
 
 
 def require_engine() -> None:
