@@ -66,7 +66,8 @@ class GemEnv(Env[str, str]):
         random.setstate(self._random_state)
         _random_owner = weakref.ref(self)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def reset(self, seed: int | None = None, *, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        # `seed` may come positionally: GEM's own wrappers call `env.reset(seed)`.
         if self._closed:
             raise EnvClosedError(f"`reset` on {self._name()} after `close()`; make a new env with `rock_envs.make`.")
         self._own_random()
