@@ -1,0 +1,368 @@
+"""The remote backend: EnvWorkers in sandboxes behind a rock-envs sandbox server, over one WebSocket.
+
+``make_vec(env_id, n, backend="remote", url="http://host:8080", token=..., runtime="process",
+envs_per_sandbox=...)`` creates one sandbox per worker on the server (``POST /sandboxes``), starts
+one EnvWorker in each and reaches all of them through the server's ``/workers`` WebSocket: one
+connection for the whole vector env, one channel per worker, frames exactly as the subprocess
+backend sends them (the server routes them and never decodes one).
+
+Threads: the WebSocket lives on a private asyncio loop thread. ``send`` pickles in the caller's
+thread, queues the frame and wakes the loop once per burst; the loop writes every queued frame.
+Replies go from the socket reader straight into a ``queue.SimpleQueue`` that ``wait`` blocks on, and
+are unpickled in the caller's thread. No per-channel queues, no per-frame task.
+
+Faults (the engine turns each ``WorkerGone`` into a rebuild of that worker's envs, re-seeded with
+their last seeds and flagged ``worker_restarted`` in info):
+
+| fault                                   | what happens                                              |
+|-----------------------------------------|-----------------------------------------------------------|
+| the worker process dies                 | its channel closes: ``WorkerGone``; ``restart`` opens a new worker in the same sandbox |
+| the sandbox is deleted, reaped or dies  | ``WorkerGone``; ``restart`` finds it gone and creates a new sandbox |
+| the WebSocket drops                     | every worker is ``WorkerGone``; ``restart`` reconnects and reuses the sandboxes still there |
+| the server restarts (same url)          | as a drop; sandboxes died with the old server, so new ones are created |
+| the server stays away                   | ``restart`` retries for ``reconnect_timeout`` seconds, then raises ``RemoteBackendError`` |
+
+While a channel is open the server never reaps its sandbox; ``ttl`` only counts once the client is
+gone (it crashed, or lost its connection), so an abandoned vector env frees the server by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import struct
+import threading
+import time
+from collections import deque
+from typing import Any, Coroutine, TypeVar
+
+from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.core.errors import EnvArgumentError, RockEnvsError
+from rock_envs.worker.protocol import Make, Reply, Request, decode, encode
+
+T = TypeVar("T")
+_U32 = struct.Struct(">I")
+STARTUP_TIMEOUT = 120.0
+RECONNECT_TIMEOUT = 30.0
+_GONE = object()
+
+
+class RemoteBackendError(RockEnvsError, ConnectionError):
+    """The sandbox server could not be reached, or refused to make or reopen a worker."""
+
+
+class _Sink:
+    """Stands in for a mux channel's inbox: frames go straight to the group's reply queue, tagged."""
+
+    __slots__ = ("out", "w", "gen")
+
+    def __init__(self, out: queue.SimpleQueue, w: int, gen: int):
+        self.out, self.w, self.gen = out, w, gen
+
+    def put_nowait(self, item: Any) -> None:
+        self.out.put((self.w, self.gen, item))
+
+    async def get(self) -> Any:  # pragma: no cover - nobody reads a sink; the group's queue does
+        raise RuntimeError("a remote worker channel is read through its group")
+
+
+class RemoteGroup(WorkerGroup):
+    name = "remote"
+
+    def __init__(
+        self,
+        num_workers: int,
+        url: str | None = None,
+        token: str | None = None,
+        runtime: str = "process",
+        envs_per_sandbox: int | None = None,
+        image: str | None = None,
+        ttl: float = 120.0,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
+    ):
+        from rock_envs.sandbox.config import SandboxConfig
+        from rock_envs.sandbox.models import SandboxSpec
+
+        if not url:
+            raise EnvArgumentError("`make_vec(backend='remote')`: expected `url=` of a rock-envs server, "
+                                   "e.g. url='http://127.0.0.1:8080' (start one with `rock-envs serve`).")  # fmt: skip
+        if runtime not in ("process", "docker"):
+            raise EnvArgumentError(f"`make_vec(runtime=...)`: expected 'process' or 'docker', got {runtime!r}.")
+        if envs_per_sandbox is not None and int(envs_per_sandbox) < 1:
+            raise EnvArgumentError(f"`make_vec(envs_per_sandbox=...)`: expected a positive integer, got {envs_per_sandbox!r}.")
+        self.num_workers = num_workers
+        self.url = url.rstrip("/")
+        self.token = SandboxConfig(base_url=self.url, token=token).resolve_token()
+        self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.spec = SandboxSpec(runtime=runtime, image=image, ttl=ttl, memory=None, labels={"role": "env-worker"})  # type: ignore[arg-type]
+        self.reconnect_timeout = reconnect_timeout
+        self._envs: list[int] = [0] * num_workers  # declared to the server (its env caps count these)
+        self._sandboxes: list[str | None] = [None] * num_workers
+        self._channels: list[Any] = [None] * num_workers
+        self._gen = [0] * num_workers
+        self._gone = [False] * num_workers
+        self._held: list[list[bytes]] = [[] for _ in range(num_workers)]
+        self._opening = [False] * num_workers
+        self._lock = threading.Lock()
+        self._replies: queue.SimpleQueue = queue.SimpleQueue()
+        self._outbox: deque[bytes] = deque()
+        self._wake_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._mux: Any = None
+        self._http: Any = None
+        self._closed = False
+
+    # ---- the loop thread --------------------------------------------------------------------------
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> None:
+        """Start the loop thread and connect; each worker's sandbox is made when its first `Make` is sent
+        (then the server knows how many envs it will host, for its caps), all of them at once."""
+        import httpx
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rock-envs-remote", daemon=True)
+        self._thread.start()
+        self._wake = asyncio.Event()
+        self._http = httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=httpx.Timeout(STARTUP_TIMEOUT),
+                                       limits=httpx.Limits(max_connections=32))  # fmt: skip
+        self._sender = asyncio.run_coroutine_threadsafe(self._send_loop(), self._loop)
+        try:
+            self._run(self._connect())
+        except BaseException:
+            self.close()
+            raise
+
+    async def _connect(self) -> None:
+        """A (new) mux connection, retried for `reconnect_timeout` seconds while the server is away."""
+        from rock_envs.sandbox.errors import AuthenticationError, SandboxError
+        from rock_envs.sandbox.sdk.mux import WorkerMux
+
+        if self._mux is not None and self._mux.reader is not None and not self._mux.reader.done():
+            return
+        if self._mux is not None:
+            await self._mux.close()
+        deadline = time.monotonic() + self.reconnect_timeout
+        while True:
+            mux = WorkerMux(self.url, self.headers)
+            try:
+                await mux._connect()
+                self._mux = mux
+                return
+            except AuthenticationError as exc:
+                raise RemoteBackendError(f"`make_vec(backend='remote')`: {exc}") from exc
+            except SandboxError as exc:
+                if time.monotonic() > deadline:
+                    raise RemoteBackendError(f"`make_vec(backend='remote')`: the server at {self.url} is unreachable "
+                                             f"for {self.reconnect_timeout:.0f} s ({exc}); start it (`rock-envs serve`) "
+                                             "and make a new vector env.") from exc  # fmt: skip
+                await asyncio.sleep(0.2)
+
+    async def _http_call(self, method: str, path: str, call: str, json: Any = None) -> Any:
+        import httpx
+
+        from rock_envs.sandbox.sdk.http import raise_for
+
+        deadline = time.monotonic() + self.reconnect_timeout
+        while True:
+            try:
+                response = await self._http.request(method, path, json=json)
+                break
+            except httpx.TransportError as exc:
+                if time.monotonic() > deadline:
+                    raise RemoteBackendError(f"`{call}`: cannot reach the sandbox server at {self.url} ({exc!r}); "
+                                             "is `rock-envs serve` running?") from exc  # fmt: skip
+                await asyncio.sleep(0.2)
+        await raise_for(response, call)
+        return response.json()
+
+    async def _create(self, w: int) -> str:
+        labels = {**self.spec.labels, "envs": str(self._envs[w] or 0)}
+        body = self.spec.model_copy(update={"labels": labels}).model_dump(exclude_none=True)
+        info = await self._http_call("POST", "/sandboxes", "make_vec(backend='remote')", body)
+        return str(info["id"])
+
+    async def _delete(self, sid: str) -> None:
+        from rock_envs.sandbox.errors import SandboxNotFoundError
+
+        try:
+            await self._http_call("DELETE", f"/sandboxes/{sid}", "close")
+        except SandboxNotFoundError:
+            pass
+
+    async def _open(self, w: int, fresh: bool) -> Any:
+        """Open worker `w`: in its sandbox if that still answers (unless `fresh`), else in a new one."""
+        from rock_envs.sandbox.errors import SandboxDiedError, SandboxNotFoundError
+        from rock_envs.sandbox.models import WORKER_ARGV
+
+        await self._connect()
+        sid = self._sandboxes[w]
+        if sid is not None and not fresh:
+            try:
+                channel = await self._mux.open(sid, list(WORKER_ARGV), None, timeout=STARTUP_TIMEOUT)
+                return self._attach(w, channel)
+            except (SandboxNotFoundError, SandboxDiedError):
+                await self._delete(sid)  # dead or reaped: replace it
+                self._sandboxes[w] = None
+        sid = self._sandboxes[w] = await self._create(w)
+        channel = await self._mux.open(sid, list(WORKER_ARGV), None, timeout=STARTUP_TIMEOUT)
+        return self._attach(w, channel)
+
+    def _attach(self, w: int, channel: Any) -> Any:
+        channel.inbox = _Sink(self._replies, w, self._gen[w])
+        if channel.closed_reason is not None:  # closed before the sink was in place
+            channel.inbox.put_nowait(_GONE)
+        self._gone[w] = False
+        return channel
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._wake_pending = False
+            while self._outbox:
+                frame = self._outbox.popleft()
+                mux = self._mux
+                try:
+                    await mux.ws().send(frame)
+                except Exception:  # noqa: BLE001 - a dead connection: its reader reports every channel gone
+                    pass
+
+    # ---- the transport ------------------------------------------------------------------------
+
+    def send(self, w: int, request: Request) -> None:
+        channel = self._channels[w]
+        if channel is None:
+            return self._send_cold(w, request)
+        if self._gone[w]:
+            return  # its death was (or will be) reported by wait(); the engine restarts it
+        self._outbox.append(channel.prefix + encode(request))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._wake.set)  # type: ignore[union-attr]
+
+    def _send_cold(self, w: int, request: Request) -> None:
+        """Worker `w` has no channel yet: hold the frame; its first `Make` opens the worker."""
+        with self._lock:
+            channel = self._channels[w]
+            if channel is None:
+                self._held[w].append(encode(request))
+                if not self._opening[w] and isinstance(request, Make):
+                    self._opening[w] = True
+                    self._envs[w] = len(request.env_ids)
+                    asyncio.run_coroutine_threadsafe(self._open_and_flush(w), self._loop)  # type: ignore[arg-type]
+                return
+        self.send(w, request)
+
+    async def _open_and_flush(self, w: int) -> None:
+        gen = self._gen[w]
+        try:
+            channel = await self._open(w, fresh=self._sandboxes[w] is None)
+        except Exception as exc:  # noqa: BLE001 - raised from the caller's wait()
+            self._replies.put((w, gen, exc))
+            with self._lock:
+                self._opening[w] = False
+                self._held[w] = []
+            return
+        with self._lock:
+            for payload in self._held[w]:
+                self._outbox.append(channel.prefix + payload)
+            self._held[w] = []
+            self._channels[w] = channel
+            self._opening[w] = False
+        self._wake_pending = True
+        self._wake.set()
+
+    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
+        try:
+            items = [self._replies.get(timeout=timeout) if timeout is None or timeout > 0
+                     else self._replies.get_nowait()]  # fmt: skip
+        except queue.Empty:
+            return []
+        try:
+            while True:
+                items.append(self._replies.get_nowait())
+        except queue.Empty:
+            pass
+        out: list[tuple[int, Reply | WorkerGone]] = []
+        for w, gen, item in items:
+            if gen != self._gen[w] or self._gone[w]:
+                continue  # from a channel that was replaced
+            if isinstance(item, BaseException):
+                self._gone[w] = True
+                raise item  # the server refused (a cap, the token) or stayed away: nothing to retry
+            if isinstance(item, bytes):
+                out.append((w, decode(item)))  # type: ignore[arg-type]
+            else:
+                self._gone[w] = True
+                reason = getattr(self._channels[w], "closed_reason", None) or "its channel closed"
+                out.append((w, WorkerGone(f"the worker in sandbox {self._sandboxes[w]} on {self.url} went away ({reason})")))
+        return out
+
+    def on_built(self, w: int, env_ids: list[int], built: Any) -> None:
+        self._envs[w] = len(env_ids)
+
+    def restart(self, w: int) -> None:
+        """Forget worker `w`'s channel; the engine's next `Make` opens a new worker (see `_open`)."""
+        with self._lock:
+            channel, self._channels[w] = self._channels[w], None
+            self._gen[w] += 1
+            self._gone[w] = False
+            self._held[w] = []
+            self._opening[w] = False
+        if channel is not None and channel.closed_reason is None:
+            self._run(self._close_channel(channel))
+
+    async def _close_channel(self, channel: Any) -> None:
+        try:
+            await asyncio.wait_for(channel.aclose(), 5)
+        except Exception:  # noqa: BLE001 - the connection may be gone already
+            pass
+
+    def kill(self, w: int) -> None:
+        """Delete worker `w`'s sandbox on the server (its agent and worker are killed at once)."""
+        sid = self._sandboxes[w]
+        if sid is not None:
+            self._run(self._delete(sid), timeout=60)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is None:
+            return
+        try:
+            self._run(self._close_all(), timeout=120)
+        except Exception:  # noqa: BLE001 - the server is gone: its sandboxes died with it or expire by TTL
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
+        self._loop = None
+
+    async def _close_all(self) -> None:
+        self._sender.cancel()
+        self.reconnect_timeout = min(self.reconnect_timeout, 5.0)
+        if self._mux is not None:
+            await self._mux.close()  # ends every worker at once
+        sids = [sid for sid in self._sandboxes if sid is not None]
+        self._sandboxes = [None] * self.num_workers
+        await asyncio.gather(*(self._delete(sid) for sid in sids), return_exceptions=True)
+        await self._http.aclose()
+
+    # ---- facts --------------------------------------------------------------------------------
+
+    def sandbox_ids(self) -> list[str | None]:
+        return list(self._sandboxes)
+
+    def describe(self, w: int) -> dict[str, Any]:
+        return {"sandbox": self._sandboxes[w], "server": self.url}
+
+
+__all__ = ["RemoteBackendError", "RemoteGroup"]
