@@ -5,6 +5,7 @@
         ├── SandboxNotFoundError(SandboxError, KeyError)      404: unknown sandbox id
         ├── SessionNotFoundError(SandboxError, KeyError)      404: unknown session name
         ├── JobNotFoundError(SandboxError, KeyError)          404: unknown job id
+        ├── CallNotFoundError(SandboxError, KeyError)         404: no waiting model call by that id
         ├── SandboxFileNotFoundError(SandboxError, FileNotFoundError)  404: no such path in the sandbox
         ├── SessionExistsError(SandboxError, ValueError)      409: a session name already taken
         ├── InvalidRequestError(SandboxError, ValueError)     422: a request that makes no sense
@@ -50,6 +51,10 @@ class SessionNotFoundError(SandboxError, KeyError):
 
 
 class JobNotFoundError(SandboxError, KeyError):
+    status = 404
+
+
+class CallNotFoundError(SandboxError, KeyError):
     status = 404
 
 
@@ -104,7 +109,7 @@ class AgentError(SandboxError, RuntimeError):
 _BY_NAME: dict[str, type[SandboxError]] = {
     cls.__name__: cls
     for cls in (
-        SandboxError, SandboxNotFoundError, SessionNotFoundError, JobNotFoundError, SandboxFileNotFoundError,
+        SandboxError, SandboxNotFoundError, SessionNotFoundError, JobNotFoundError, CallNotFoundError, SandboxFileNotFoundError,
         SessionExistsError, InvalidRequestError, PathOutsideSandboxError, AuthenticationError,
         PayloadTooLargeError, SandboxLimitError, CommandTimeoutError, SandboxStartError, SandboxDiedError,
         SandboxClosedError, AgentError,

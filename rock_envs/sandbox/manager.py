@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from .agent_client import AgentClient
 from .errors import InvalidRequestError, SandboxDiedError, SandboxError, SandboxLimitError, SandboxNotFoundError
+from .model_service.hub import ModelHub
 from .models import SandboxInfo, SandboxSpec
 from .runtime import Placement, Runtime, SandboxDirs, make_runtime
 from .state import StateDir, default_runtime_dir
@@ -69,6 +70,8 @@ class SandboxManager:
         self.reap_interval = reap_interval
         self._reaper: asyncio.Task[None] | None = None
         self._started = False
+        self.models = ModelHub()
+        """The sandboxes' OpenAI-compatible endpoints (``spec.model_service``), their calls and trajectories."""
 
     @property
     def owner(self) -> str:
@@ -101,6 +104,7 @@ class SandboxManager:
             self._reaper.cancel()
             self._reaper = None
         await asyncio.gather(*(self.delete(sid) for sid in list(self.sandboxes)), return_exceptions=True)
+        await self.models.close()
         for runtime in self.runtimes.values():
             await runtime.close()
         self.runtimes = {}
@@ -132,6 +136,8 @@ class SandboxManager:
             entry.agent = AgentClient(entry.placement.socket, entry.id)
             hello = await entry.agent.hello()
             entry.placement.isolation = list(hello.get("isolation") or []) + entry.placement.isolation
+            if spec.model_service is not None:
+                await self.models.attach(entry.id, spec.model_service, entry.placement.socket)
             entry.status = "running"
             entry.last_used_at = time.time()
         except BaseException:
@@ -144,6 +150,7 @@ class SandboxManager:
         if entry is None:
             raise self._unknown(sandbox_id, "delete")
         entry.status = "stopped"
+        await self.models.detach(sandbox_id)
         if entry.agent is not None:
             await entry.agent.close()
         if entry.placement is not None:

@@ -7,6 +7,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .model_service.models import ModelServiceSpec
+
 WORKER_ARGV = ["{python}", "-m", "rock_envs.worker", "--fd", "{fd}"]
 """How an env worker starts inside a sandbox: ``{fd}`` becomes its socket, ``{python}`` the sandbox's Python."""
 NAME = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -51,6 +53,14 @@ class SandboxSpec(_Model):
     """Whether the sandbox may reach the network; off by default."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form labels, for ``list`` filters."""
+    model_service: Optional[ModelServiceSpec] = None
+    """An OpenAI-compatible endpoint inside the sandbox (``OPENAI_BASE_URL``/``OPENAI_API_KEY`` set), answered
+    by the trainer or proxied upstream; ``"trainer"`` or ``"proxy"`` are short for the spec with that mode."""
+
+    @field_validator("model_service", mode="before")
+    @classmethod
+    def _model_service(cls, value: object) -> object:
+        return {"mode": value} if isinstance(value, str) else value
 
     @field_validator("memory")
     @classmethod

@@ -21,6 +21,7 @@ from .fault import Fault
 from .files import Files
 from .procs import Jobs, run_command
 from .shell import Sessions
+from .tunnel import Tunnel
 
 DEFAULT_LIMIT = 10 * 1024 * 1024
 
@@ -71,6 +72,9 @@ class Agent:
                     lifeline = True
                 if header.get("op") == "worker.open":
                     await self._open_worker(header, writer)
+                    return
+                if header.get("op") == "tunnel.open":  # the connection becomes the loopback tunnel
+                    await Tunnel(self.env).serve(header, reader, writer)
                     return
                 await self._dispatch(header, body, reader, writer)
                 await writer.drain()

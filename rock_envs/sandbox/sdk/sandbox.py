@@ -7,7 +7,7 @@ import os
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Literal, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
 
 from ..config import SandboxConfig
 from ..errors import InvalidRequestError, SandboxClosedError, SandboxNotFoundError
@@ -25,6 +25,9 @@ from ..models import (
 )
 from .backend import Backend, EmbeddedBackend
 from .worker import WorkerChannel
+
+if TYPE_CHECKING:
+    from ..model_service.client import ModelService
 
 CHUNK = 1 << 20
 
@@ -136,6 +139,20 @@ class Sandbox:
             raise SandboxClosedError(f"`Sandbox.{call}`: the sandbox {state}; use `async with Sandbox(...)` "
                                      "or `await sb.start()` first.")  # fmt: skip
         return self._backend
+
+    @property
+    def model_service(self) -> ModelService:
+        """This sandbox's calls to its OpenAI-compatible endpoint (needs ``model_service`` in the config)."""
+        backend = self._b("model_service")
+        if self._info is None or self._info.spec.model_service is None:
+            raise InvalidRequestError("`Sandbox.model_service`: this sandbox has no model service; create it with "
+                                      "`SandboxConfig(model_service=\"trainer\")` (or \"proxy\").")  # fmt: skip
+        from ..model_service.client import ModelService
+
+        if isinstance(backend, EmbeddedBackend):
+            return ModelService(hub=backend.manager.models, sandbox_id=self.id)
+        return ModelService(base_url=self.config.base_url, sandbox_id=self.id,
+                            client=backend.client)  # type: ignore[attr-defined]
 
     async def status(self) -> SandboxInfo:
         self._info = await self._b("status").info()

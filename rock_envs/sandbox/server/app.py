@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError
 from ..manager import SandboxManager
+from ..model_service.routes import agent_router as model_agent_router, trainer_router as model_trainer_router
 from ..ops import Ops
 from .routes import router
 from .workers import router as workers_router
@@ -145,5 +146,7 @@ def create_app(
 
     app.include_router(router, dependencies=[Depends(require_token)])
     app.include_router(workers_router)  # checks the token itself: WebSockets bypass exception handlers
+    app.include_router(model_trainer_router, dependencies=[Depends(require_token)])
+    app.include_router(model_agent_router)  # OpenAI-compatible: a sandbox's own key, checked by the hub
     app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
     return app

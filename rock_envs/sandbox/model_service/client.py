@@ -1,0 +1,164 @@
+"""``ModelService``: the trainer's handle on the calls that agents in sandboxes make to the chat API.
+
+    service = sb.model_service                       # one sandbox's calls (embedded or server)
+    service = ModelService(base_url=..., token=...)  # every sandbox's calls on a server
+    async for call in service.calls():
+        await call.respond("\\boxed{up}")            # text, or a whole chat.completion dict
+    records = await service.trajectory(sb.id)
+
+``calls()`` ends when the bound sandbox is removed, or after ``idle_timeout`` seconds without a call.
+Each call is handed to one consumer only; one nobody answers fails for the agent after the sandbox's
+``model_service.timeout``. ``aclose()`` releases an HTTP client this object made; safe to call twice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from ..errors import SandboxNotFoundError
+from .models import CallRecord, NextCalls, RespondRequest, Trajectory
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .hub import ModelHub
+
+POLL = 10.0
+
+
+@dataclass
+class ModelCall:
+    """One waiting call: ``request`` is the OpenAI body the agent sent."""
+
+    id: str
+    sandbox_id: str
+    endpoint: str
+    request: dict[str, Any]
+    created_at: float
+    _service: ModelService = field(repr=False)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The chat messages (``[]`` for a ``/v1/completions`` call)."""
+        return list(self.request.get("messages") or [])
+
+    async def respond(self, answer: str | dict[str, Any], usage: dict[str, Any] | None = None) -> None:
+        """Answer with text (a completion is built around it) or a whole completion object."""
+        await self._service._respond(self.id, RespondRequest(response=answer, usage=usage))
+
+    async def fail(self, message: str) -> None:
+        """Fail the call: the agent gets a 500 with ``message``."""
+        await self._service._respond(self.id, RespondRequest(error=message))
+
+
+class ModelService:
+    def __init__(self, base_url: str | None = None, token: str | None = None, *, sandbox_id: str | None = None,
+                 hub: ModelHub | None = None, client: httpx.AsyncClient | None = None,
+                 request_timeout: float = 30.0):  # fmt: skip
+        if (base_url is None) == (hub is None):
+            from ..errors import InvalidRequestError
+
+            raise InvalidRequestError("`ModelService`: give `base_url` (a server) or use `sb.model_service` "
+                                      "(an embedded sandbox); got " + ("both." if base_url else "neither."))  # fmt: skip
+        self.sandbox_id, self.hub, self.base_url = sandbox_id, hub, base_url
+        self._client, self._own_client = client, False
+        self._token, self._request_timeout = token, request_timeout
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            from ..config import SandboxConfig
+
+            token = self._token or SandboxConfig(base_url=self.base_url).resolve_token()
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            self._client = httpx.AsyncClient(base_url=str(self.base_url).rstrip("/"), headers=headers,
+                                             timeout=self._request_timeout + 60)  # fmt: skip
+            self._own_client = True
+        return self._client
+
+    async def _json(self, method: str, url: str, call: str, **kwargs: Any) -> Any:
+        import httpx
+
+        from ..errors import SandboxError
+        from ..sdk.http import raise_for
+
+        try:
+            response = await self._http().request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise SandboxError(f"`{call}`: cannot reach the sandbox server at {self.base_url} ({exc!r}); "
+                               "is `rock-envs serve` running?") from exc  # fmt: skip
+        await raise_for(response, call)
+        return response
+
+    # ---- taking and answering calls -------------------------------------------------------------
+
+    async def next_calls(self, max_calls: int = 64, timeout: float = POLL) -> list[ModelCall]:
+        """Up to ``max_calls`` waiting calls; ``[]`` if none came within ``timeout`` seconds."""
+        if self.hub is not None:
+            records = await self.hub.next_calls(self.sandbox_id, max_calls, timeout)
+        else:
+            body = {"sandbox_id": self.sandbox_id, "max_calls": max_calls, "timeout": min(timeout, 60)}
+            response = await self._json("POST", "/model/calls/next", "next_calls", json=body)
+            records = NextCalls.model_validate_json(response.content).calls
+        return [ModelCall(r.call_id, r.sandbox_id, r.endpoint, r.request, r.created_at, self) for r in records]
+
+    async def calls(self, idle_timeout: float | None = None) -> AsyncIterator[ModelCall]:
+        """Every call, as it comes; ends when the bound sandbox is removed or after ``idle_timeout`` idle seconds."""
+        last = time.monotonic()
+        while True:
+            wait = POLL if idle_timeout is None else max(0.0, min(POLL, idle_timeout - (time.monotonic() - last)))
+            try:
+                batch = await self.next_calls(timeout=wait)
+            except SandboxNotFoundError:
+                if self.sandbox_id is None:
+                    raise
+                return
+            for call in batch:
+                yield call
+            if batch:
+                last = time.monotonic()
+            elif idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+                return
+
+    async def _respond(self, call_id: str, req: RespondRequest) -> None:
+        if self.hub is not None:
+            self.hub.respond(call_id, req.response, req.usage, req.error)
+        else:
+            await self._json("POST", f"/model/calls/{call_id}/respond", "respond",
+                             content=req.model_dump_json(), headers={"content-type": "application/json"})  # fmt: skip
+
+    # ---- trajectories ---------------------------------------------------------------------------
+
+    def _sid(self, sandbox_id: str | None, call: str) -> str:
+        sid = sandbox_id or self.sandbox_id
+        if not sid:
+            from ..errors import InvalidRequestError
+
+            raise InvalidRequestError(f"`{call}`: this service serves every sandbox; pass `sandbox_id`.")
+        return sid
+
+    async def trajectory(self, sandbox_id: str | None = None) -> list[CallRecord]:
+        """Every call of the sandbox and its answer, in order (pending ones too); readable after removal."""
+        sid = self._sid(sandbox_id, "trajectory")
+        if self.hub is not None:
+            return [r.model_copy(deep=True) for r in self.hub.trajectory(sid)]
+        response = await self._json("GET", f"/model/trajectories/{sid}", "trajectory")
+        return Trajectory.model_validate_json(response.content).records
+
+    async def trajectory_jsonl(self, sandbox_id: str | None = None) -> str:
+        """The trajectory as JSON Lines: one :class:`CallRecord` per line."""
+        return "".join(r.model_dump_json() + "\n" for r in await self.trajectory(sandbox_id))
+
+    async def aclose(self) -> None:
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+        self._client = None
+
+    async def __aenter__(self) -> ModelService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

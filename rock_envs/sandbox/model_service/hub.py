@@ -1,0 +1,291 @@
+"""``ModelHub``: the manager's side of the ModelService. One per manager (embedded or in the server).
+
+Before ``attach(sandbox_id, spec, socket)`` a sandbox has no endpoint; after it, its agent listens on
+its own loopback and every HTTP request there reaches :meth:`handle` through the tunnel (or over the
+server's ``/v1`` routes with the sandbox's key). Each call is appended to the sandbox's trajectory
+when it arrives and completed when answered, timed out or failed; nothing is ever dropped from it.
+``detach`` fails the sandbox's waiting calls at once (410) and keeps its trajectory readable (the
+last ``retain`` removed sandboxes). ``close`` detaches everything; safe to call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Optional
+
+from ..errors import CallNotFoundError, SandboxNotFoundError
+from . import openai_format as oa
+from .models import CallRecord, ModelServiceSpec
+
+HEADERS_NO_RETRY = {"x-should-retry": "false"}  # the openai client then fails at once instead of retrying
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    stream: Optional[AsyncIterator[bytes]] = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def media_type(self) -> str:
+        return "text/event-stream" if self.stream is not None else "application/json"
+
+
+def error_reply(exc: oa.OpenAIError) -> Reply:
+    import json
+
+    return Reply(exc.status, json.dumps(exc.body()).encode(), headers={} if exc.retry else dict(HEADERS_NO_RETRY))
+
+
+@dataclass
+class _Box:
+    sandbox_id: str
+    spec: ModelServiceSpec
+    key: str
+    records: list[CallRecord] = field(default_factory=list)
+    waiting: int = 0
+    removed: bool = False
+    tunnel: Any = None
+
+
+@dataclass
+class _Pending:
+    record: CallRecord
+    future: asyncio.Future[tuple[Any, Optional[dict[str, Any]]]]
+    claimed: bool = False
+
+
+class ModelHub:
+    def __init__(self, retain: int = 256):
+        self.boxes: dict[str, _Box] = {}
+        self.by_key: dict[str, str] = {}
+        self.retired: collections.OrderedDict[str, list[CallRecord]] = collections.OrderedDict()
+        self.retain = retain
+        self.pending: dict[str, _Pending] = {}  # trainer-mode calls waiting for an answer, oldest first
+        self._changed: asyncio.Condition | None = None
+        self._proxy: Any = None
+
+    # ---- sandboxes ------------------------------------------------------------------------------
+
+    def register(self, sandbox_id: str, spec: ModelServiceSpec) -> str:
+        """Give the sandbox an endpoint and a key of its own; returns the key."""
+        if spec.mode == "proxy" and not spec.upstream_url:
+            raise oa_invalid("`model_service`: mode 'proxy' needs `upstream_url`, e.g. 'http://host:8000/v1'.")
+        box = _Box(sandbox_id, spec, "sk-rock-" + secrets.token_urlsafe(24))
+        self.boxes[sandbox_id] = box
+        self.by_key[box.key] = sandbox_id
+        return box.key
+
+    async def attach(self, sandbox_id: str, spec: ModelServiceSpec, agent_socket: str) -> None:
+        """Register the sandbox and open its loopback tunnel (sets ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` in it)."""
+        from .tunnel import HubTunnel
+
+        key = self.register(sandbox_id, spec)
+        tunnel = HubTunnel(self, sandbox_id)
+        env = {"OPENAI_BASE_URL": "http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": key}
+        await tunnel.open(agent_socket, spec.port, env)
+        self.boxes[sandbox_id].tunnel = tunnel
+
+    async def detach(self, sandbox_id: str) -> None:
+        box = self.boxes.pop(sandbox_id, None)
+        if box is None:
+            return
+        box.removed = True  # its key stays known, so late calls get a clear 410 rather than a 401
+        for call_id, item in list(self.pending.items()):
+            if item.record.sandbox_id == sandbox_id:
+                del self.pending[call_id]
+                if not item.future.done():
+                    item.future.set_exception(oa.OpenAIError(410, f"sandbox {sandbox_id!r} was removed while this "
+                                                             "call waited.", "sandbox_removed"))  # fmt: skip
+        if box.tunnel is not None:
+            await box.tunnel.close()
+        self.retired[sandbox_id] = box.records
+        while len(self.retired) > self.retain:
+            gone, _ = self.retired.popitem(last=False)
+            self.by_key = {k: v for k, v in self.by_key.items() if v != gone}
+        await self._notify()
+
+    async def close(self) -> None:
+        for sandbox_id in list(self.boxes):
+            await self.detach(sandbox_id)
+        if self._proxy is not None:
+            await self._proxy.aclose()
+            self._proxy = None
+
+    def sandbox_for_key(self, key: str) -> str | None:
+        return self.by_key.get(key)
+
+    # ---- the agent's side -----------------------------------------------------------------------
+
+    async def handle(self, sandbox_id: str | None, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Answer one HTTP request of a sandbox's agent (from the tunnel or the server's ``/v1`` routes)."""
+        try:
+            return await self._handle(sandbox_id, method, path.split("?", 1)[0].rstrip("/"), headers, body)
+        except oa.OpenAIError as exc:
+            return error_reply(exc)
+
+    async def _handle(self, sandbox_id: str | None, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        box = self.boxes.get(sandbox_id or "")
+        scheme, _, given = (headers.get("authorization") or "").partition(" ")
+        if box is None and sandbox_id in self.retired:
+            raise oa.OpenAIError(410, f"sandbox {sandbox_id!r} was removed; its calls are no longer answered.",
+                                 "sandbox_removed")  # fmt: skip
+        if box is None or scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), box.key.encode()):
+            raise oa.OpenAIError(401, "invalid API key: use the OPENAI_API_KEY set in this sandbox.",
+                                 "invalid_request_error", code="invalid_api_key")  # fmt: skip
+        if method == "GET" and path == "/v1/models":
+            import json
+
+            return Reply(200, json.dumps({"object": "list", "data": [
+                {"id": "rock-envs", "object": "model", "created": 0, "owned_by": box.spec.mode}]}).encode())  # fmt: skip
+        endpoints: dict[str, oa.Endpoint] = {"/v1/chat/completions": "chat.completions", "/v1/completions": "completions"}
+        if path not in endpoints:
+            raise oa.OpenAIError(404, f"no route {method} {path}; this endpoint serves POST /v1/chat/completions "
+                                 "and POST /v1/completions.", code="unknown_url")  # fmt: skip
+        if method != "POST":
+            raise oa.OpenAIError(405, f"{path} takes POST, got {method}.")
+        endpoint = endpoints[path]
+        request = oa.check_request(endpoint, body)
+        if box.waiting >= box.spec.max_pending:
+            raise oa.OpenAIError(429, f"sandbox {box.sandbox_id!r} already has {box.waiting} calls waiting, its "
+                                 "limit (`max_pending`); wait for answers before sending more.", "rate_limit_error")  # fmt: skip
+        if len(box.records) >= box.spec.max_calls:
+            raise oa.OpenAIError(429, f"sandbox {box.sandbox_id!r} made {len(box.records)} calls, its limit "
+                                 "(`max_calls`).", "rate_limit_error")  # fmt: skip
+        record = CallRecord(call_id="call-" + secrets.token_hex(8), sandbox_id=box.sandbox_id, index=len(box.records),
+                            endpoint=endpoint, request=request, stream=bool(request.get("stream")),
+                            created_at=time.time())  # fmt: skip
+        box.records.append(record)
+        box.waiting += 1
+        try:
+            if box.spec.mode == "proxy":
+                from .proxy import forward
+
+                if self._proxy is None:
+                    import httpx
+
+                    self._proxy = httpx.AsyncClient(timeout=httpx.Timeout(box.spec.timeout))
+                return await forward(self._proxy, box.spec, record, body)
+            return await self._trainer(box, record)
+        except oa.OpenAIError as exc:
+            _finish(record, "timeout" if exc.status == 504 else "error", error=exc.body()["error"])
+            raise
+        finally:
+            box.waiting -= 1
+
+    async def _trainer(self, box: _Box, record: CallRecord) -> Reply:
+        future: asyncio.Future[tuple[Any, Optional[dict[str, Any]]]] = asyncio.get_running_loop().create_future()
+        self.pending[record.call_id] = _Pending(record, future)
+        await self._notify()
+        try:
+            answer, usage = await asyncio.wait_for(asyncio.shield(future), box.spec.timeout)
+        except asyncio.TimeoutError:
+            raise oa.OpenAIError(504, f"nobody answered this call within {box.spec.timeout} s: the trainer must take "
+                                 "it from `model_service.calls()` and `respond`; raise `model_service.timeout` if it "
+                                 "needs longer.", "timeout", code="trainer_timeout") from None  # fmt: skip
+        except asyncio.CancelledError:  # the agent hung up
+            if record.status == "pending":
+                _finish(record, "cancelled")
+            raise
+        finally:
+            self.pending.pop(record.call_id, None)
+        if isinstance(answer, oa.OpenAIError):
+            raise answer
+        done = oa.completion(record.endpoint, record.request, answer, usage)
+        _finish(record, "answered", response=done, usage=done.get("usage"))
+        if record.stream:
+            return Reply(200, stream=_iterate(oa.stream_chunks(record.endpoint, record.request, done)))
+        import json
+
+        return Reply(200, json.dumps(done).encode())
+
+    # ---- the trainer's side ---------------------------------------------------------------------
+
+    async def _notify(self) -> None:
+        cond = self._cond()
+        async with cond:
+            cond.notify_all()
+
+    def _cond(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    def _unclaimed(self, sandbox_id: str | None) -> list[_Pending]:
+        return [p for p in self.pending.values()
+                if not p.claimed and (sandbox_id is None or p.record.sandbox_id == sandbox_id)]  # fmt: skip
+
+    async def next_calls(self, sandbox_id: str | None = None, max_calls: int = 64, timeout: float | None = 10.0) -> list[CallRecord]:
+        """Take up to ``max_calls`` unanswered calls (waiting up to ``timeout`` for a first). Each call is
+        handed out once. A removed or unknown ``sandbox_id`` raises :class:`SandboxNotFoundError`."""
+        self._check_sandbox(sandbox_id, "next_calls")
+        cond = self._cond()
+        async with cond:
+            try:
+                await asyncio.wait_for(cond.wait_for(lambda: bool(self._unclaimed(sandbox_id)) or self._gone(sandbox_id)),
+                                       timeout)  # fmt: skip
+            except asyncio.TimeoutError:
+                return []
+            self._check_sandbox(sandbox_id, "next_calls")
+            taken = self._unclaimed(sandbox_id)[:max_calls]
+            for item in taken:
+                item.claimed = True
+            return [item.record for item in taken]
+
+    def _gone(self, sandbox_id: str | None) -> bool:
+        return sandbox_id is not None and sandbox_id not in self.boxes
+
+    def _check_sandbox(self, sandbox_id: str | None, call: str) -> None:
+        if sandbox_id is not None and sandbox_id not in self.boxes:
+            state = "was removed" if sandbox_id in self.retired else "has no model service (or never existed)"
+            raise SandboxNotFoundError(f"`{call}`: sandbox {sandbox_id!r} {state}; its trajectory stays readable "
+                                       "with `trajectory`.")  # fmt: skip
+
+    def respond(self, call_id: str, answer: Any = None, usage: dict[str, Any] | None = None,
+                error: str | None = None) -> CallRecord:  # fmt: skip
+        """Answer a waiting call with text or a whole completion (or ``error``: fail it with a 500)."""
+        item = self.pending.get(call_id)
+        if item is None or item.future.done():
+            raise CallNotFoundError(f"`respond`: no waiting call {call_id!r}; it was answered already, timed out, or "
+                                    "its sandbox was removed. Take calls from `calls()` and answer each once.")  # fmt: skip
+        if error is not None:
+            item.future.set_result((oa.OpenAIError(500, error, "trainer_error"), None))
+            return item.record
+        try:  # a bad answer fails here, for the trainer, and the call still waits for a good one
+            oa.completion(item.record.endpoint, item.record.request, answer, usage)
+        except (TypeError, ValueError) as exc:
+            raise oa_invalid(f"`respond`: {exc}") from exc
+        item.future.set_result((answer, usage))
+        return item.record
+
+    def trajectory(self, sandbox_id: str) -> list[CallRecord]:
+        box = self.boxes.get(sandbox_id)
+        if box is not None:
+            return list(box.records)
+        if sandbox_id in self.retired:
+            return list(self.retired[sandbox_id])
+        raise SandboxNotFoundError(f"`trajectory`: no sandbox {sandbox_id!r} with a model service here (or it was "
+                                   f"removed longer ago than the last {self.retain}).")  # fmt: skip
+
+
+def _finish(record: CallRecord, status: str, **fields: Any) -> None:
+    record.status = status  # type: ignore[assignment]
+    record.answered_at = time.time()
+    for name, value in fields.items():
+        setattr(record, name, value)
+
+
+async def _iterate(chunks: Any) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def oa_invalid(message: str) -> Exception:
+    from ..errors import InvalidRequestError
+
+    return InvalidRequestError(message)

@@ -1,0 +1,67 @@
+"""Proxy mode: forward a call to an upstream OpenAI-compatible server and record what came back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator
+
+import httpx
+
+from . import openai_format as oa
+from .models import CallRecord, ModelServiceSpec
+
+
+async def forward(client: httpx.AsyncClient, spec: ModelServiceSpec, record: CallRecord, body: bytes) -> Any:
+    """Send ``body`` upstream; a streamed answer is passed on chunk by chunk and rebuilt for the record."""
+    from .hub import Reply, _finish
+
+    assert spec.upstream_url is not None  # checked at register
+    url = spec.upstream_url.rstrip("/") + ("/chat/completions" if record.endpoint == "chat.completions" else "/completions")
+    headers = {"content-type": "application/json"}
+    if spec.upstream_api_key:
+        headers["authorization"] = f"Bearer {spec.upstream_api_key}"
+    request = client.build_request("POST", url, content=body, headers=headers, timeout=spec.timeout)
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.TimeoutException:
+        raise oa.OpenAIError(504, f"the upstream {spec.upstream_url} did not answer within {spec.timeout} s.",
+                             "timeout", code="upstream_timeout") from None  # fmt: skip
+    except httpx.TransportError as exc:
+        raise oa.OpenAIError(502, f"cannot reach the upstream {spec.upstream_url} ({type(exc).__name__}: {exc}).",
+                             "upstream_error", code="upstream_unreachable") from None  # fmt: skip
+    kind = response.headers.get("content-type", "")
+    if response.status_code >= 400 or "text/event-stream" not in kind:
+        try:
+            data = await response.aread()
+        finally:
+            await response.aclose()
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            parsed = None
+        if response.status_code >= 400:
+            error = parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict) else \
+                {"message": data[:2000].decode(errors="replace"), "type": "upstream_error"}  # fmt: skip
+            _finish(record, "error", error=error)
+        else:
+            usage = parsed.get("usage") if isinstance(parsed, dict) else None
+            _finish(record, "answered", response=parsed if isinstance(parsed, dict) else None, usage=usage)
+        return Reply(response.status_code, data)
+    assembler = oa.StreamAssembler(record.endpoint)
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_raw():
+                assembler.feed(chunk)
+                yield chunk
+            done = assembler.result()
+            _finish(record, "answered", response=done, usage=done.get("usage"))
+        except httpx.HTTPError as exc:
+            _finish(record, "error", response=assembler.result(),
+                    error={"message": f"the upstream stream broke: {exc}", "type": "upstream_error"})
+        finally:
+            if record.status == "pending":
+                _finish(record, "cancelled", response=assembler.result())
+            await response.aclose()
+
+    return Reply(200, stream=relay())
