@@ -3,10 +3,11 @@
     python -m benchmarks.vector [--quick] [--seconds S] [--rounds R]
 
 For CartPole-v1 and game:Sokoban-v0-easy at 8, 64 and 512 envs (and 4096 Sokoban envs for rock-envs
-alone), every contender steps with random valid actions for `--seconds` per round; the table keeps
-each contender's best round (noise on a shared machine only ever slows a round down). Rounds
-alternate the contenders' order. Peak RSS sums the caller and every process it started, sampled
-while the contender runs. AsyncVectorEnv runs one process per env, so it is capped at 64 envs.
+alone), the contenders of a row (rock-envs, SyncVectorEnv, AsyncVectorEnv and one in-process env,
+the per-core reference) are all alive at once and timed in alternating bursts with random valid
+actions; each keeps its best burst, since load from elsewhere only ever slows a burst down. Peak RSS
+is the caller's plus that of every process the contender started. AsyncVectorEnv runs one process
+per env, so it is capped at 64 envs; SyncVectorEnv at 512.
 
 Targets (2 cores): CartPole at 64 envs >= 5x Async and >= 1.3x Sync; Sokoban at 512 envs >= 0.8x
 (in-process single-env steps/s x workers); 4096 Sokoban envs in under 3 GB of RSS.
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -40,37 +41,32 @@ class Result:
     peak_rss: int = 0
 
 
-class RssSampler:
-    """Peak of (caller RSS + RSS of every descendant process), sampled every 0.2 s."""
+def rss_of(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            pass
+    return total
 
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def sample(self) -> None:
-        me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-        self.peak = max(self.peak, total)
+def descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.sample()
 
-    def __enter__(self) -> RssSampler:
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
+def with_ancestors(pids: set[int]) -> set[int]:
+    """`pids` plus every process between them and us (the fork server, for rock-envs)."""
+    me, out = os.getpid(), set(pids)
+    for pid in pids:
+        try:
+            parent = psutil.Process(pid).parent()
+            while parent is not None and parent.pid != me:
+                out.add(parent.pid)
+                parent = parent.parent()
+        except psutil.Error:
+            pass
+    return out
 
 
 def actions_for(env_id: str, n: int, count: int = 64) -> list[Any]:
@@ -80,51 +76,74 @@ def actions_for(env_id: str, n: int, count: int = 64) -> list[Any]:
     return [[rng.choice(MOVES) for _ in range(n)] for _ in range(count)]
 
 
-def run(make: Callable[[], Any], env_id: str, n: int, seconds: float) -> Result:
-    """Build a vector env, step it, close it; steps/s and peak RSS.
+class Contender:
+    """One vector env kept alive for a whole row; `burst()` times it once, `rss()` sums its processes.
 
-    CartPole steps for `seconds` after a short warm-up. Sokoban-easy episodes all last 20 turns
-    and its resets (room generation) cost far more than its steps, so it times exactly whole
-    cycles of 21 vector steps from the reset: 20 steps and one autoreset of every env.
+    CartPole bursts last `seconds`. Sokoban-easy episodes all last 20 turns and its resets (room
+    generation) cost far more than its steps, so a Sokoban burst is whole cycles of 21 vector
+    steps: 20 steps and one autoreset of every env.
     """
-    actions = actions_for(env_id, n)
-    cycle = 21 if env_id == SOKOBAN else 0
-    with RssSampler() as rss:
-        venv = make()
-        try:
-            venv.reset(seed=0)
-            for t in range(0 if cycle else 3):
-                venv.step(actions[t])
-            steps, started = 0, time.perf_counter()
-            while True:
-                venv.step(actions[steps % len(actions)])
-                steps += 1
-                elapsed = time.perf_counter() - started
-                if cycle and steps % cycle == 0 and (elapsed >= seconds or n * steps >= 20_000):
+
+    def __init__(self, name: str, make: Callable[[], Any], env_id: str, n: int, whole_cycles: bool = True):
+        self.name, self.env_id, self.n = name, env_id, n
+        before = descendants()
+        self.venv = make()
+        self.venv.reset(seed=0)
+        self.pids = with_ancestors(descendants() - before)
+        self.actions = actions_for(env_id, n)
+        self.t = 0
+        self.result = Result()
+        self.cycle = 21 if env_id == SOKOBAN and whole_cycles else 0
+        if not self.cycle:
+            for _ in range(3):
+                self._step()
+
+    def _step(self) -> None:
+        self.venv.step(self.actions[self.t % len(self.actions)])
+        self.t += 1
+
+    def burst(self, seconds: float) -> None:
+        steps, started = 0, time.perf_counter()
+        while True:
+            self._step()
+            steps += 1
+            elapsed = time.perf_counter() - started
+            if self.cycle:
+                if self.t % self.cycle == 0 and (elapsed >= seconds or self.n * steps >= 20_000):
                     break
-                if not cycle and elapsed >= seconds and steps >= 5:
-                    break
-            rss.sample()
-        finally:
-            venv.close()
-    gc.collect()
-    return Result(steps * n / elapsed, rss.peak)
+            elif elapsed >= seconds and steps >= 5:
+                break
+        self.result.steps_per_s = max(self.result.steps_per_s, steps * self.n / elapsed)
+        self.result.peak_rss = max(self.result.peak_rss, psutil.Process().memory_info().rss + rss_of(self.pids))
+
+    def close(self) -> None:
+        self.venv.close()
 
 
-def single_steps_per_second(env_id: str, seconds: float) -> float:
-    """In-process, one env, random valid actions, resets included: the per-core reference."""
-    env = rock_envs.make(env_id)
-    env.reset(seed=0)
-    rng = random.Random(0)
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        _, _, terminated, truncated, _ = env.step(rng.choice(MOVES) if ":" in env_id else rng.randrange(2))
-        steps += 1
-        if terminated or truncated:
-            env.reset()
-    rate = steps / (time.perf_counter() - started)
-    env.close()
-    return rate
+class SingleEnv:
+    """The reference: one env in this process, random valid actions, resets included."""
+
+    name = "single"
+
+    def __init__(self, env_id: str):
+        self.env = rock_envs.make(env_id)
+        self.env.reset(seed=0)
+        self.env_id = env_id
+        self.rng = random.Random(0)
+        self.result = Result()
+
+    def burst(self, seconds: float) -> None:
+        steps, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            action = self.rng.choice(MOVES) if ":" in self.env_id else self.rng.randrange(2)
+            _, _, terminated, truncated, _ = self.env.step(action)
+            steps += 1
+            if terminated or truncated:
+                self.env.reset()
+        self.result.steps_per_s = max(self.result.steps_per_s, steps / (time.perf_counter() - started))
+
+    def close(self) -> None:
+        self.env.close()
 
 
 def contenders(env_id: str, n: int, workers: int) -> dict[str, Callable[[], Any] | None]:
@@ -140,49 +159,60 @@ def contenders(env_id: str, n: int, workers: int) -> dict[str, Callable[[], Any]
     }
 
 
+def run_row(env_id: str, n: int, workers: int, seconds: float, rounds: int,
+            quick: bool = False) -> tuple[dict[str, Result], float]:
+    """All contenders alive at once, timed in alternating bursts: load from elsewhere hits them alike."""
+    alive: list[Any] = []
+    try:
+        for name, make in contenders(env_id, n, workers).items():
+            if make is not None:
+                alive.append(Contender(name, make, env_id, n, whole_cycles=not (quick and n > 512)))
+        alive.append(SingleEnv(env_id))
+        for r in range(rounds):
+            for c in (alive if r % 2 == 0 else list(reversed(alive))):
+                c.burst(seconds)
+    finally:
+        for c in alive:
+            c.close()
+        gc.collect()
+    single = next(c for c in alive if isinstance(c, SingleEnv)).result.steps_per_s
+    return {c.name: c.result for c in alive if not isinstance(c, SingleEnv)}, single
+
+
 def gb(nbytes: int) -> str:
     return f"{nbytes / 2**30:.2f}"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.vector", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short rounds, one round each (about a minute)")
-    parser.add_argument("--seconds", type=float, default=None, help="stepping time per contender and round")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds per row; each contender keeps its best")
+    parser.add_argument("--quick", action="store_true", help="one short burst per contender")
+    parser.add_argument("--seconds", type=float, default=None, help="length of one burst (Sokoban: whole cycles)")
+    parser.add_argument("--rounds", type=int, default=None, help="bursts per contender; each keeps its best")
     args = parser.parse_args(argv)
-    seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 3.0)
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 2)
+    seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 1.0)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 4)
     workers = usable_cores()
 
     rows = [(CARTPOLE, 8), (CARTPOLE, 64), (CARTPOLE, 512), (SOKOBAN, 8), (SOKOBAN, 64), (SOKOBAN, 512), (SOKOBAN, 4096)]
-    single = {env_id: max(single_steps_per_second(env_id, seconds) for _ in range(rounds)) for env_id in (CARTPOLE, SOKOBAN)}
+    load_before = os.getloadavg()[0]
     table = []
     for env_id, n in rows:
-        best: dict[str, Result] = {}
-        runs = contenders(env_id, n, workers)
-        for r in range(rounds):
-            order = list(runs.items()) if r % 2 == 0 else list(reversed(runs.items()))
-            for name, make in order:
-                if make is None:
-                    continue
-                result = run(make, env_id, n, seconds)
-                keep = best.setdefault(name, Result())
-                keep.steps_per_s = max(keep.steps_per_s, result.steps_per_s)
-                keep.peak_rss = max(keep.peak_rss, result.peak_rss)
-        table.append((env_id, n, best))
+        best, single = run_row(env_id, n, workers, seconds, rounds, args.quick)
+        table.append((env_id, n, best, single))
         print(f"  done: {env_id} x {n}", flush=True)
 
     print()
     print(f"rock-envs vector benchmark: {workers} usable cores, {workers} rock-envs workers, "
           f"{seconds:g} s x {rounds} round(s), best round kept; RSS = caller + all its processes, in GB")
-    print(f"in-process single env: {CARTPOLE} {single[CARTPOLE]:,.0f} steps/s, {SOKOBAN} {single[SOKOBAN]:,.0f} steps/s")
-    header = (f"{'env':<22}{'envs':>6}{'rock-envs/s':>13}{'sync/s':>11}{'async/s':>11}{'x sync':>8}{'x async':>9}"
-              f"{'x ref':>7}{'RSS rock':>10}{'RSS sync':>10}{'RSS async':>10}")
+    print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}; "
+          "`single` = one env in-process, timed in the same row")
+    header = (f"{'env':<22}{'envs':>6}{'rock-envs/s':>13}{'sync/s':>11}{'async/s':>11}{'single/s':>10}{'x sync':>8}"
+              f"{'x async':>9}{'x ref':>7}{'RSS rock':>10}{'RSS sync':>10}{'RSS async':>10}")
     print(header)
     print("-" * len(header))
-    for env_id, n, best in table:
+    for env_id, n, best, single in table:
         rock, sync, asyn = best.get("rock-envs"), best.get("sync"), best.get("async")
-        ref = single[env_id] * workers
+        ref = single * workers
 
         def rate(res: Result | None) -> str:
             return f"{res.steps_per_s:,.0f}" if res else "capped"
@@ -190,26 +220,31 @@ def main(argv: list[str] | None = None) -> None:
         def ratio(res: Result | None) -> str:
             return f"{rock.steps_per_s / res.steps_per_s:.2f}" if res and rock else "-"
 
-        print(f"{env_id:<22}{n:>6}{rate(rock):>13}{rate(sync):>11}{rate(asyn):>11}{ratio(sync):>8}{ratio(asyn):>9}"
+        print(f"{env_id:<22}{n:>6}{rate(rock):>13}{rate(sync):>11}{rate(asyn):>11}{single:>10,.0f}{ratio(sync):>8}{ratio(asyn):>9}"
               f"{rock.steps_per_s / ref if rock else 0:>7.2f}{gb(rock.peak_rss) if rock else '-':>10}"
               f"{gb(sync.peak_rss) if sync else '-':>10}{gb(asyn.peak_rss) if asyn else '-':>10}")
     print(f"x ref = rock-envs / (in-process single-env steps/s x {workers} workers). "
-          f"'capped': AsyncVectorEnv (one process per env) runs up to {ASYNC_CAP} envs, SyncVectorEnv up to 512.")
+          f"'capped': AsyncVectorEnv (one process per env) runs up to {ASYNC_CAP} envs, SyncVectorEnv up to 512."
+          + (" --quick: the 4096 row times a few steps without resets (its RSS is what counts)." if args.quick else ""))
     checks = {
         "CartPole 64: >= 5x async": _ratio(table, CARTPOLE, 64, "async") >= 5,
         "CartPole 64: >= 1.3x sync": _ratio(table, CARTPOLE, 64, "sync") >= 1.3,
-        "Sokoban 512: >= 0.8x ref": _rock(table, SOKOBAN, 512).steps_per_s >= 0.8 * single[SOKOBAN] * workers,
+        "Sokoban 512: >= 0.8x ref": _rock(table, SOKOBAN, 512).steps_per_s >= 0.8 * _single(table, SOKOBAN, 512) * workers,
         "Sokoban 4096: < 3 GB RSS": _rock(table, SOKOBAN, 4096).peak_rss < 3 * 2**30,
     }
     print("targets: " + "; ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
 
 
 def _rock(table: list, env_id: str, n: int) -> Result:
-    return next(best["rock-envs"] for e, m, best in table if e == env_id and m == n)
+    return next(best["rock-envs"] for e, m, best, _ in table if e == env_id and m == n)
+
+
+def _single(table: list, env_id: str, n: int) -> float:
+    return next(single for e, m, _, single in table if e == env_id and m == n)
 
 
 def _ratio(table: list, env_id: str, n: int, other: str) -> float:
-    best = next(best for e, m, best in table if e == env_id and m == n)
+    best = next(best for e, m, best, _ in table if e == env_id and m == n)
     return best["rock-envs"].steps_per_s / best[other].steps_per_s if other in best else float("nan")
 
 

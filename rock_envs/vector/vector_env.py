@@ -93,6 +93,7 @@ class RockVectorEnv(VectorEnv):
         self._inflight: set[int] = set()
         self._seeds: list[int | None] = [None] * num_envs
         self._restarts = 0
+        self._interrupted = False
         self._state = State.DEFAULT
         self.closed = False
         group.start()
@@ -119,6 +120,7 @@ class RockVectorEnv(VectorEnv):
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
         """Reset every env (or those of `options["reset_mask"]`); an int `seed` seeds env i with seed + i."""
         self._check_open("reset")
+        self._drain_interrupted()
         if self._inflight or self._state is not State.DEFAULT:
             raise CallOrderError("`reset`: calls are still in flight (`step_async` or `send` without its wait); "
                                  "call `step_wait()` or `recv()` first.")
@@ -133,6 +135,7 @@ class RockVectorEnv(VectorEnv):
 
     def step_async(self, actions: Any) -> None:
         self._check_open("step_async")
+        self._drain_interrupted()
         if self._state is not State.DEFAULT or self._inflight:
             raise CallOrderError("`step_async`: a previous `step_async` (or `send`) is still pending; "
                                  "call `step_wait()` (or `recv()`) first.")
@@ -269,13 +272,25 @@ class RockVectorEnv(VectorEnv):
         try:
             while self._inflight:
                 self._pump(deadline, what)
-        except BaseException:
+        except BaseException as e:
             self._gathered, self._ready = [], {}
             self._failure = None
+            if not isinstance(e, WorkerTimeoutError):  # e.g. Ctrl-C: the next call drains what is left
+                self._interrupted = True
             raise
         batches, self._gathered = self._gathered, []
         self._raise_failure()
         return self._assemble(ids, batches)
+
+    def _drain_interrupted(self) -> None:
+        """After a wait was interrupted (Ctrl-C), wait for what was in flight and drop it."""
+        if not self._interrupted:
+            return
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while self._inflight:
+            self._pump(deadline, "drain")
+        self._gathered, self._ready, self._failure = [], {}, None
+        self._interrupted = False
 
     def _raise_failure(self) -> None:
         failure, self._failure = self._failure, None

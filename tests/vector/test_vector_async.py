@@ -119,3 +119,18 @@ def test_works_inside_a_running_event_loop_with_threads_around(make):
     finally:
         stop.set()
     assert len(obs) == 2 and len(ran[0]) == 2
+
+
+def test_an_interrupted_wait_is_drained_by_the_next_call(make, process_backend, probe):
+    import signal
+    import threading as th
+
+    venv = make(probe, 2, delay=1.0)
+    venv.reset(seed=0)
+    venv.step_async([SLOW, NORMAL])
+    th.Timer(0.2, lambda: signal.raise_signal(signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        venv.step_wait()
+    obs, _ = venv.reset(seed=3)  # waits for the interrupted step, then resets
+    np.testing.assert_array_equal(obs[:, 1], [3, 4])
+    assert venv.step([NORMAL, NORMAL])[1].tolist() == [1.0, 1.0]
