@@ -104,6 +104,7 @@ class RemoteGroup(WorkerGroup):
         self._held: list[list[bytes]] = [[] for _ in range(num_workers)]
         self._opening = [False] * num_workers
         self._lock = threading.Lock()
+        self._open_tasks: set[asyncio.Task[Any]] = set()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
         self._outbox: deque[bytes] = deque()
         self._wake_pending = False
@@ -260,6 +261,9 @@ class RemoteGroup(WorkerGroup):
 
     async def _open_and_flush(self, w: int) -> None:
         gen = self._gen[w]
+        task = asyncio.current_task()
+        self._open_tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._open_tasks.discard)  # type: ignore[union-attr]
         try:
             channel = await self._open(w, fresh=self._sandboxes[w] is None)
         except Exception as exc:  # noqa: BLE001 - raised from the caller's wait()
@@ -349,6 +353,8 @@ class RemoteGroup(WorkerGroup):
     async def _close_all(self) -> None:
         self._sender.cancel()
         self.reconnect_timeout = min(self.reconnect_timeout, 5.0)
+        if self._open_tasks:  # let sandboxes being made get their ids, so they are deleted below
+            await asyncio.wait(list(self._open_tasks), timeout=STARTUP_TIMEOUT)
         if self._mux is not None:
             await self._mux.close()  # ends every worker at once
         sids = [sid for sid in self._sandboxes if sid is not None]

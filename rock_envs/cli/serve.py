@@ -15,10 +15,16 @@ def serve(
                                         help="Bearer token; generated, printed once and written 0600 if absent."),
     token_file: Optional[str] = typer.Option(None, help="Where a generated token is written (the SDK reads it)."),
     runtime_dir: Optional[str] = typer.Option(None, help="Where sandboxes and their state live."),
+    max_sandboxes: Optional[int] = typer.Option(None, help="Cap on sandboxes on this server (429 past it)."),
+    max_envs: Optional[int] = typer.Option(None, help="Cap on envs (remote backend) on this server."),
+    max_sandboxes_per_token: Optional[int] = typer.Option(None, help="Cap on sandboxes per bearer token."),
+    max_envs_per_token: Optional[int] = typer.Option(None, help="Cap on envs per bearer token."),
+    extra_token: list[str] = typer.Option([], help="Another accepted bearer token (repeatable)."),
 ) -> None:
     """Start the sandbox server. Every route but /health needs `Authorization: Bearer <token>`."""
     if runtime not in ("process", "docker"):
         raise typer.BadParameter(f"expected process or docker, got {runtime!r}", param_hint="--runtime")
-    from rock_envs.sandbox.server.run import serve as run
+    from rock_envs.sandbox.server.run import limit_options, serve as run
 
-    run(host=host, port=port, runtime=runtime, token=token, token_file=token_file, runtime_dir=runtime_dir)
+    run(host=host, port=port, runtime=runtime, token=token, token_file=token_file, runtime_dir=runtime_dir,
+        **limit_options(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token, extra_token))

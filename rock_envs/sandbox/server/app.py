@@ -17,6 +17,7 @@ from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError
 from ..manager import SandboxManager
 from ..model_service.routes import agent_router as model_agent_router, trainer_router as model_trainer_router
 from ..ops import Ops
+from .limits import Limits, Quota
 from .routes import router
 from .workers import router as workers_router
 
@@ -95,8 +96,13 @@ def create_app(
     max_body: int = MAX_BODY,
     max_upload: int = MAX_UPLOAD,
     runtime_options: dict[str, dict[str, Any]] | None = None,
+    limits: Limits | None = None,
+    extra_tokens: tuple[str, ...] = (),
 ) -> FastAPI:
-    """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``)."""
+    """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``).
+
+    ``extra_tokens`` are accepted too (each its own holder for the per-token caps of ``limits``).
+    """
     token = token or secrets.token_urlsafe(32)
     manager = manager or SandboxManager(runtime_dir=runtime_dir, allowed_runtimes=runtimes,
                                         runtime_options=runtime_options)  # fmt: skip
@@ -111,7 +117,9 @@ def create_app(
 
     def check_token(header: str) -> bool:
         scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
+        given_bytes = given.strip().encode()
+        return scheme.lower() == "bearer" and any([secrets.compare_digest(given_bytes, t.encode())
+                                                   for t in (token, *extra_tokens)])  # fmt: skip
 
     async def require_token(request: HTTPConnection) -> None:
         if not check_token(request.headers.get("authorization", "")):
@@ -123,6 +131,7 @@ def create_app(
     app.state.manager = manager
     app.state.ops = Ops(manager)
     app.state.check_token = check_token
+    app.state.quota = Quota(limits or Limits())
 
     @app.exception_handler(SandboxError)
     async def sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:

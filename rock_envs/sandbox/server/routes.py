@@ -40,7 +40,11 @@ def _manager(request: Request) -> SandboxManager:
 
 @router.post("/sandboxes", status_code=201, response_model=SandboxInfo, tags=["sandboxes"])
 async def create_sandbox(spec: SandboxSpec, request: Request) -> SandboxInfo:
-    return await _manager(request).create(spec)
+    manager = _manager(request)
+    with request.app.state.quota.admit(manager, request.headers.get("authorization", ""), spec) as created:
+        info = await manager.create(spec)
+        created["id"] = info.id
+    return info
 
 
 @router.get("/sandboxes", response_model=SandboxList, tags=["sandboxes"])

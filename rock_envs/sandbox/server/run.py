@@ -54,5 +54,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token", default=os.environ.get("ROCK_ENVS_TOKEN"))
     p.add_argument("--token-file", default=None)
     p.add_argument("--runtime-dir", default=None)
+    p.add_argument("--extra-token", action="append", default=[], help="another accepted token (repeatable)")
+    for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token"):
+        p.add_argument(f"--{name}", type=int, default=None)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    serve(args.host, args.port, args.runtime, args.token, args.token_file, args.runtime_dir)
+    serve(args.host, args.port, args.runtime, args.token, args.token_file, args.runtime_dir,
+          **limit_options(args.max_sandboxes, args.max_envs, args.max_sandboxes_per_token, args.max_envs_per_token,
+                          args.extra_token))  # fmt: skip
+
+
+def limit_options(max_sandboxes: int | None, max_envs: int | None, max_sandboxes_per_token: int | None,
+                  max_envs_per_token: int | None, extra_tokens: list[str]) -> dict[str, Any]:  # fmt: skip
+    """``create_app`` keywords for the caps (see ``limits.py``) and the extra tokens."""
+    from .limits import Limits
+
+    limits = Limits(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token)
+    return {"limits": limits, "extra_tokens": tuple(extra_tokens)}
