@@ -57,8 +57,8 @@ class Tunnel:
                 elif msg.get("t") == "close":
                     self.conns.pop(int(msg["c"]), None)
                     conn.close()
-        except (asyncio.IncompleteReadError, ConnectionError, wire.WireError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, wire.WireError, asyncio.CancelledError):
+            pass  # the manager hung up, or the agent is shutting down
         finally:
             self.upstream = None
             server.close()

@@ -50,9 +50,13 @@ class HubTunnel:
     async def close(self) -> None:
         if self.pump is not None:
             self.pump.cancel()
+        for queue in self.inbox.values():  # an end of stream as well as a cancel: Python 3.11's wait_for
+            queue.put_nowait(b"")  # can swallow a cancel that races a result
         for task in list(self.tasks):
             task.cancel()
-        await asyncio.gather(*self.tasks, *( [self.pump] if self.pump else []), return_exceptions=True)
+        pending = {*self.tasks, *([self.pump] if self.pump else [])}
+        if pending:
+            await asyncio.wait(pending, timeout=10)
         if self.writer is not None:
             self.writer.close()
             self.writer = None

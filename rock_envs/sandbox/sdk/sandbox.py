@@ -55,6 +55,7 @@ class Sandbox:
         self._backend: Backend | None = None
         self._info: SandboxInfo | None = None
         self._stopped = False
+        self._model_service: ModelService | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -116,6 +117,8 @@ class Sandbox:
         """Remove the sandbox and everything running in it. Safe to call twice, or after a TTL reaped it."""
         backend, self._backend = self._backend, None
         self._stopped = True
+        if self._model_service is not None:  # its HTTP client; a later `trajectory()` opens a fresh one
+            await self._model_service.aclose()
         if backend is None:
             return
         try:
@@ -143,16 +146,21 @@ class Sandbox:
     @property
     def model_service(self) -> ModelService:
         """This sandbox's calls to its OpenAI-compatible endpoint (needs ``model_service`` in the config)."""
+        if self._model_service is not None:
+            return self._model_service
         backend = self._b("model_service")
         if self._info is None or self._info.spec.model_service is None:
             raise InvalidRequestError("`Sandbox.model_service`: this sandbox has no model service; create it with "
                                       "`SandboxConfig(model_service=\"trainer\")` (or \"proxy\").")  # fmt: skip
-        from ..model_service.client import ModelService
+        if self._model_service is None:  # one per sandbox; it outlives stop() for reading trajectories
+            from ..model_service.client import ModelService
 
-        if isinstance(backend, EmbeddedBackend):
-            return ModelService(hub=backend.manager.models, sandbox_id=self.id)
-        return ModelService(base_url=self.config.base_url, sandbox_id=self.id,
-                            client=backend.client)  # type: ignore[attr-defined]
+            if isinstance(backend, EmbeddedBackend):
+                self._model_service = ModelService(hub=backend.manager.models, sandbox_id=self.id)
+            else:
+                self._model_service = ModelService(base_url=self.config.base_url, token=self.config.resolve_token(),
+                                                   sandbox_id=self.id)  # fmt: skip
+        return self._model_service
 
     async def status(self) -> SandboxInfo:
         self._info = await self._b("status").info()
