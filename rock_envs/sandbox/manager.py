@@ -92,7 +92,9 @@ class SandboxManager:
             name = record.get("runtime")
             if name:
                 try:
-                    await self._runtime(str(name)).reap(record)
+                    placed = name == "ray"  # a Ray-placed sandbox: its record names the inner runtime
+                    await self._runtime(str(record.get("inner_runtime", "process")) if placed else str(name),
+                                        "ray" if placed else "local").reap(record)
                 except SandboxError:
                     continue  # that runtime is not available here; leave its record for one that is
             self.state.forget(sandbox_id)
@@ -110,13 +112,16 @@ class SandboxManager:
         self.runtimes = {}
         self._started = False
 
-    def _runtime(self, name: str) -> Runtime:
+    def _runtime(self, name: str, placement: str = "local") -> Runtime:
         if self.allowed is not None and name not in self.allowed:
             raise InvalidRequestError(f"`create`: runtime {name!r} is not enabled on this server; "
                                       f"enabled: {', '.join(self.allowed)}.")  # fmt: skip
-        if name not in self.runtimes:
-            self.runtimes[name] = make_runtime(name, **self.runtime_options.get(name, {}))
-        return self.runtimes[name]
+        key = name if placement == "local" else f"{placement}/{name}"
+        if key not in self.runtimes:
+            options = self.runtime_options.get(name, {})
+            self.runtimes[key] = make_runtime(name, **options) if placement == "local" else \
+                make_runtime(placement, inner=name, inner_options=options)
+        return self.runtimes[key]
 
     async def create(self, spec: SandboxSpec, timeout: float = 60.0) -> SandboxInfo:
         if not self._started:
@@ -124,7 +129,7 @@ class SandboxManager:
         if len(self.sandboxes) >= self.max_sandboxes:
             raise SandboxLimitError(f"`create`: this manager already holds {len(self.sandboxes)} sandboxes, "
                                     f"its limit; stop some first or raise `max_sandboxes`.")  # fmt: skip
-        runtime = self._runtime(spec.runtime)
+        runtime = self._runtime(spec.runtime, spec.placement)
         entry = Entry("sb-" + secrets.token_hex(6), spec, runtime)
         self.sandboxes[entry.id] = entry
         dirs = SandboxDirs(self.state.sandbox_dir(entry.id))

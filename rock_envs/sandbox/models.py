@@ -53,6 +53,9 @@ class SandboxSpec(_Model):
     """Whether the sandbox may reach the network; off by default."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form labels, for ``list`` filters."""
+    placement: Literal["local", "ray"] = "local"
+    """``local``: on the manager's machine; ``ray``: Ray picks a node with the sandbox's cpus and memory
+    and an actor there starts it (the caller must have called ``ray.init``)."""
     model_service: Optional[ModelServiceSpec] = None
     """An OpenAI-compatible endpoint inside the sandbox (``OPENAI_BASE_URL``/``OPENAI_API_KEY`` set), answered
     by the trainer or proxied upstream; ``"trainer"`` or ``"proxy"`` are short for the spec with that mode."""

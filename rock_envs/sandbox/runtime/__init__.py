@@ -12,6 +12,7 @@ from .base import Placement, Runtime, SandboxDirs
 RUNTIMES: dict[str, str] = {
     "process": "rock_envs.sandbox.runtime.process:ProcessRuntime",
     "docker": "rock_envs.sandbox.runtime.docker:DockerRuntime",
+    "ray": "rock_envs.sandbox.runtime.ray:RayPlacedRuntime",  # wraps process or docker; see SandboxSpec.placement
 }
 
 

@@ -1,8 +1,7 @@
 """Sandboxes placed on Ray nodes: Ray picks a node with the sandbox's cpus and memory, and an actor
 there starts it with an ordinary runtime (``process`` or ``docker``).
 
-    runtime = RayPlacedRuntime(inner="process")            # or inner="docker", inner_options={...}
-    manager.runtimes["process"] = runtime                   # the manager's sandboxes now go through Ray
+    SandboxConfig(placement="ray", cpus=2, memory="4g")      # the manager builds RayPlacedRuntime(inner=runtime)
 
 One actor per sandbox, asking Ray for ``num_cpus=spec.cpus`` (0 when unlimited) and
 ``memory=spec.memory`` bytes, so Ray's scheduler chooses the node and accounts for the sandbox;
@@ -106,6 +105,9 @@ class RayPlacedRuntime(Runtime):
                 ray.kill(actor, no_restart=True)
             except Exception:
                 pass
+
+    def record(self, placement: Placement) -> dict[str, Any]:
+        return {**super().record(placement), "inner_runtime": self.inner}
 
     async def reap(self, record: dict[str, Any]) -> None:
         """After a crashed manager: end the actor if Ray still has it; the inner runtime reaps the rest here."""
