@@ -1,0 +1,1 @@
+"""Small example tasks written for rock-envs (no downloads): see ``code_tasks``."""
