@@ -112,3 +112,16 @@ def check(sandbox: Any, task: CodeTask, code: str, timeout: float = 20.0, python
     sandbox.write_file(f"{workdir}/test_solution.py", task.tests)
     result = sandbox.run(f"cd {workdir} && {python} test_solution.py", timeout=timeout, max_output=64 * 1024)
     return result.exit_code == 0 and not result.timed_out, (result.output + result.stderr).strip()
+
+
+async def acheck(sandbox: Any, task: CodeTask, code: str | None = None, timeout: float = 20.0,
+                 python: str = "python3") -> tuple[bool, str]:  # fmt: skip
+    """:func:`check` for an async ``Sandbox``; ``code=None`` checks the ``solution.py`` already in its root."""
+    workdir = f"check_{task.name}"
+    if code is None:
+        code = await sandbox.read_file("solution.py")
+    await sandbox.arun(f"rm -rf {workdir} && mkdir -p {workdir}", timeout=30)
+    await sandbox.write_file(f"{workdir}/solution.py", code)
+    await sandbox.write_file(f"{workdir}/test_solution.py", task.tests)
+    result = await sandbox.arun(f"cd {workdir} && {python} test_solution.py", timeout=timeout, max_output=64 * 1024)
+    return result.exit_code == 0 and not result.timed_out, (result.output + result.stderr).strip()
