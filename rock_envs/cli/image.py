@@ -20,7 +20,7 @@ def build(
     tag: Optional[str] = typer.Option(
         None, "--tag", help="An extra tag for the image (default rock-envs:latest)."),
     extra: List[str] = typer.Option(
-        ["server"], "--extra", help="rock-envs extras to install in the image (repeatable)."),
+        ["server", "agentic"], "--extra", help="rock-envs extras to install in the image (repeatable)."),
 ) -> None:
     """Build the image if its sources changed, and print its tag (progress goes to stderr)."""
     # Imported here so that `rock-envs --help` does not pay for the Docker SDK.

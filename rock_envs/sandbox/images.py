@@ -293,7 +293,7 @@ def build_image(
     base: str | None = None,
     tag: str | None = None,
     *,
-    extras: Iterable[str] = ("server",),
+    extras: Iterable[str] = ("server", "agentic"),
     project_root: str | os.PathLike | None = None,
 ) -> str:
     """Build (or find cached) the rock-envs image and return its tag.

@@ -3,7 +3,8 @@
 Run by the agent's boot before it forks the service; each step is best effort and reported:
 
 - every mount the host had becomes read-only in this mount namespace;
-- ``/tmp`` and ``/dev/shm`` are fresh tmpfs, private to the sandbox;
+- ``/tmp`` and ``/dev/shm`` are fresh tmpfs, private to the sandbox (a Python installed under /tmp,
+  such as a venv in a checkout there, is bound back read-only so the sandbox can run it);
 - the directory holding all sandboxes is covered by an empty tmpfs, and only this sandbox's own
   directory is bound back, read-write, at the same path;
 - ``lo`` is brought up when the sandbox has its own network namespace;
@@ -21,6 +22,7 @@ import fcntl
 import os
 import socket
 import struct
+import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
@@ -58,11 +60,26 @@ def readonly_host() -> None:
             pass  # a mount we may not touch (already gone, or locked): leave it
 
 
+def _python_under_tmp() -> list[str]:
+    """Where this Python and its packages live, if under /tmp (a checkout or venv there): the fresh
+    /tmp would hide them from the sandbox's own `python`, so they are bound back, read-only."""
+    venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))  # the agent runs with -I -S
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    paths = {os.path.realpath(p) for p in [venv, checkout, sys.prefix, sys.exec_prefix, *sys.path] if p}
+    under = sorted(p for p in paths if p.startswith("/tmp/") and os.path.isdir(p))
+    return [p for i, p in enumerate(under) if not any(p.startswith(q.rstrip("/") + "/") for q in under[:i])]
+
+
 def private_dirs(sandbox_dir: str) -> None:
     """Fresh /tmp and /dev/shm; hide sibling sandboxes; bind this sandbox's dir back, writable."""
     fd = os.open(sandbox_dir, os.O_PATH)
+    keep = {path: os.open(path, os.O_PATH) for path in _python_under_tmp()}
     try:
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        for path, kept in keep.items():
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{kept}", path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
         if os.path.isdir("/dev/shm"):
             _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
         parent = os.path.dirname(sandbox_dir.rstrip("/"))
@@ -73,6 +90,8 @@ def private_dirs(sandbox_dir: str) -> None:
         _mount(None, sandbox_dir, None, MS_REMOUNT | MS_BIND)
     finally:
         os.close(fd)
+        for kept in keep.values():
+            os.close(kept)
 
 
 def loopback_up() -> None:
