@@ -105,8 +105,9 @@ class RemoteGroup(WorkerGroup):
         self._opening = [False] * num_workers
         self._lock = threading.Lock()
         self._open_tasks: set[asyncio.Task[Any]] = set()
+        self._connecting: asyncio.Lock | None = None
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
-        self._outbox: deque[bytes] = deque()
+        self._outbox: deque[tuple[Any, bytes]] = deque()
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -140,13 +141,22 @@ class RemoteGroup(WorkerGroup):
 
     async def _connect(self) -> None:
         """A (new) mux connection, retried for `reconnect_timeout` seconds while the server is away."""
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # workers reopening at once share one new connection
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
         from rock_envs.sandbox.errors import AuthenticationError, SandboxError
         from rock_envs.sandbox.sdk.mux import WorkerMux
 
         if self._mux is not None and self._mux.reader is not None and not self._mux.reader.done():
             return
         if self._mux is not None:
-            await self._mux.close()
+            try:
+                await asyncio.wait_for(self._mux.close(), 5)
+            except Exception:  # noqa: BLE001 - it is dead either way
+                pass
         deadline = time.monotonic() + self.reconnect_timeout
         while True:
             mux = WorkerMux(self.url, self.headers)
@@ -226,8 +236,7 @@ class RemoteGroup(WorkerGroup):
             self._wake.clear()
             self._wake_pending = False
             while self._outbox:
-                frame = self._outbox.popleft()
-                mux = self._mux
+                mux, frame = self._outbox.popleft()
                 try:
                     await mux.ws().send(frame)
                 except Exception:  # noqa: BLE001 - a dead connection: its reader reports every channel gone
@@ -241,7 +250,7 @@ class RemoteGroup(WorkerGroup):
             return self._send_cold(w, request)
         if self._gone[w]:
             return  # its death was (or will be) reported by wait(); the engine restarts it
-        self._outbox.append(channel.prefix + encode(request))
+        self._outbox.append((channel.mux, channel.prefix + encode(request)))
         if not self._wake_pending:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._wake.set)  # type: ignore[union-attr]
@@ -274,7 +283,7 @@ class RemoteGroup(WorkerGroup):
             return
         with self._lock:
             for payload in self._held[w]:
-                self._outbox.append(channel.prefix + payload)
+                self._outbox.append((channel.mux, channel.prefix + payload))
             self._held[w] = []
             self._channels[w] = channel
             self._opening[w] = False
@@ -343,12 +352,22 @@ class RemoteGroup(WorkerGroup):
             self._run(self._close_all(), timeout=120)
         except Exception:  # noqa: BLE001 - the server is gone: its sandboxes died with it or expire by TTL
             pass
+        try:
+            self._run(self._cancel_rest(), timeout=10)
+        except Exception:  # noqa: BLE001
+            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
         if not self._loop.is_running():
             self._loop.close()
         self._loop = None
+
+    async def _cancel_rest(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _close_all(self) -> None:
         self._sender.cancel()
