@@ -36,10 +36,26 @@ class GymnasiumEnv(gymnasium.Wrapper, Env):
         self._rock_spec = value
 
 
-# GEM envs draw from Python's global `random` (GEM's reset seeds it). Many envs share one process,
-# so each GemEnv keeps its own copy of that state and swaps it in only when another env used it
-# last: a single env in a loop pays nothing, interleaved envs pay one getstate/setstate each.
+# GEM envs draw from Python's global `random` (`random.choice(...)`; GEM's reset seeds it with
+# `random.seed`). Many envs share a process, so each GemEnv has its own `random.Random` and, while it
+# runs, the `random` module's functions are that generator's bound methods. Swapping a table of
+# bound methods costs about a microsecond, and only when another env ran last; a single env in a
+# loop pays nothing. (numpy's global generator is not isolated; GEM's games do not draw from it.)
+_RANDOM_FUNCTIONS = tuple(name for name in (
+    "seed", "random", "uniform", "triangular", "randint", "choice", "randrange", "sample", "shuffle",
+    "choices", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate", "gammavariate",
+    "gauss", "betavariate", "paretovariate", "weibullvariate", "getstate", "setstate", "getrandbits",
+    "randbytes", "binomialvariate") if hasattr(random, name))
+_ORIGINAL_RANDOM = {name: getattr(random, name) for name in _RANDOM_FUNCTIONS}
 _random_owner: weakref.ref[GemEnv] | None = None
+
+
+def _release_random(env: GemEnv) -> None:
+    """Give the `random` module its own functions back if `env` holds it."""
+    global _random_owner
+    if _random_owner is not None and _random_owner() is env:
+        random.__dict__.update(_ORIGINAL_RANDOM)
+        _random_owner = None
 
 
 class GemEnv(Env[str, str]):
@@ -52,25 +68,30 @@ class GemEnv(Env[str, str]):
         self.spec = spec
         self.observation_space = AnyText()
         self.action_space = AnyText()
-        self._random_state = random.Random().getstate()
+        self._rng = random.Random()
+        self._random_functions = {name: getattr(self._rng, name) for name in _RANDOM_FUNCTIONS}
+        self._seeds: random.Random | None = None  # after a seeded reset: where unseeded resets get theirs
         self._reset_takes_options = "options" in inspect.signature(env.reset).parameters
         self._closed = False
 
     def _own_random(self) -> None:
         global _random_owner
-        owner = _random_owner() if _random_owner is not None else None
-        if owner is self:
+        if _random_owner is not None and _random_owner() is self:
             return
-        if owner is not None:
-            owner._random_state = random.getstate()
-        random.setstate(self._random_state)
-        _random_owner = weakref.ref(self)
+        random.__dict__.update(self._random_functions)
+        _random_owner = weakref.ref(self, lambda _: random.__dict__.update(_ORIGINAL_RANDOM))
 
     def reset(self, seed: int | None = None, *, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         # `seed` may come positionally: GEM's own wrappers call `env.reset(seed)`.
         if self._closed:
             raise EnvClosedError(f"`reset` on {self._name()} after `close()`; make a new env with `rock_envs.make`.")
         self._own_random()
+        if seed is not None:
+            self._seeds = random.Random(seed)
+        elif self._seeds is not None:
+            # Some GEM games draw an unseeded reset from OS entropy: after one seeded reset, every
+            # later episode gets its seed from this env's own stream, so trajectories repeat.
+            seed = self._seeds.randrange(2**31)
         if self._reset_takes_options:
             return self._env.reset(seed=seed, options=options)
         return self._env.reset(seed=seed)
@@ -90,12 +111,10 @@ class GemEnv(Env[str, str]):
         return self._env.unwrapped
 
     def close(self) -> None:
-        global _random_owner
         if self._closed:
             return
         self._closed = True
-        if _random_owner is not None and _random_owner() is self:
-            _random_owner = None
+        _release_random(self)
         close = getattr(self._env, "close", None)
         if close is not None:
             close()

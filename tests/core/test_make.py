@@ -133,3 +133,26 @@ def test_dataset_env_fails_at_make_naming_the_package():
 def test_unknown_backend_is_named():
     with pytest.raises(rock_envs.EnvArgumentError, match="'nowhere'"):
         rock_envs.make("CartPole-v1", backend="nowhere")
+
+
+def test_unseeded_resets_after_a_seeded_one_repeat_too():
+    """GEM's Sokoban draws an unseeded room from OS entropy; rock-envs derives those seeds instead."""
+    def episodes(seed):
+        env = rock_envs.make(SOKOBAN)
+        boards = [env.reset(seed=seed)[1]["suffix"]]
+        boards += [env.reset()[1]["suffix"] for _ in range(3)]
+        return boards
+
+    first = episodes(11)
+    assert first == episodes(11)
+    assert len(set(first)) > 1  # the episodes differ from each other
+
+
+def test_the_random_module_is_given_back_on_close():
+    import random
+
+    env = rock_envs.make(SOKOBAN)
+    env.reset(seed=1)
+    assert random.choice.__self__ is not random._inst  # the env's own generator while it runs
+    env.close()
+    assert random.choice.__self__ is random._inst
