@@ -193,7 +193,7 @@ class RemoteGroup(WorkerGroup):
 
     async def _create(self, w: int) -> str:
         labels = {**self.spec.labels, "envs": str(self._envs[w] or 0)}
-        body = self.spec.model_copy(update={"labels": labels}).model_dump(exclude_none=True)
+        body = {**self.spec.model_dump(exclude_unset=True), "labels": labels}
         info = await self._http_call("POST", "/sandboxes", "make_vec(backend='remote')", body)
         return str(info["id"])
 

@@ -23,6 +23,8 @@ from vector_helpers import ProbeEnv
 cloudpickle.register_pickle_by_value(vector_helpers)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docker"))
 import docker_support  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "remote"))
+from remote_support import RemoteServer  # noqa: E402
 
 SOKOBAN = "game:Sokoban-v0-easy"
 GUESS = "game:GuessTheNumber-v0-easy"
@@ -43,6 +45,7 @@ BACKENDS = [
     Backend("subprocess", {"num_workers": 2}, local_processes=True),
     Backend("docker", {"num_workers": 2}, marks=(pytest.mark.docker,)),  # image: set by the fixture
     Backend("ray", {"num_workers": 2}, marks=(pytest.mark.ray,)),  # on the session's local Ray cluster
+    Backend("remote", {"num_workers": 2}),  # url and token: the session's server process on 127.0.0.1
 ]
 
 
@@ -50,6 +53,9 @@ BACKENDS = [
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param.name == "ray":  # one local cluster for the session: Ray takes seconds to start
         request.getfixturevalue("ray_cluster")
+    if request.param.name == "remote":
+        server = request.getfixturevalue("remote_server")
+        return dataclasses.replace(request.param, kwargs={**request.param.kwargs, "url": server.url, "token": server.token})
     if request.param.name == "docker":  # skips loudly without an engine
         return dataclasses.replace(request.param, kwargs={**request.param.kwargs, "image": docker_support.test_image()})
     return request.param
@@ -64,6 +70,13 @@ def ray_cluster() -> Iterator[Any]:
     yield ray
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def remote_server() -> Iterator[Any]:
+    server = RemoteServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -40,8 +40,8 @@ def test_an_env_raising_in_step_reports_it_is_reset_and_the_others_go_on(make, p
 
 
 def test_an_env_raising_in_reset_reports_it_and_is_rebuilt(make, probe, tmp_path, backend):
-    if backend.name == "docker":
-        pytest.skip("`fail_once` marks a file in the host's tmp_path, which containers do not see")
+    if backend.name in ("docker", "remote"):
+        pytest.skip("`fail_once` marks a file in the host's tmp_path, which containers and sandboxes do not see")
     venv = make(probe, 4)
     obs, infos = venv.reset(seed=0, options={"fail_once": str(tmp_path / "failed")})
     assert infos["_error"].sum() == 1
@@ -59,8 +59,8 @@ def test_on_error_raise_raises_remote_error_with_the_remote_traceback(make, prob
         venv.step([NORMAL, RAISE, NORMAL, NORMAL])
     assert caught.value.type_name == "RuntimeError"
     assert 'vector_helpers.py", line' in caught.value.remote_traceback
-    if backend.name == "docker":
-        return  # `fail_once` below marks a file in the host's tmp_path, which containers do not see
+    if backend.name in ("docker", "remote"):
+        return  # `fail_once` below marks a file in the host's tmp_path, which containers and sandboxes do not see
     with pytest.raises(rock_envs.RemoteError, match="ValueError in worker .*: boom in reset"):
         venv.reset(seed=0, options={"fail_once": str(tmp_path / "failed")})
     obs, _ = venv.reset(seed=0)  # the workers are unharmed
