@@ -39,7 +39,7 @@ from rock_envs.vector.actions import check_actions
 from rock_envs.vector.infos import merge_infos
 from rock_envs.worker.protocol import Batch, Built, Call, Failure, Make, Reset, SetAttr, Step
 
-MAX_RESTARTS_PER_CALL = 3
+MAX_RESTARTS_PER_CALL = 3  # per worker: a dropped connection may take every worker at once
 
 Result = tuple  # (obs, reward, terminated, truncated, info) of one env
 
@@ -92,7 +92,7 @@ class RockVectorEnv(VectorEnv):
         self._failure: RemoteError | None = None  # the first error of the current call
         self._inflight: set[int] = set()
         self._seeds: list[int | None] = [None] * num_envs
-        self._restarts = 0
+        self._restarts: dict[int, int] = {}
         self._interrupted = False
         self._state = State.DEFAULT
         self.closed = False
@@ -197,7 +197,7 @@ class RockVectorEnv(VectorEnv):
             raise CallOrderError("`recv`: nothing is in flight; call `send(actions, env_ids)` first.")
         timeout = self.timeout if timeout is None else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._restarts = 0
+        self._restarts.clear()
         while len(self._ready) < want:
             self._pump(deadline, "recv")
             self._raise_failure()
@@ -268,7 +268,7 @@ class RockVectorEnv(VectorEnv):
     def _collect(self, ids: list[int], timeout: float | None, what: str):
         """Wait for every in-flight env (the whole current call), then assemble rows `ids`."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._restarts = 0
+        self._restarts.clear()
         try:
             while self._inflight:
                 self._pump(deadline, what)
@@ -299,7 +299,7 @@ class RockVectorEnv(VectorEnv):
 
     def _wait_done(self, pendings: list[_Pending], what: str) -> None:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        self._restarts = 0
+        self._restarts.clear()
         while not all(p.done for p in pendings):
             self._pump(deadline, what)
         for p in pendings:
@@ -375,12 +375,15 @@ class RockVectorEnv(VectorEnv):
                 self._ready[i] = (batch.obs[k], 0.0, False, True, {**batch.infos[k], "worker_restarted": True})
 
     def _on_worker_gone(self, w: int, gone: WorkerGone) -> None:
-        self._restarts += 1
-        if any(isinstance(p.request, Make) and p.rebuild_for is None for p in self._pending[w]) \
-                or self._restarts > MAX_RESTARTS_PER_CALL:
+        self._restarts[w] = self._restarts.get(w, 0) + 1
+        if any(isinstance(p.request, Make) and p.rebuild_for is None for p in self._pending[w]):
             self._pending[w].clear()
             raise WorkerDiedError(f"worker {w} of the {self.group.name} backend died while building its envs "
                                   f"({gone.reason}); check that the env can be made there.")
+        if self._restarts[w] > MAX_RESTARTS_PER_CALL:
+            self._pending[w].clear()
+            raise WorkerDiedError(f"worker {w} of the {self.group.name} backend died {self._restarts[w]} times in one "
+                                  f"call (last: {gone.reason}); its envs keep killing it, or it cannot start.")
         lost = set().union(*(p.remaining | (p.rebuild_for or set()) for p in self._pending[w]))
         for p in self._pending[w]:
             p.reply, p.done = gone, True

@@ -78,15 +78,17 @@ def test_a_sandbox_deleted_mid_step_is_replaced(make, server, sleepy):
 
 
 def test_a_dropped_connection_is_reopened_and_the_envs_rebuilt_in_their_sandboxes(make, server, sleepy):
-    venv = make(sleepy, 4, num_workers=2)
+    # More workers than the engine's restart budget per worker and call: a dropped connection takes
+    # every worker at once, and each must still be rebuilt.
+    venv = make(sleepy, 6, num_workers=5)
     venv.reset(seed=0)
     sids = venv.group.sandbox_ids()
     drop_connection(venv)
     obs, rewards, terms, truncs, infos = step_all(venv, FAST)
-    assert restarted(infos, 4) == [0, 1, 2, 3]
+    assert restarted(infos, 6) == [0, 1, 2, 3, 4, 5]
     assert venv.group.sandbox_ids() == sids
-    assert step_all(venv, FAST)[0][:, 0].tolist() == [1.0] * 4
-    assert settle(lambda: len(worker_pids(server.runtime_dir)) == 2)  # the old workers ended with the connection
+    assert step_all(venv, FAST)[0][:, 0].tolist() == [1.0] * 6
+    assert settle(lambda: len(worker_pids(server.runtime_dir)) == 5)  # the old workers ended with the connection
 
 
 def test_sandboxes_reaped_by_their_ttl_are_replaced(make, server, sleepy):
