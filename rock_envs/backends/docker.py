@@ -18,39 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
-import threading
-from multiprocessing.connection import Connection
-from typing import Any, Coroutine, TypeVar
+from typing import Any
 
-from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.backends.sockets import SocketWorkers
 from rock_envs.core.errors import EnvArgumentError
-from rock_envs.worker.protocol import Close, Reply, Request, decode, encode
+from rock_envs.sandbox.sdk.loop_thread import LoopThread
 
-T = TypeVar("T")
 STARTUP_TIMEOUT = 120.0
 
 
-class _LoopThread:
-    """A private asyncio loop on a daemon thread, for the embedded sandbox manager."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="rock-envs-docker", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
-        if not self.loop.is_running():
-            self.loop.close()
-
-
-class DockerGroup(WorkerGroup):
+class DockerGroup(SocketWorkers):
     name = "docker"
 
     def __init__(
@@ -67,7 +44,7 @@ class DockerGroup(WorkerGroup):
             raise EnvArgumentError(f"`make_vec(envs_per_container=...)`: expected a positive integer, got {envs_per_container!r}.")
         from rock_envs.sandbox.models import SandboxSpec
 
-        self.num_workers = num_workers
+        super().__init__(num_workers)
         self.image = image
         try:
             self.spec = SandboxSpec(runtime="docker", image=image, cpus=cpus, memory=memory, ttl=0,
@@ -76,13 +53,9 @@ class DockerGroup(WorkerGroup):
             raise EnvArgumentError(f"`make_vec(backend='docker')`: bad container limits: {exc}") from exc
         self.runtime_options = {"client": docker_client} if docker_client is not None else {}
         self.runtime_dir = runtime_dir
-        self._loop: _LoopThread | None = None
+        self._loop: LoopThread | None = None
         self._manager: Any = None
         self._sandboxes: list[str | None] = [None] * num_workers
-        self._conns: list[Connection | None] = [None] * num_workers
-        self._gone: list[bool] = [False] * num_workers
-        self._poll = select.poll()
-        self._fd_worker: dict[int, int] = {}
         self._closed = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -90,7 +63,7 @@ class DockerGroup(WorkerGroup):
     def start(self) -> None:
         from rock_envs.sandbox.manager import SandboxManager
 
-        self._loop = _LoopThread()
+        self._loop = LoopThread("rock-envs-docker")
         options = {"docker": {"image": self.image, **self.runtime_options}}
         self._manager = SandboxManager(self.runtime_dir, runtime_options=options, allowed_runtimes=("docker",))
         try:
@@ -99,7 +72,8 @@ class DockerGroup(WorkerGroup):
             self.close()
             raise
         for w, (sid, sock) in socks.items():
-            self._attach(w, sid, sock)
+            self._sandboxes[w] = sid
+            self._attach(w, sock)
 
     async def _open_many(self, workers: list[int]) -> dict[int, tuple[str, Any]]:
         await self._manager.start()
@@ -119,34 +93,18 @@ class DockerGroup(WorkerGroup):
         self._sandboxes[w] = info.id
         return info.id, await self._manager.open_worker(info.id, list(WORKER_ARGV))
 
-    def _attach(self, w: int, sid: str, sock: Any) -> None:
-        sock.setblocking(True)
-        conn = Connection(sock.detach())
-        self._sandboxes[w], self._conns[w], self._gone[w] = sid, conn, False
-        self._poll.register(conn.fileno(), select.POLLIN)
-        self._fd_worker[conn.fileno()] = w
-
     def restart(self, w: int) -> None:
         assert self._loop is not None
         self._stop(w)
         sid, sock = self._loop.run(self._open(w))
-        self._attach(w, sid, sock)
+        self._sandboxes[w] = sid
+        self._attach(w, sock)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for w in range(self.num_workers):  # ask every worker first, so they all close their envs at once
-            self.send(w, Close())
-        for w in range(self.num_workers):
-            conn = self._conns[w]
-            if conn is not None and not self._gone[w]:
-                try:
-                    while conn.poll(2.0):
-                        conn.recv_bytes()  # the Close reply, then EOF
-                except (EOFError, OSError):
-                    pass
-            self._drop(w)
+        self._close_workers()
         if self._loop is not None:
             if self._manager is not None:
                 try:
@@ -156,49 +114,9 @@ class DockerGroup(WorkerGroup):
             self._loop.close()
             self._loop = None
 
-    # ---- the transport ------------------------------------------------------------------------
-
-    def send(self, w: int, request: Request) -> None:
-        conn = self._conns[w]
-        if self._gone[w] or conn is None:
-            return  # its death was (or will be) reported by wait(); the engine restarts it
-        try:
-            conn.send_bytes(encode(request))
-        except OSError:
-            pass  # wait() sees the closed socket and reports the death
-
-    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
-        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        events = self._poll.poll(ms)
-        out: list[tuple[int, Reply | WorkerGone]] = []
-        for fd, _ in events:
-            w = self._fd_worker.get(fd)
-            if w is None or self._gone[w]:
-                continue
-            conn = self._conns[w]
-            assert conn is not None
-            try:
-                out.append((w, decode(conn.recv_bytes())))  # type: ignore[arg-type]
-            except (EOFError, OSError):
-                self._gone[w] = True
-                self._forget(conn)
-                out.append((w, WorkerGone(f"the worker in container {self._container(w)[:12] or '?'} went away "
-                                          "(the container was killed, or the worker exited)")))  # fmt: skip
-        return out
-
-    def _forget(self, conn: Connection) -> None:
-        try:
-            self._poll.unregister(conn.fileno())
-        except (KeyError, OSError, ValueError):
-            pass
-        self._fd_worker.pop(conn.fileno(), None)
-
-    def _drop(self, w: int) -> None:
-        conn = self._conns[w]
-        if conn is not None:
-            self._forget(conn)
-            conn.close()
-            self._conns[w] = None
+    def _gone_reason(self, w: int) -> str:
+        return (f"the worker in container {self._container(w)[:12] or '?'} went away "
+                "(the container was killed, or the worker exited)")
 
     def _stop(self, w: int) -> None:
         self._drop(w)

@@ -106,7 +106,6 @@ _server_lock = threading.Lock()
 
 
 def _fork_server() -> _ForkServerClient:
-    global _server
     with _server_lock:
         if _server is None or not _server.alive() or _server_pid != os.getpid():
             _set_server(_ForkServerClient())

@@ -38,6 +38,7 @@ from typing import Any, Coroutine, TypeVar
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import EnvArgumentError, RockEnvsError
+from rock_envs.sandbox.sdk.loop_thread import LoopThread
 from rock_envs.worker.protocol import Make, Reply, Request, decode, encode
 
 T = TypeVar("T")
@@ -110,7 +111,7 @@ class RemoteGroup(WorkerGroup):
         self._outbox: deque[tuple[Any, bytes]] = deque()
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
         self._mux: Any = None
         self._http: Any = None
         self._closed = False
@@ -118,17 +119,16 @@ class RemoteGroup(WorkerGroup):
     # ---- the loop thread --------------------------------------------------------------------------
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        assert self._thread is not None
+        return self._thread.run(coro, timeout)
 
     def start(self) -> None:
         """Start the loop thread and connect; each worker's sandbox is made when its first `Make` is sent
         (then the server knows how many envs it will host, for its caps), all of them at once."""
         import httpx
 
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="rock-envs-remote", daemon=True)
-        self._thread.start()
+        self._thread = LoopThread("rock-envs-remote")
+        self._loop = self._thread.loop
         self._wake = asyncio.Event()
         self._http = httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=httpx.Timeout(STARTUP_TIMEOUT),
                                        limits=httpx.Limits(max_connections=32))  # fmt: skip
@@ -356,11 +356,8 @@ class RemoteGroup(WorkerGroup):
             self._run(self._cancel_rest(), timeout=10)
         except Exception:  # noqa: BLE001
             pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if not self._loop.is_running():
-            self._loop.close()
+        assert self._thread is not None
+        self._thread.close()
         self._loop = None
 
     async def _cancel_rest(self) -> None:

@@ -11,17 +11,14 @@ import os
 import signal
 import tempfile
 import uuid
-import select
-from multiprocessing.connection import Connection
-from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.backends.launch import START_METHODS, start_worker
+from rock_envs.backends.sockets import SocketWorkers
 from rock_envs.core.errors import EnvArgumentError
-from rock_envs.worker.protocol import Batch, Built, Close, Reply, Request, decode, encode
+from rock_envs.worker.protocol import Batch, Built, Reply, decode
 from rock_envs.worker.shared_obs import AttachObs, map_array, rows_of
 
 
@@ -54,71 +51,29 @@ class _SharedObs:
             pass
 
 
-class SubprocessGroup(WorkerGroup):
+class SubprocessGroup(SocketWorkers):
     name = "subprocess"
 
     def __init__(self, num_workers: int, start_method: str = "forkserver", shared_memory: bool = True):
         if start_method not in START_METHODS:
             raise EnvArgumentError(f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {start_method!r}.")
-        self.num_workers = num_workers
+        super().__init__(num_workers)
         self.start_method = start_method
         self.shared_memory = shared_memory
-        self._conns: list[Connection | None] = [None] * num_workers
         self._pids: list[int] = [0] * num_workers
-        self._gone: list[bool] = [False] * num_workers
         self._shared: list[_SharedObs | None] = [None] * num_workers
 
     def start(self) -> None:
-        self._poll = select.poll()
-        self._fd_worker: dict[int, int] = {}
         for w in range(self.num_workers):
             self._spawn(w)
 
     def _spawn(self, w: int) -> None:
         sock, pid = start_worker(self.start_method)
-        conn = Connection(sock.detach())
-        self._conns[w], self._pids[w], self._gone[w] = conn, pid, False
-        self._poll.register(conn.fileno(), select.POLLIN)
-        self._fd_worker[conn.fileno()] = w
+        self._pids[w] = pid
+        self._attach(w, sock)
 
-    def send(self, w: int, request: Request) -> None:
-        conn = self._conns[w]
-        if self._gone[w] or conn is None:
-            return  # its death was (or will be) reported by wait(); the engine restarts it
-        try:
-            conn.send_bytes(encode(request))
-        except OSError:
-            pass  # wait() sees the closed socket and reports the death
-
-    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
-        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        while True:
-            try:
-                events = self._poll.poll(ms)
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
-        out: list[tuple[int, Reply | WorkerGone]] = []
-        for fd, _ in events:
-            w = self._fd_worker.get(fd)
-            if w is None or self._gone[w]:
-                continue
-            conn = self._conns[w]
-            assert conn is not None
-            try:  # one message per ready worker; more that wait get their turn on the next call
-                out.append((w, self._decode(w, conn.recv_bytes())))
-            except (EOFError, OSError):
-                self._gone[w] = True
-                self._forget(conn)
-                out.append((w, WorkerGone(f"worker process {self._pids[w]} went away ({self._exit_reason(w)})")))
-        return out
-
-    def _forget(self, conn: Connection) -> None:
-        try:
-            self._poll.unregister(conn.fileno())
-        except (KeyError, OSError, ValueError):
-            pass
-        self._fd_worker.pop(conn.fileno(), None)
+    def _gone_reason(self, w: int) -> str:
+        return f"worker process {self._pids[w]} went away ({self._exit_reason(w)})"
 
     def _exit_reason(self, w: int) -> str:
         try:
@@ -158,34 +113,18 @@ class SubprocessGroup(WorkerGroup):
         return self._pids[w]
 
     def _stop(self, w: int) -> None:
-        conn = self._conns[w]
-        if conn is None:
+        if self._conns[w] is None:
             return
-        self._forget(conn)
-        conn.close()  # the worker sees EOF and exits; if it is stuck in a step, make sure
+        self._drop(w)  # the worker sees EOF and exits; if it is stuck in a step, make sure
         try:
             os.kill(self._pids[w], signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self._conns[w] = None
 
     def close(self) -> None:
-        for w in range(self.num_workers):  # ask every worker first, so they all shut down at once
-            self.send(w, Close())
+        self._close_workers()
         for w in range(self.num_workers):
-            self._wait_exit(w)
             self._stop(w)
             if self._shared[w] is not None:
                 self._shared[w].free()
                 self._shared[w] = None
-
-    def _wait_exit(self, w: int, timeout: float = 2.0) -> None:
-        """Give a worker asked to close the chance to close its envs (it closes the socket when done)."""
-        conn = self._conns[w]
-        if conn is None or self._gone[w]:
-            return
-        try:
-            while conn.poll(timeout):
-                conn.recv_bytes()  # the Close reply, then EOF
-        except (EOFError, OSError):
-            pass

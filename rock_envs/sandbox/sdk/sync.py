@@ -6,39 +6,21 @@ It drives a private event loop on a daemon thread, so it also works where a loop
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any, Coroutine, Iterator, Literal, TypeVar
 
 from ..config import SandboxConfig
 from ..models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, TransferResult
+from .loop_thread import LoopThread
 from .sandbox import OutputChunk, Sandbox
 from .worker import WorkerChannel
 
 T = TypeVar("T")
 
 
-class _Loop:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="rock-envs-sandbox", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def close(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
-        if not self.loop.is_running():
-            self.loop.close()
-
-
 class SyncWorkerChannel:
     """Blocking worker channel; ``send_bytes``/``recv_bytes`` make it a connection for ``WorkerClient``."""
 
-    def __init__(self, loop: _Loop, channel: WorkerChannel):
+    def __init__(self, loop: LoopThread, channel: WorkerChannel):
         self._loop, self._channel = loop, channel
 
     def send(self, payload: bytes) -> None:
@@ -68,11 +50,11 @@ class SyncWorkerChannel:
 class SyncSandbox:
     def __init__(self, config: SandboxConfig | None = None, **overrides: Any):
         self._sandbox = Sandbox(config, **overrides)
-        self._loop: _Loop | None = None
+        self._loop: LoopThread | None = None
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
-            self._loop = _Loop()
+            self._loop = LoopThread("rock-envs-sandbox")
         return self._loop.run(coro)
 
     @classmethod
