@@ -6,13 +6,12 @@ themselves). Programs run inside sandboxes with this interpreter, which has ``op
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
 import sys
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -23,10 +22,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "docker"))
 import docker_support  # noqa: E402
 from sandbox_helpers import Server, agent_pids, short_tmp, start_server  # noqa: E402
 
-from rock_envs.sandbox import CommandResult, Sandbox, SandboxConfig  # noqa: E402
-from rock_envs.sandbox.model_service import ModelCall  # noqa: E402
+from rock_envs.sandbox import SandboxConfig  # noqa: E402
 
-PYTHON = sys.executable
 
 
 @pytest.fixture(scope="session")
@@ -83,32 +80,6 @@ def make_config(mode: str, request: pytest.FixtureRequest, embedded_dir: str) ->
         return SandboxConfig(runtime_dir=embedded_dir, **fields)
 
     return make
-
-
-Answer = Callable[[ModelCall], Awaitable[None]]
-
-
-async def run_with_answers(sb: Sandbox, cmd: str, answer: Answer | None, timeout: float = 120) -> CommandResult:
-    """Run ``cmd`` in ``sb`` while ``answer`` handles every call it makes to the chat API."""
-    run = asyncio.ensure_future(sb.arun(cmd, timeout=timeout))
-    if answer is None:
-        return await run
-
-    async def serve() -> None:
-        async for call in sb.model_service.calls():
-            await answer(call)
-
-    serving = asyncio.ensure_future(serve())
-    try:
-        return await run
-    finally:
-        serving.cancel()
-        await asyncio.gather(serving, return_exceptions=True)
-
-
-async def script(sb: Sandbox, name: str, text: str) -> str:
-    await sb.write_file(name, text)
-    return f"{PYTHON} {name}"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from conftest import run_with_answers, script
+from agentic_helpers import run_with_answers, script
 from rock_envs.sandbox import InvalidRequestError, Sandbox, SandboxConfig, SandboxNotFoundError
 from rock_envs.sandbox.errors import CallNotFoundError
 from rock_envs.sandbox.model_service import ModelService

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_with_answers, script
+from agentic_helpers import run_with_answers, script
 from rock_envs.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rock_envs  # noqa: E402
 from remote_support import RemoteServer, agent_pids, settle, worker_pids  # noqa: E402
 
-SOKOBAN = "game:Sokoban-v0-easy"
-MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
 
 
 @pytest.fixture(scope="session", autouse=True)

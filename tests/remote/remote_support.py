@@ -110,3 +110,7 @@ def settle(check, timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+SOKOBAN = "game:Sokoban-v0-easy"
+MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rock_envs
-from conftest import MOVES, SOKOBAN
+from remote_support import MOVES, SOKOBAN
 from rock_envs.backends.remote import RemoteBackendError
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.sandbox.errors import SandboxLimitError

@@ -26,10 +26,6 @@ import docker_support  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "remote"))
 from remote_support import RemoteServer  # noqa: E402
 
-SOKOBAN = "game:Sokoban-v0-easy"
-GUESS = "game:GuessTheNumber-v0-easy"
-CARTPOLE = "CartPole-v1"
-MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
 
 
 @dataclass(frozen=True)

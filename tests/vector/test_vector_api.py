@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 import pytest
-from conftest import CARTPOLE, GUESS, MOVES, SOKOBAN
+from vector_helpers import CARTPOLE, GUESS, MOVES, SOKOBAN
 
 import rock_envs
 from rock_envs.core.spaces import AnyText

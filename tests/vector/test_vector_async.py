@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import CARTPOLE, SOKOBAN
+from vector_helpers import CARTPOLE, SOKOBAN
 from vector_helpers import NORMAL, SLOW
 
 import rock_envs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CARTPOLE, GUESS
+from vector_helpers import CARTPOLE, GUESS
 from gymnasium.vector import AutoresetMode
 
 import rock_envs

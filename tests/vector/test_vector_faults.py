@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CARTPOLE, SOKOBAN
+from vector_helpers import CARTPOLE, SOKOBAN
 from vector_helpers import NORMAL, RAISE, SLOW
 
 import rock_envs

@@ -11,7 +11,7 @@ import time
 
 import psutil
 import pytest
-from conftest import CARTPOLE, SOKOBAN
+from vector_helpers import CARTPOLE, SOKOBAN
 
 
 def _gone(pids, within=5.0):

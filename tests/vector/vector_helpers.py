@@ -51,3 +51,10 @@ class ProbeEnv(gymnasium.Env):
             raise RuntimeError("boom in step")
         self.steps += 1
         return self._obs(), 1.0, action == TERMINATE, False, {"steps": self.steps}
+
+
+# The env ids and actions the vector suite steps.
+SOKOBAN = "game:Sokoban-v0-easy"
+GUESS = "game:GuessTheNumber-v0-easy"
+CARTPOLE = "CartPole-v1"
+MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
