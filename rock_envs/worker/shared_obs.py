@@ -1,7 +1,7 @@
 """Shared observations: the subprocess backend maps one array per worker in /dev/shm, and the worker
 writes its envs' rows there instead of sending them over the socket.
 
-Both sides map the file with `mmap` and view it as a plain ndarray (not `np.memmap`, whose subclass
+The caller creates and maps the file, the worker maps it and unlinks its name. Both sides map the file with `mmap` and view it as a plain ndarray (not `np.memmap`, whose subclass
 hooks cost microseconds on every indexing). A batch whose env ids are consecutive rows is one slice
 copy; any other batch is one fancy-index copy.
 """
@@ -64,6 +64,12 @@ class SharedObsWriter:
             self.array = None
             self.buffer, self.array = map_array(request.path, tuple(request.shape), request.dtype, create=False)
             self.rows = request.rows
+            # Both sides have it mapped now: the name can go, so nothing is left in /dev/shm even if
+            # the caller is killed (the mappings live on until both processes end).
+            try:
+                os.unlink(request.path)
+            except FileNotFoundError:
+                pass
             return True
         return False
 

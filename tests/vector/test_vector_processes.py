@@ -71,3 +71,5 @@ def test_workers_exit_when_the_caller_is_killed(process_backend, method):
     child.stdout.close()
     child.stderr.close()
     assert _gone(descendants) == []
+    # CartPole's observations went through shared memory: nothing of it may outlive the caller.
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"rock-envs-{child.pid}-")]
