@@ -34,6 +34,7 @@ from typing import Any, Literal
 from ..agent.boot import BOOTSTRAP
 from ..errors import SandboxStartError
 from ..models import SandboxSpec
+from ..state import process_start_time
 from . import cgroups
 from .base import Placement, Runtime, SandboxDirs
 
@@ -143,7 +144,7 @@ class ProcessRuntime(Runtime):
             raise
         finally:
             os.close(ready_w)
-        extra = {"pid": pid, "start_time": _start_time(pid), "cgroups": [[g.controller, g.path] for g in groups]}
+        extra = {"pid": pid, "start_time": process_start_time(pid), "cgroups": [[g.controller, g.path] for g in groups]}
         placement = Placement(sandbox_id, dirs.socket, dirs.root, [], extra)
         try:
             line = await asyncio.wait_for(_read_line(ready_r), timeout)
@@ -165,7 +166,7 @@ class ProcessRuntime(Runtime):
 
     def _kill_sync(self, extra: dict[str, Any]) -> None:
         pid = extra.get("pid")
-        if pid and _start_time(pid) == extra.get("start_time"):
+        if pid and process_start_time(pid) == extra.get("start_time"):
             try:
                 os.kill(pid, signal.SIGKILL)  # the launcher: pid 1 follows it, then the namespace
             except ProcessLookupError:
@@ -178,16 +179,6 @@ class ProcessRuntime(Runtime):
 
     async def close(self) -> None:
         await asyncio.to_thread(self.zygote.close)
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot: with the pid, a unique identity."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read()
-        return int(raw[raw.rfind(b")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 async def _read_line(fd: int) -> bytes:
