@@ -33,11 +33,12 @@ async def test_memory_hog_is_stopped(config: SandboxConfig) -> None:
 
 async def test_isolation_no_network_private_tmp_readonly_host(sb: Sandbox) -> None:
     info = await sb.status()
-    if "namespaces" not in info.isolation:
+    if "namespaces" not in info.isolation and "container" not in info.isolation:
         pytest.skip("namespaces need root on Linux; running degraded: " + ", ".join(info.isolation))
     devices = (await sb.arun("tail -n +3 /proc/net/dev | cut -d: -f1")).output.split()
     assert devices == ["lo"]
-    assert (await sb.arun("ps -e --no-headers | wc -l")).output.strip() in {"4", "5", "6"}
+    processes = int((await sb.arun("ps -e --no-headers | wc -l")).output)
+    assert 4 <= processes <= 6  # its own pid namespace: init, the agent, the shell, ps (and its pipe)
     assert (await sb.arun("touch /usr/rock-envs-test")).exit_code != 0
     await sb.arun("echo mine > /tmp/only-here")
     assert (await sb.arun("cat /tmp/only-here")).output == "mine\n"
