@@ -20,12 +20,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import cloudpickle
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.core import pickling
 from rock_envs.core.spaces import is_array_space
 from rock_envs.core.errors import (
     CallOrderError,
@@ -79,7 +79,7 @@ class RockVectorEnv(VectorEnv):
         if not 1 <= self.batch_size <= num_envs:
             raise EnvArgumentError(f"`make_vec`: batch_size must be in 1..{num_envs}, got {batch_size}.")
         self._mode = AutoresetMode[autoreset_mode.upper()]
-        self._factory_bytes = cloudpickle.dumps(factory)
+        self._factory_bytes = pickling.dumps(factory)
         self._on_error = on_error
         self.spec = spec
         m = group.num_workers

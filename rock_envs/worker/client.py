@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import cloudpickle
-
+from rock_envs.core import pickling
 from rock_envs.core.errors import RemoteError
 from rock_envs.worker.protocol import Batch, Failure, Make, Reply, Request, decode, encode
 
@@ -25,7 +24,7 @@ class WorkerClient:
         return reply
 
     def make(self, env_ids: list[int], factory: Any, **options: Any) -> Reply:
-        return self.request(Make(list(env_ids), cloudpickle.dumps(factory), **options))
+        return self.request(Make(list(env_ids), pickling.dumps(factory), **options))
 
     def step_all(self, request: Request) -> list[Batch]:
         """Send a Step and collect every partial Batch up to the final one."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterator
 
-import cloudpickle
 import numpy as np
 
+from rock_envs.core import pickling
 from rock_envs.core.spaces import is_array_space
 from rock_envs.worker.protocol import (
     Batch,
@@ -75,7 +75,7 @@ class EnvWorker:
     # -- requests -------------------------------------------------------------------------------
 
     def _make(self, request: Make) -> Built:
-        self._factory = cloudpickle.loads(request.factory)
+        self._factory = pickling.loads(request.factory)
         self._mode, self._on_error = request.autoreset_mode, request.on_error
         for i in request.env_ids:
             self.envs[i] = self._factory(i)
