@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -261,17 +262,33 @@ def _probe_python(client, image: str) -> tuple[str, str]:
     return version, machine
 
 
+def _installed_pins() -> list[str]:
+    """``name==version`` of every distribution in this environment but rock-envs itself.
+
+    The image gets the versions the caller runs (from the lock, with ``./run``), not whatever is
+    newest on the day it is built: the two sides exchange pickles, and CI tested these versions."""
+    pins = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and re.sub(r"[-_.]+", "-", name).lower() != "rock-envs":
+            pins.add(f"{name}=={dist.version}")
+    return sorted(pins, key=str.lower)
+
+
 def _wheelhouse(kind: str, requirements: list[str]) -> Path:
     """A cached folder of wheels for `requirements` (and their dependencies), built once."""
     pytag = f"cp{sys.version_info[0]}{sys.version_info[1]}-{platform.machine()}"
-    key = hashlib.sha256("\n".join([pytag, *requirements]).encode()).hexdigest()[:16]
+    pins = _installed_pins()
+    key = hashlib.sha256("\n".join([pytag, *requirements, "--", *pins]).encode()).hexdigest()[:16]
     house = _cache_dir() / "wheelhouse" / f"{kind}-{pytag}-{key}"
     if not (house / ".complete").exists():
         _say(f"collecting {kind} wheels into {house} (once per set of requirements)")
         house.mkdir(parents=True, exist_ok=True)
         (house / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        (house / "constraints.txt").write_text("\n".join(pins) + "\n")
         _run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q",
-              "--wheel-dir", str(house), "-r", str(house / "requirements.txt")], f"pip wheel ({kind})")
+              "--wheel-dir", str(house), "-r", str(house / "requirements.txt"),
+              "-c", str(house / "constraints.txt")], f"pip wheel ({kind})")  # fmt: skip
         (house / ".complete").touch()  # only a finished wheelhouse counts as cached
     return house
 

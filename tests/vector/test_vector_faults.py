@@ -67,15 +67,16 @@ def test_on_error_raise_raises_remote_error_with_the_remote_traceback(make, prob
     assert venv.step([NORMAL] * 4)[1].tolist() == [1.0] * 4
 
 
-def test_a_worker_killed_mid_step_is_replaced_and_the_call_returns(make, probe):
-    venv = make(probe, 4, delay=2.0)
+def test_a_worker_killed_mid_step_is_replaced_and_the_call_returns(make, probe, backend):
+    # Env 0's step would sleep for 10 minutes: only detecting the death at once lets the call return
+    # within its timeout (no wall-clock bound, which would depend on the machine's load). The local
+    # backend steps inside `step_async` itself, so there the step may only be short.
+    venv = make(probe, 4, delay=2.0 if backend.name == "local" else 600.0)
     venv.reset(seed=5)
     venv.step_async([SLOW, NORMAL, NORMAL, NORMAL])
     time.sleep(0.3)  # env 0 (worker 0) is now sleeping inside its step
     _kill(venv, 0)
-    started = time.monotonic()
-    obs, rewards, terms, truncs, infos = venv.step_wait(timeout=30)
-    assert time.monotonic() - started < 5.0
+    obs, rewards, terms, truncs, infos = venv.step_wait(timeout=60)
     assert list(infos["_worker_restarted"]) == [True, True, False, False]
     assert list(truncs) == [True, True, False, False]
     np.testing.assert_array_equal(obs[:, 0], [0, 0, 1, 1])  # envs 0 and 1 start a new episode
