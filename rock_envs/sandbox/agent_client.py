@@ -39,7 +39,7 @@ class AgentClient:
     async def hello(self) -> dict[str, Any]:
         """Open the lifeline and return the agent's self-description."""
         try:
-            reader, writer = await asyncio.open_unix_connection(self.path, limit=wire.MAX_MESSAGE)
+            reader, writer = await asyncio.open_unix_connection(self.path, limit=wire.READ_LIMIT)
         except OSError as exc:
             raise self._died("start", exc) from exc
         self.lifeline = (reader, writer)
@@ -55,7 +55,7 @@ class AgentClient:
             if not conn[1].is_closing() and not conn[0].at_eof():
                 return conn
         try:
-            return await asyncio.open_unix_connection(self.path, limit=wire.MAX_MESSAGE)
+            return await asyncio.open_unix_connection(self.path, limit=wire.READ_LIMIT)
         except OSError as exc:
             raise self._died(call, exc) from exc
 

@@ -61,4 +61,4 @@ def test_the_servers_peak_memory_does_not_grow_with_the_file_size(server: Server
         after_small = peak_rss(server.pid())
         round_trip(sb, tmp_path, 200)
         grew = peak_rss(server.pid()) - after_small
-    assert grew < 75 * MB, f"the server's peak memory grew by {grew / MB:.0f} MB between a 50 MB and a 200 MB file"
+    assert grew < 40 * MB, f"the server's peak memory grew by {grew / MB:.0f} MB between a 50 MB and a 200 MB file"

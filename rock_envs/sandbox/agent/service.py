@@ -43,7 +43,7 @@ class Agent:
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
-        server = await asyncio.start_unix_server(self._connection, path=self.socket_path, limit=wire.MAX_MESSAGE)
+        server = await asyncio.start_unix_server(self._connection, path=self.socket_path, limit=wire.READ_LIMIT)
         os.chmod(self.socket_path, 0o600)
         if on_ready is not None:
             on_ready()

@@ -17,10 +17,15 @@ from typing import Any
 _LEN = struct.Struct(">II")
 MAX_MESSAGE = 64 * 1024 * 1024  # a header plus one chunk; chunks are far smaller
 CHUNK = 256 * 1024
+# What a reader buffers before it stops reading the socket (asyncio pauses at twice this): a few
+# chunks, so a fast sender and a slow receiver leave the excess in the kernel's socket buffer, not
+# in memory. Longer messages still arrive whole: `readexactly` resumes reading as it needs to.
+READ_LIMIT = 4 * CHUNK
 
 
-class WireError(Exception):
-    """The peer sent something that is not a message of this protocol."""
+class WireError(ConnectionError):
+    """The peer sent something that is not a message of this protocol: the connection is unusable.
+    Callers outside the sandbox see it as ``SandboxDiedError``."""
 
 
 def encode(header: dict[str, Any], body: bytes = b"") -> bytes:

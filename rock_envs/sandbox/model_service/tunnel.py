@@ -33,7 +33,7 @@ class HubTunnel:
 
     async def open(self, agent_socket: str, port: int, env: dict[str, str]) -> int:
         try:
-            reader, writer = await asyncio.open_unix_connection(agent_socket, limit=wire.MAX_MESSAGE)
+            reader, writer = await asyncio.open_unix_connection(agent_socket, limit=wire.READ_LIMIT)
             wire.write_message(writer, {"op": "tunnel.open", "port": port, "env": env})
             await writer.drain()
             msg, _ = await wire.read_message(reader)
