@@ -28,7 +28,7 @@ from typing import Any
 import rock_envs
 from rock_envs.sandbox.manager import SandboxManager
 from rock_envs.sandbox.models import RunRequest, SandboxSpec, SessionRequest
-from rock_envs.sandbox.ops import Ops
+from rock_envs.sandbox.local import LocalSandboxAPI
 
 SOKOBAN = "game:Sokoban-v0-easy"
 MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
@@ -58,7 +58,7 @@ async def create_times(manager: SandboxManager, spec: SandboxSpec, concurrent: i
 
 async def round_trips(manager: SandboxManager, spec: SandboxSpec, count: int) -> list[float]:
     info = await manager.create(spec, 120)
-    ops = Ops(manager)
+    ops = LocalSandboxAPI(manager)
     try:
         await ops.create_session(info.id, SessionRequest(session="bench"))
         req = RunRequest(cmd="true", session="bench", timeout=30)

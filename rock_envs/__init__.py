@@ -13,9 +13,12 @@ from rock_envs.core.errors import (
     ActionError,
     BackendUnavailableError,
     CallOrderError,
+    CodeVersionError,
     EnvArgumentError,
     EnvClosedError,
+    ImageBuildError,
     MissingDependencyError,
+    RemoteBackendError,
     RemoteError,
     RockEnvsError,
     UnknownEnvError,
@@ -36,11 +39,14 @@ __all__ = [
     "AnyText",
     "BackendUnavailableError",
     "CallOrderError",
+    "CodeVersionError",
     "Env",
     "EnvArgumentError",
     "EnvClosedError",
     "EnvSpec",
+    "ImageBuildError",
     "MissingDependencyError",
+    "RemoteBackendError",
     "RemoteError",
     "RockEnvsError",
     "UnknownEnvError",
@@ -54,7 +60,7 @@ __all__ = [
 ]
 
 
-def make_vec(env_id: str | EnvSpec, num_envs: int, backend: str = "subprocess", **kwargs: Any) -> VectorEnv:
+def make_vec(env_id: str | EnvSpec, num_envs: int, backend: str | None = None, **kwargs: Any) -> VectorEnv:
     """Build `num_envs` copies of `env_id` behind one `gymnasium.vector.VectorEnv` (see `rock_envs.vector`)."""
     from rock_envs.vector.make_vec import make_vec as _make_vec
 

@@ -6,7 +6,7 @@
 | subprocess | processes on this machine, over pipes    | start_method, shared_memory             |
 | docker     | containers on a Docker engine            | image, envs_per_container, cpus, memory |
 | ray        | Ray actors                               | worker_resources, ray_address, placement|
-| remote     | sandboxes behind a rock-envs server      | url, token, runtime, envs_per_sandbox, image, ttl, reconnect_timeout |
+| remote     | sandboxes behind a rock-envs server      | url, token, runtime, envs_per_sandbox, image, cpus, memory, ttl, reconnect_timeout |
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _BACKENDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "subprocess": ("rock_envs.backends.subprocess", "SubprocessGroup", ("start_method", "shared_memory")),
     "docker": ("rock_envs.backends.docker", "DockerGroup", ("image", "envs_per_container", "cpus", "memory", "docker_client")),
     "ray": ("rock_envs.backends.ray", "RayGroup", ("worker_resources", "ray_address", "placement")),
-    "remote": ("rock_envs.backends.remote", "RemoteGroup", ("url", "token", "runtime", "envs_per_sandbox", "image", "ttl", "reconnect_timeout")),
+    "remote": ("rock_envs.backends.remote", "RemoteGroup", ("url", "token", "runtime", "envs_per_sandbox", "image", "cpus", "memory", "ttl", "reconnect_timeout")),
 }
 
 

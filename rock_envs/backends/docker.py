@@ -54,18 +54,21 @@ class DockerGroup(SocketWorkers):
         self.runtime_options = {"client": docker_client} if docker_client is not None else {}
         self.runtime_dir = runtime_dir
         self._loop: LoopThread | None = None
-        self._manager: Any = None
+        self._api: Any = None  # a LocalSandboxAPI over a manager of this group's own
         self._sandboxes: list[str | None] = [None] * num_workers
+        self._containers: list[str] = [""] * num_workers
         self._closed = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        from rock_envs.sandbox.local import LocalSandboxAPI
         from rock_envs.sandbox.manager import SandboxManager
 
         self._loop = LoopThread("rock-envs-docker")
         options = {"docker": {"image": self.image, **self.runtime_options}}
-        self._manager = SandboxManager(self.runtime_dir, runtime_options=options, allowed_runtimes=("docker",))
+        manager = SandboxManager(self.runtime_dir, runtime_options=options, allowed_runtimes=("docker",))
+        self._api = LocalSandboxAPI(manager)
         try:
             socks = self._loop.run(self._open_many(list(range(self.num_workers))))
         except BaseException:
@@ -76,7 +79,7 @@ class DockerGroup(SocketWorkers):
             self._attach(w, sock)
 
     async def _open_many(self, workers: list[int]) -> dict[int, tuple[str, Any]]:
-        await self._manager.start()
+        await self._api.manager.start()  # reaps an earlier crashed group's leftovers once, first
         results = await asyncio.gather(*(self._open(w) for w in workers), return_exceptions=True)
         opened = {w: r for w, r in zip(workers, results) if not isinstance(r, BaseException)}
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -87,11 +90,11 @@ class DockerGroup(SocketWorkers):
         return opened  # type: ignore[return-value]
 
     async def _open(self, w: int) -> tuple[str, Any]:
-        from rock_envs.sandbox.models import WORKER_ARGV
+        from rock_envs.sandbox.models import WorkerRequest
 
-        info = await self._manager.create(self.spec, STARTUP_TIMEOUT)
-        self._sandboxes[w] = info.id
-        return info.id, await self._manager.open_worker(info.id, list(WORKER_ARGV))
+        info = await self._api.create(self.spec, STARTUP_TIMEOUT)
+        self._sandboxes[w], self._containers[w] = info.id, info.container or ""
+        return info.id, await self._api.open_worker_socket(info.id, WorkerRequest())
 
     def restart(self, w: int) -> None:
         assert self._loop is not None
@@ -106,9 +109,9 @@ class DockerGroup(SocketWorkers):
         self._closed = True
         self._close_workers()
         if self._loop is not None:
-            if self._manager is not None:
+            if self._api is not None:
                 try:
-                    self._loop.run(self._manager.close(), timeout=120)
+                    self._loop.run(self._api.manager.close(), timeout=120)
                 except Exception:  # noqa: BLE001 - containers die with their lifeline anyway
                     pass
             self._loop.close()
@@ -120,27 +123,28 @@ class DockerGroup(SocketWorkers):
 
     def _stop(self, w: int) -> None:
         self._drop(w)
-        sid, self._sandboxes[w] = self._sandboxes[w], None
+        sid, self._sandboxes[w], self._containers[w] = self._sandboxes[w], None, ""
         if sid is not None and self._loop is not None:
             try:
-                self._loop.run(self._manager.delete(sid), timeout=60)
+                self._loop.run(self._api.delete(sid), timeout=60)
             except Exception:  # noqa: BLE001 - already gone
                 pass
 
     # ---- faults and facts ---------------------------------------------------------------------
 
     def _container(self, w: int) -> str:
-        sid = self._sandboxes[w]
-        entry = self._manager.sandboxes.get(sid) if self._manager is not None and sid else None
-        if entry is None or entry.placement is None:
-            return ""
-        return str(entry.placement.extra.get("container", ""))
+        return self._containers[w]
 
     def kill(self, w: int) -> None:
-        """``docker kill`` of worker ``w``'s container."""
-        cid = self._container(w)
-        if cid:
-            self._manager.runtimes["docker"].kill_container(cid)
+        """``docker kill`` of worker ``w``'s container, as a crash would end it."""
+        import docker
+        import docker.errors
+
+        if cid := self._container(w):
+            try:
+                (self.runtime_options.get("client") or docker.from_env()).containers.get(cid).kill()
+            except (docker.errors.NotFound, docker.errors.APIError):
+                pass  # already gone
 
     def describe(self, w: int) -> dict[str, Any]:
         return {"sandbox": self._sandboxes[w], "container": self._container(w), "host": os.uname().nodename}

@@ -37,7 +37,7 @@ from collections import deque
 from typing import Any, Coroutine, TypeVar
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
-from rock_envs.core.errors import EnvArgumentError, RockEnvsError
+from rock_envs.core.errors import EnvArgumentError, RemoteBackendError
 from rock_envs.sandbox.sdk.loop_thread import LoopThread
 from rock_envs.worker.protocol import Make, Reply, Request, decode, encode
 
@@ -46,10 +46,6 @@ _U32 = struct.Struct(">I")
 STARTUP_TIMEOUT = 120.0
 RECONNECT_TIMEOUT = 30.0
 _GONE = object()
-
-
-class RemoteBackendError(RockEnvsError, ConnectionError):
-    """The sandbox server could not be reached, or refused to make or reopen a worker."""
 
 
 class _Sink:
@@ -78,6 +74,8 @@ class RemoteGroup(WorkerGroup):
         runtime: str = "process",
         envs_per_sandbox: int | None = None,
         image: str | None = None,
+        cpus: float | None = None,
+        memory: int | str | None = None,
         ttl: float = 120.0,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
     ):
@@ -95,7 +93,12 @@ class RemoteGroup(WorkerGroup):
         self.url = url.rstrip("/")
         self.token = SandboxConfig(base_url=self.url, token=token).resolve_token()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self.spec = SandboxSpec(runtime=runtime, image=image, ttl=ttl, memory=None, labels={"role": "env-worker"})  # type: ignore[arg-type]
+        limits: dict[str, Any] = {"cpus": cpus} if cpus is not None else {}
+        try:
+            self.spec = SandboxSpec(runtime=runtime, image=image, ttl=ttl, memory=memory, labels={"role": "env-worker"},  # type: ignore[arg-type]
+                                    **limits)  # fmt: skip
+        except ValueError as exc:
+            raise EnvArgumentError(f"`make_vec(backend='remote')`: bad sandbox limits: {exc}") from exc
         self.reconnect_timeout = reconnect_timeout
         self._envs: list[int] = [0] * num_workers  # declared to the server (its env caps count these)
         self._sandboxes: list[str | None] = [None] * num_workers
@@ -125,13 +128,12 @@ class RemoteGroup(WorkerGroup):
     def start(self) -> None:
         """Start the loop thread and connect; each worker's sandbox is made when its first `Make` is sent
         (then the server knows how many envs it will host, for its caps), all of them at once."""
-        import httpx
+        from rock_envs.sandbox.sdk.server_client import ServerClient
 
         self._thread = LoopThread("rock-envs-remote")
         self._loop = self._thread.loop
         self._wake = asyncio.Event()
-        self._http = httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=httpx.Timeout(STARTUP_TIMEOUT),
-                                       limits=httpx.Limits(max_connections=32))  # fmt: skip
+        self._http = ServerClient(self.url, self.token, timeout=STARTUP_TIMEOUT, max_connections=32)
         self._sender = asyncio.run_coroutine_threadsafe(self._send_loop(), self._loop)
         try:
             self._run(self._connect())
@@ -174,22 +176,16 @@ class RemoteGroup(WorkerGroup):
                 await asyncio.sleep(0.2)
 
     async def _http_call(self, method: str, path: str, call: str, json: Any = None) -> Any:
-        import httpx
-
-        from rock_envs.sandbox.sdk.http import raise_for
+        from rock_envs.sandbox.errors import ServerUnreachableError
 
         deadline = time.monotonic() + self.reconnect_timeout
         while True:
             try:
-                response = await self._http.request(method, path, json=json)
-                break
-            except httpx.TransportError as exc:
+                return (await self._http.send(method, path, call, body=json, timeout=STARTUP_TIMEOUT)).json()
+            except ServerUnreachableError as exc:
                 if time.monotonic() > deadline:
-                    raise RemoteBackendError(f"`{call}`: cannot reach the sandbox server at {self.url} ({exc!r}); "
-                                             "is `rock-envs serve` running?") from exc  # fmt: skip
+                    raise RemoteBackendError(str(exc)) from exc
                 await asyncio.sleep(0.2)
-        await raise_for(response, call)
-        return response.json()
 
     async def _create(self, w: int) -> str:
         labels = {**self.spec.labels, "envs": str(self._envs[w] or 0)}

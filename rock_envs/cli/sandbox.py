@@ -9,6 +9,7 @@ from typing import Any, Coroutine, List, Optional, TypeVar
 import typer
 
 from rock_envs.sandbox import InvalidRequestError, Sandbox, SandboxConfig, SandboxError, SyncSandbox
+from rock_envs.sandbox.models import SandboxList
 
 T = TypeVar("T")
 app = typer.Typer(help="Sandboxes on a rock-envs server (start one with `rock-envs serve`).", no_args_is_help=True)
@@ -53,18 +54,23 @@ def create(
 @app.command("ls")
 def list_sandboxes(url: str = URL, token: Optional[str] = TOKEN) -> None:
     """List the server's sandboxes."""
-    import httpx
     from rich.console import Console
     from rich.table import Table
 
-    config = SandboxConfig(base_url=url, token=token)
-    response = httpx.get(url.rstrip("/") + "/sandboxes", headers={"Authorization": f"Bearer {config.resolve_token()}"})
-    if response.status_code != 200:
-        typer.echo(f"error: {response.status_code} {response.text}", err=True)
-        raise typer.Exit(2)
+    from rock_envs.sandbox.models import ListRequest
+    from rock_envs.sandbox.sdk.http import HttpSandboxAPI
+
+    async def go() -> SandboxList:
+        api = HttpSandboxAPI.connect(url, token)
+        try:
+            return await api.list(ListRequest())
+        finally:
+            await api.aclose()
+
+    listed = _run(go())
     table = Table("id", "status", "runtime", "ttl", "isolation")
-    for sb in response.json()["sandboxes"]:
-        table.add_row(sb["id"], sb["status"], sb["spec"]["runtime"], str(sb["spec"]["ttl"]), ",".join(sb["isolation"]))
+    for sb in listed.sandboxes:
+        table.add_row(sb.id, sb.status, sb.spec.runtime, str(sb.spec.ttl), ",".join(sb.isolation))
     Console().print(table)
 
 

@@ -13,7 +13,15 @@ Each one also subclasses the builtin it resembles, so callers can catch either::
     │                                                    remote type, message and traceback
     ├── WorkerDiedError(RockEnvsError, RuntimeError)     a worker process/container/actor went away
     ├── WorkerTimeoutError(RockEnvsError, TimeoutError)  a call's timeout passed; names the env ids
-    └── BackendUnavailableError(RockEnvsError, RuntimeError)  a backend that cannot run here (no engine...)
+    ├── BackendUnavailableError(RockEnvsError, RuntimeError)  a backend that cannot run here (no engine...)
+    ├── RemoteBackendError(RockEnvsError, ConnectionError)  the sandbox server of backend="remote" stayed
+    │                                                    away, or refused to make or reopen a worker
+    ├── CodeVersionError(RockEnvsError, RuntimeError)    a factory pickled by value under another Python
+    ├── ImageBuildError(RockEnvsError, RuntimeError)     the container image cannot be built here; says why
+    └── SandboxError (rock_envs.sandbox.errors)          every failure of the sandbox layer, its own tree
+
+The sandbox agent's framing error (``WireError``) never leaves the sandbox layer: a peer that breaks
+the framing is a dead agent, raised as ``SandboxDiedError``.
 
 Messages name the call, say what was expected and what came, and end with the fix.
 """
@@ -82,3 +90,15 @@ class WorkerTimeoutError(RockEnvsError, TimeoutError):
 
 class BackendUnavailableError(RockEnvsError, RuntimeError):
     pass
+
+
+class RemoteBackendError(RockEnvsError, ConnectionError):
+    """The sandbox server could not be reached, or refused to make or reopen a worker."""
+
+
+class CodeVersionError(RockEnvsError, RuntimeError):
+    """Code pickled by value under one Python version was loaded under another."""
+
+
+class ImageBuildError(RockEnvsError, RuntimeError):
+    """The image cannot be built here; the message says why and what to do."""

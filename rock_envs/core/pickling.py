@@ -21,13 +21,9 @@ from typing import Any
 
 import cloudpickle
 
-from rock_envs.core.errors import RockEnvsError
+from rock_envs.core.errors import CodeVersionError
 
 _PYTHON = sys.version_info[:2]
-
-
-class CodeVersionError(RockEnvsError, RuntimeError):
-    """Code pickled by value under one Python version was loaded under another."""
 
 
 def _load_code(python: tuple[int, int], data: bytes) -> types.CodeType:

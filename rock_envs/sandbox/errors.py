@@ -17,7 +17,8 @@
         ├── SandboxStartError(SandboxError, RuntimeError)     503: the runtime could not start a sandbox
         ├── SandboxDiedError(SandboxError, RuntimeError)      410: the sandbox's agent is gone
         ├── SandboxClosedError(SandboxError, RuntimeError)    a call on a stopped `Sandbox`
-        └── AgentError(SandboxError, RuntimeError)            500: a bug inside the agent (carries its traceback)
+        ├── AgentError(SandboxError, RuntimeError)            500: a bug inside the agent (carries its traceback)
+        └── ServerUnreachableError(SandboxError, ConnectionError)  the SDK found no server at ``base_url``
 
 The agent and the server send errors as ``{"type": name, "message": text}``; :func:`from_wire`
 turns them back into these classes on the caller's side, so embedded and server mode raise alike.
@@ -104,6 +105,10 @@ class SandboxClosedError(SandboxError, RuntimeError):
 
 class AgentError(SandboxError, RuntimeError):
     status = 500
+
+
+class ServerUnreachableError(SandboxError, ConnectionError):
+    status = 503
 
 
 _BY_NAME: dict[str, type[SandboxError]] = {

@@ -31,6 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from rock_envs.core.errors import ImageBuildError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - 3.10
@@ -49,10 +51,6 @@ DEBIAN_PACKAGES = ("python3", "python3-venv", "bash", "procps", "ca-certificates
 VENV = "/opt/rock-envs"
 # Bump to force new images when the recipe below changes in a way the hashes cannot see.
 RECIPE_VERSION = "2"
-
-
-class ImageBuildError(RuntimeError):
-    """The image cannot be built here; the message says why and what to do."""
 
 
 def _say(msg: str) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator
 
 from .agent_client import AgentClient
 from .errors import InvalidRequestError, SandboxDiedError, SandboxError, SandboxLimitError, SandboxNotFoundError
@@ -42,8 +42,10 @@ class Entry:
     def info(self) -> SandboxInfo:
         root = self.placement.root if self.placement else ""
         isolation = self.placement.isolation if self.placement else []
+        container = self.placement.extra.get("container") if self.placement else None
         return SandboxInfo(id=self.id, status=self.status, spec=self.spec, created_at=self.created_at,  # type: ignore[arg-type]
-                           last_used_at=self.last_used_at, root=root, isolation=isolation)  # fmt: skip
+                           last_used_at=self.last_used_at, root=root, isolation=isolation,
+                           container=str(container) if container else None)  # fmt: skip
 
 
 class SandboxManager:
@@ -201,16 +203,23 @@ class SandboxManager:
                     except SandboxError:
                         pass
 
-    # ---- calls into a sandbox's agent -----------------------------------------------------------
+    # ---- every use of a sandbox's agent passes here ---------------------------------------------
 
-    async def call(self, sandbox_id: str, call: str, fn: Callable[[AgentClient], Awaitable[Any]]) -> Any:
+    @asynccontextmanager
+    async def use(self, sandbox_id: str, call: str) -> AsyncIterator[AgentClient]:
+        """The agent of a running sandbox, for the length of the ``async with``.
+
+        Before: the sandbox exists (else :class:`SandboxNotFoundError`) and is running (else
+        :class:`SandboxDiedError`). During: it counts as busy, so the reaper never removes it. After:
+        its idle clock restarts; if the agent turned out to be gone, the sandbox is marked ``dead``.
+        """
         entry = self.get(sandbox_id, call)
         if entry.status != "running" or entry.agent is None:
             raise SandboxDiedError(f"`{call}`: sandbox {sandbox_id!r} is {entry.status}; create a new one.")
         entry.busy += 1
         entry.last_used_at = time.time()
         try:
-            return await fn(entry.agent)
+            yield entry.agent
         except SandboxDiedError:
             entry.status = "dead"
             raise
@@ -218,46 +227,11 @@ class SandboxManager:
             entry.busy -= 1
             entry.last_used_at = time.time()
 
-    async def request(self, sandbox_id: str, header: dict[str, Any], body: bytes = b"",
-                      on_chunk: Callable[[str, bytes], Awaitable[Any]] | None = None) -> tuple[dict[str, Any], bytes]:  # fmt: skip
-        timeout = float(header.get("timeout") or 0) + AGENT_GRACE
-        return await self.call(sandbox_id, str(header["op"]), lambda a: a.call(header, body, on_chunk, timeout))  # type: ignore[no-any-return]
-
-    async def upload(self, sandbox_id: str, path: str, chunks: AsyncIterator[bytes], tar: bool = False,
-                     mode: int | None = None) -> dict[str, Any]:  # fmt: skip
-        header = {"op": "upload", "path": path, "tar": tar, "mode": mode}
-        return await self.call(sandbox_id, "upload", lambda a: a.upload(header, chunks))  # type: ignore[no-any-return]
-
-    async def download(self, sandbox_id: str, path: str, tar: bool = False) -> AsyncIterator[bytes]:
-        """An iterator of the file's (or the tar's) chunks. Errors such as a missing file raise here, before it starts."""
-        entry = self.get(sandbox_id, "download")
-        if entry.status != "running" or entry.agent is None:
-            raise SandboxDiedError(f"`download`: sandbox {sandbox_id!r} is {entry.status}; create a new one.")
-        gen = entry.agent.messages({"op": "download", "path": path, "tar": tar})
-        entry.busy += 1
-        try:
-            first = await gen.__anext__()
-        except BaseException:
-            entry.busy -= 1
-            await gen.aclose()
-            raise
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                msg, data = first
-                while msg.get("t") == "data":
-                    yield data
-                    msg, data = await gen.__anext__()
-            finally:
-                entry.busy -= 1
-                entry.last_used_at = time.time()
-                await gen.aclose()
-
-        return chunks()
-
     def hold(self, sandbox_id: str, call: str) -> Entry:
-        """Mark the sandbox in use (never reaped) until :meth:`release`; for long-lived channels."""
+        """Mark a running sandbox in use (never reaped) until :meth:`release`; for long-lived channels."""
         entry = self.get(sandbox_id, call)
+        if entry.status != "running" or entry.agent is None:
+            raise SandboxDiedError(f"`{call}`: sandbox {sandbox_id!r} is {entry.status}; create a new one.")
         entry.busy += 1
         entry.last_used_at = time.time()
         return entry
@@ -265,6 +239,3 @@ class SandboxManager:
     def release(self, entry: Entry) -> None:
         entry.busy -= 1
         entry.last_used_at = time.time()
-
-    async def open_worker(self, sandbox_id: str, argv: list[str], env: dict[str, str] | None = None) -> socket.socket:
-        return await self.call(sandbox_id, "open_worker", lambda a: a.open_worker(argv, env))  # type: ignore[no-any-return]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -89,16 +89,32 @@ class SandboxInfo(_Model):
     """The sandbox's working directory, as its own processes see it."""
     isolation: list[str] = Field(default_factory=list)
     """Which protections applied: ``namespaces``, ``readonly-host``, ``cgroup-pids``, ..."""
+    container: Optional[str] = None
+    """The container's id (runtime ``docker``), for ``docker logs`` or ``docker inspect``."""
 
 
 class SandboxList(_Model):
     sandboxes: list[SandboxInfo]
 
 
+class ListRequest(_Model):
+    """Filters for listing sandboxes; each one given must match."""
+
+    status: Optional[Literal["starting", "running", "stopped", "dead"]] = None
+    runtime: Optional[Literal["process", "docker"]] = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class SessionRequest(_Model):
     session: str = Field(pattern=NAME)
     env: Optional[dict[str, str]] = None
     cwd: Optional[str] = None
+
+
+class SessionRef(_Model):
+    """One bash session of a sandbox, by name: what closing one takes and what both session calls answer."""
+
+    session: str = Field(pattern=NAME)
 
 
 class RunRequest(_Model):
@@ -122,10 +138,33 @@ class CommandResult(_Model):
     """Anything unusual, e.g. a session that had to be restarted after a timeout."""
 
 
+CommandEvent = dict[str, Any]
+"""A streamed command's event: ``{"type": "chunk", "stream", "data"}``, then ``{"type": "result", **CommandResult}``."""
+
+
 class JobRequest(_Model):
     cmd: str = Field(max_length=1_000_000)
     env: Optional[dict[str, str]] = None
     cwd: Optional[str] = None
+
+
+class JobRef(_Model):
+    """One job of a sandbox, by id."""
+
+    job_id: str = Field(min_length=1, max_length=128)
+
+
+class WaitJobRequest(JobRef):
+    timeout: float = Field(60.0, gt=0, le=24 * 3600)
+    """Seconds to wait for the job to end before :class:`CommandTimeoutError`."""
+
+
+class JobLogsRequest(JobRef):
+    stream: Literal["stdout", "stderr"] = "stdout"
+    offset: int = Field(0, ge=0)
+    """Where to start in the log, in bytes; pass the last answer's ``next_offset`` to follow it."""
+    limit: Optional[int] = Field(None, ge=1, le=1 << 30)
+    """Most bytes to return; ``None``: the agent's default."""
 
 
 class JobInfo(_Model):
@@ -162,6 +201,36 @@ class FileList(_Model):
     entries: list[FileEntry]
 
 
+class FileQuery(_Model):
+    """A path in the sandbox, for listing or deleting."""
+
+    path: str = Field(".", min_length=1, max_length=4096)
+    recursive: bool = False
+
+
+class UploadRequest(_Model):
+    """Where an upload goes; its bytes come as a stream beside it."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    tar: bool = False
+    """The bytes are a tar stream, extracted under ``path`` (members escaping it are refused)."""
+    mode: Optional[int] = Field(None, ge=0, le=0o7777)
+    """Permission bits for a plain file; ``None``: 0644."""
+
+
+class DownloadRequest(_Model):
+    path: str = Field(min_length=1, max_length=4096)
+    tar: bool = False
+    """Send a directory as a tar stream."""
+
+
+class WorkerRequest(_Model):
+    """An env worker to start in the sandbox; its frames then go to it untouched."""
+
+    argv: list[str] = Field(default_factory=lambda: list(WORKER_ARGV))
+    env: Optional[dict[str, str]] = None
+
+
 class TransferResult(_Model):
     path: str
     size: int
@@ -173,4 +242,11 @@ class ErrorDetail(_Model):
 
 
 class ErrorBody(_Model):
+    error: ErrorDetail
+
+
+class ErrorEvent(_Model):
+    """The last line of a streamed answer that failed after its status line was sent."""
+
+    type: Literal["error"] = "error"
     error: ErrorDetail

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ray
 def test_sandbox_started_through_a_ray_actor_runs_commands(ray_cluster):
     from rock_envs.sandbox.manager import SandboxManager
     from rock_envs.sandbox.models import RunRequest, SandboxSpec
-    from rock_envs.sandbox.ops import Ops
+    from rock_envs.sandbox.local import LocalSandboxAPI
     from rock_envs.sandbox.runtime.ray import RayPlacedRuntime
 
     async def scenario():
@@ -29,7 +29,7 @@ def test_sandbox_started_through_a_ray_actor_runs_commands(ray_cluster):
             assert placement.extra["node_id"] == ray_cluster.get_runtime_context().get_node_id()
             # Ray accounts for the sandbox: one CPU is held while it lives
             assert ray_cluster.available_resources().get("CPU", 0) <= ray_cluster.cluster_resources()["CPU"] - 1
-            result = await Ops(manager).run(info.id, RunRequest(cmd="echo hello from $HOME", timeout=30))
+            result = await LocalSandboxAPI(manager).run(info.id, RunRequest(cmd="echo hello from $HOME", timeout=30))
             assert result.exit_code == 0 and result.output.strip().startswith("hello from")
             actor = ray_cluster.get_actor(placement.extra["actor"])
             await manager.delete(info.id)

@@ -134,7 +134,7 @@ class Agent:
         if h.get("stream"):
             def on_chunk(stream: str, chunk: bytes) -> None:
                 wire.write_message(writer, {"t": "chunk", "stream": stream}, chunk)
-        timeout, limit = float(h.get("timeout", 60)), int(h.get("limit") or DEFAULT_LIMIT)
+        timeout, limit = float(h.get("timeout", 60)), int(h.get("max_output") or DEFAULT_LIMIT)
         if h.get("session"):
             session = self.sessions.get(h["session"], "run")
             return await session.run(h["cmd"], timeout, limit, on_chunk)

@@ -23,6 +23,7 @@ from .models import CallRecord, NextCalls, RespondRequest, Trajectory
 if TYPE_CHECKING:
     import httpx
 
+    from ..sdk.server_client import ServerClient
     from .hub import ModelHub
 
 POLL = 10.0
@@ -55,7 +56,7 @@ class ModelCall:
 
 class ModelService:
     def __init__(self, base_url: str | None = None, token: str | None = None, *, sandbox_id: str | None = None,
-                 hub: ModelHub | None = None, client: httpx.AsyncClient | None = None,
+                 hub: ModelHub | None = None, client: ServerClient | None = None,
                  request_timeout: float = 30.0):  # fmt: skip
         if (base_url is None) == (hub is None):
             from ..errors import InvalidRequestError
@@ -66,32 +67,16 @@ class ModelService:
         self._client, self._own_client = client, False
         self._token, self._request_timeout = token, request_timeout
 
-    def _http(self) -> httpx.AsyncClient:
+    def _server(self) -> ServerClient:
         if self._client is None:
-            import httpx
+            from ..sdk.server_client import ServerClient
 
-            from ..config import SandboxConfig
-
-            token = self._token or SandboxConfig(base_url=self.base_url).resolve_token()
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            self._client = httpx.AsyncClient(base_url=str(self.base_url).rstrip("/"), headers=headers,
-                                             timeout=self._request_timeout + 60)  # fmt: skip
+            self._client = ServerClient(str(self.base_url), self._token, timeout=self._request_timeout + 60)
             self._own_client = True
         return self._client
 
-    async def _json(self, method: str, url: str, call: str, **kwargs: Any) -> Any:
-        import httpx
-
-        from ..errors import SandboxError
-        from ..sdk.http import raise_for
-
-        try:
-            response = await self._http().request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            raise SandboxError(f"`{call}`: cannot reach the sandbox server at {self.base_url} ({exc!r}); "
-                               "is `rock-envs serve` running?") from exc  # fmt: skip
-        await raise_for(response, call)
-        return response
+    async def _json(self, method: str, url: str, call: str, **kwargs: Any) -> httpx.Response:
+        return await self._server().send(method, url, call, **kwargs)
 
     # ---- taking and answering calls -------------------------------------------------------------
 
@@ -101,7 +86,7 @@ class ModelService:
             records = await self.hub.next_calls(self.sandbox_id, max_calls, timeout)
         else:
             body = {"sandbox_id": self.sandbox_id, "max_calls": max_calls, "timeout": min(timeout, 60)}
-            response = await self._json("POST", "/model/calls/next", "next_calls", json=body)
+            response = await self._json("POST", "/model/calls/next", "next_calls", body=body)
             records = NextCalls.model_validate_json(response.content).calls
         return [ModelCall(r.call_id, r.sandbox_id, r.endpoint, r.request, r.created_at, self) for r in records]
 
@@ -127,8 +112,7 @@ class ModelService:
         if self.hub is not None:
             self.hub.respond(call_id, req.response, req.usage, req.error)
         else:
-            await self._json("POST", f"/model/calls/{call_id}/respond", "respond",
-                             content=req.model_dump_json(), headers={"content-type": "application/json"})  # fmt: skip
+            await self._json("POST", f"/model/calls/{call_id}/respond", "respond", body=req)
 
     # ---- trajectories ---------------------------------------------------------------------------
 

@@ -1,166 +1,110 @@
-"""The SDK against ``rock-envs serve``: one pooled ``httpx.AsyncClient``, errors rebuilt from the JSON body."""
+"""The HTTP implementation of :class:`SandboxAPI`: each operation one request to ``rock-envs serve``."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, TypeVar
+from typing import AsyncIterator
 
-import httpx
-from pydantic import BaseModel
-
-from ..config import SandboxConfig
-from ..errors import AuthenticationError, SandboxError, from_wire
-from ..models import (
-    CommandResult,
-    FileList,
-    JobInfo,
-    JobList,
-    JobLogs,
-    JobRequest,
-    RunRequest,
-    SandboxInfo,
-    SandboxSpec,
-    SessionRequest,
-    TransferResult,
-)
-from .backend import Backend
+from ..api import SandboxAPI
+from ..errors import from_wire
+from .. import models as m
 from .mux import WorkerMux
+from .server_client import ServerClient, raise_for  # noqa: F401 - raise_for: kept importable from here
 from .worker import WorkerChannel
 
-M = TypeVar("M", bound=BaseModel)
+
+def _at(sandbox_id: str, suffix: str = "") -> str:
+    return f"/sandboxes/{sandbox_id}{suffix}"
 
 
-async def raise_for(response: httpx.Response, call: str) -> None:
-    if response.status_code < 400:
-        return
-    await response.aread()
-    try:
-        err = response.json()["error"]
-        exc = from_wire(err["type"], err["message"])
-    except (ValueError, KeyError, TypeError):
-        exc = SandboxError(f"`{call}`: the server answered {response.status_code}: {response.text[:500]}")
-    if response.status_code == 401 and not isinstance(exc, AuthenticationError):
-        exc = AuthenticationError(exc.message)
-    raise exc
+class HttpSandboxAPI(SandboxAPI):
+    """Sandboxes of one server. ``client`` is shared when given (and then not closed by :meth:`aclose`)."""
 
-
-class HttpBackend(Backend):
-    def __init__(self, config: SandboxConfig, client: httpx.AsyncClient | None = None):
-        assert config.base_url is not None
-        self.config = config
-        token = config.resolve_token()
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.base_url = config.base_url.rstrip("/")
-        self.own_client = client is None
-        self.client = client or httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(config.request_timeout),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )  # fmt: skip
-        self.headers = headers
+    def __init__(self, client: ServerClient, *, owns_client: bool = False):
+        self.client, self.owns_client = client, owns_client
         self.mux: WorkerMux | None = None
 
-    def _url(self, suffix: str = "") -> str:
-        return f"/sandboxes/{self.sid}{suffix}"
+    @classmethod
+    def connect(cls, base_url: str, token: str | None = None, timeout: float = 60.0) -> HttpSandboxAPI:
+        return cls(ServerClient(base_url, token, timeout=timeout), owns_client=True)
 
-    async def _json(self, method: str, url: str, call: str, model: type[M] | None = None, *,
-                    body: BaseModel | None = None, params: dict[str, Any] | None = None,
-                    extra_timeout: float = 0.0) -> Any:  # fmt: skip
-        timeout = self.config.request_timeout + extra_timeout
-        content = body.model_dump_json(exclude_none=True).encode() if body is not None else None
-        headers = {"content-type": "application/json"} if content is not None else None
-        try:
-            response = await self.client.request(method, url, content=content, params=params, headers=headers,
-                                                 timeout=timeout)  # fmt: skip
-        except httpx.TransportError as exc:
-            raise SandboxError(f"`{call}`: cannot reach the sandbox server at {self.base_url} ({exc!r}); "
-                               "is `rock-envs serve` running?") from exc  # fmt: skip
-        await raise_for(response, call)
-        return model.model_validate_json(response.content) if model else response.json()
+    async def create(self, spec: m.SandboxSpec, timeout: float = 60.0) -> m.SandboxInfo:
+        return await self.client.call("POST", "/sandboxes", "start", m.SandboxInfo, body=spec, extra_timeout=timeout)
 
-    async def create(self, spec: SandboxSpec, timeout: float) -> SandboxInfo:
-        info: SandboxInfo = await self._json("POST", "/sandboxes", "start", SandboxInfo, body=spec, extra_timeout=timeout)
-        self.sid = info.id
-        return info
+    async def info(self, sandbox_id: str) -> m.SandboxInfo:
+        return await self.client.call("GET", _at(sandbox_id), "status", m.SandboxInfo)
 
-    async def info(self) -> SandboxInfo:
-        return await self._json("GET", self._url(), "status", SandboxInfo)  # type: ignore[no-any-return]
+    async def list(self, req: m.ListRequest) -> m.SandboxList:
+        labels = [f"{k}={v}" for k, v in req.labels.items()]
+        params = {"status": req.status, "runtime": req.runtime, "label": labels}
+        return await self.client.call("GET", "/sandboxes", "list", m.SandboxList, params=params)
 
-    async def delete(self) -> None:
-        await self._json("DELETE", self._url(), "stop")
+    async def delete(self, sandbox_id: str) -> m.SandboxInfo:
+        return await self.client.call("DELETE", _at(sandbox_id), "stop", m.SandboxInfo)
 
-    async def create_session(self, req: SessionRequest) -> None:
-        await self._json("POST", self._url("/sessions"), "create_session", body=req)
+    async def create_session(self, sandbox_id: str, req: m.SessionRequest) -> m.SessionRef:
+        return await self.client.call("POST", _at(sandbox_id, "/sessions"), "create_session", m.SessionRef, body=req)
 
-    async def close_session(self, name: str) -> None:
-        await self._json("DELETE", self._url(f"/sessions/{name}"), "close_session")
+    async def close_session(self, sandbox_id: str, req: m.SessionRef) -> m.SessionRef:
+        return await self.client.call("DELETE", _at(sandbox_id, f"/sessions/{req.session}"), "close_session", m.SessionRef)
 
-    async def run(self, req: RunRequest) -> CommandResult:
-        return await self._json("POST", self._url("/commands"), "arun", CommandResult, body=req,  # type: ignore[no-any-return]
-                                extra_timeout=req.timeout)  # fmt: skip
+    async def run(self, sandbox_id: str, req: m.RunRequest) -> m.CommandResult:
+        return await self.client.call("POST", _at(sandbox_id, "/commands"), "arun", m.CommandResult, body=req,
+                                      extra_timeout=req.timeout)  # fmt: skip
 
-    async def run_stream(self, req: RunRequest) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
-        timeout = httpx.Timeout(self.config.request_timeout + req.timeout)
-        async with self.client.stream("POST", self._url("/commands/stream"), timeout=timeout,
-                                      content=req.model_dump_json(exclude_none=True).encode(),
-                                      headers={"content-type": "application/json"}) as response:  # fmt: skip
-            await raise_for(response, "stream")
-            async for line in response.aiter_lines():
-                if line:
-                    yield json.loads(line)
+    async def run_stream(self, sandbox_id: str, req: m.RunRequest) -> AsyncIterator[m.CommandEvent]:
+        response = await self.client.stream("POST", _at(sandbox_id, "/commands/stream"), "stream", body=req,
+                                            timeout=self.client.timeout + req.timeout)  # fmt: skip
 
-    async def start_job(self, req: JobRequest) -> JobInfo:
-        return await self._json("POST", self._url("/jobs"), "run_job", JobInfo, body=req)  # type: ignore[no-any-return]
+        async def events() -> AsyncIterator[m.CommandEvent]:
+            try:
+                async for line in response.aiter_lines():
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "error":
+                        failure = m.ErrorEvent.model_validate(event).error
+                        raise from_wire(failure.type, failure.message)
+                    yield event
+            finally:
+                await response.aclose()
 
-    async def job(self, job_id: str) -> JobInfo:
-        return await self._json("GET", self._url(f"/jobs/{job_id}"), "poll_job", JobInfo)  # type: ignore[no-any-return]
+        return events()
 
-    async def list_jobs(self) -> JobList:
-        return await self._json("GET", self._url("/jobs"), "list_jobs", JobList)  # type: ignore[no-any-return]
+    async def start_job(self, sandbox_id: str, req: m.JobRequest) -> m.JobInfo:
+        return await self.client.call("POST", _at(sandbox_id, "/jobs"), "run_job", m.JobInfo, body=req)
 
-    async def wait_job(self, job_id: str, timeout: float) -> JobInfo:
-        return await self._json("POST", self._url(f"/jobs/{job_id}/wait"), "wait_job", JobInfo,  # type: ignore[no-any-return]
-                                params={"timeout": timeout}, extra_timeout=timeout)  # fmt: skip
+    async def job(self, sandbox_id: str, req: m.JobRef) -> m.JobInfo:
+        return await self.client.call("GET", _at(sandbox_id, f"/jobs/{req.job_id}"), "poll_job", m.JobInfo)
 
-    async def job_logs(self, job_id: str, stream: str, offset: int, limit: int | None) -> JobLogs:
-        params: dict[str, Any] = {"stream": stream, "offset": offset}
-        if limit is not None:
-            params["limit"] = limit
-        return await self._json("GET", self._url(f"/jobs/{job_id}/logs"), "job_logs", JobLogs, params=params)  # type: ignore[no-any-return]
+    async def list_jobs(self, sandbox_id: str) -> m.JobList:
+        return await self.client.call("GET", _at(sandbox_id, "/jobs"), "list_jobs", m.JobList)
 
-    async def kill_job(self, job_id: str) -> JobInfo:
-        return await self._json("POST", self._url(f"/jobs/{job_id}/kill"), "kill_job", JobInfo)  # type: ignore[no-any-return]
+    async def wait_job(self, sandbox_id: str, req: m.WaitJobRequest) -> m.JobInfo:
+        return await self.client.call("POST", _at(sandbox_id, f"/jobs/{req.job_id}/wait"), "wait_job", m.JobInfo,
+                                      params={"timeout": req.timeout}, extra_timeout=req.timeout)  # fmt: skip
 
-    async def write_file(self, path: str, data: bytes, mode: int | None) -> TransferResult:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
+    async def job_logs(self, sandbox_id: str, req: m.JobLogsRequest) -> m.JobLogs:
+        return await self.client.call("GET", _at(sandbox_id, f"/jobs/{req.job_id}/logs"), "job_logs", m.JobLogs,
+                                      params=req.model_dump(exclude={"job_id"}))  # fmt: skip
 
-        return await self.upload(path, one(), False, mode)
+    async def kill_job(self, sandbox_id: str, req: m.JobRef) -> m.JobInfo:
+        return await self.client.call("POST", _at(sandbox_id, f"/jobs/{req.job_id}/kill"), "kill_job", m.JobInfo)
 
-    async def list_files(self, path: str, recursive: bool) -> FileList:
-        return await self._json("GET", self._url("/files"), "list_files", FileList,  # type: ignore[no-any-return]
-                                params={"path": path, "recursive": recursive})  # fmt: skip
+    async def list_files(self, sandbox_id: str, req: m.FileQuery) -> m.FileList:
+        return await self.client.call("GET", _at(sandbox_id, "/files"), "list_files", m.FileList, params=req.model_dump())
 
-    async def delete_file(self, path: str, recursive: bool) -> None:
-        await self._json("DELETE", self._url("/files"), "delete_file", params={"path": path, "recursive": recursive})
+    async def delete_file(self, sandbox_id: str, req: m.FileQuery) -> m.TransferResult:
+        return await self.client.call("DELETE", _at(sandbox_id, "/files"), "delete_file", m.TransferResult,
+                                      params=req.model_dump())  # fmt: skip
 
-    async def upload(self, path: str, chunks: AsyncIterator[bytes], tar: bool, mode: int | None) -> TransferResult:
-        params: dict[str, Any] = {"path": path}
-        if mode is not None:
-            params["mode"] = mode
-        url = self._url("/files/tar" if tar else "/files/content")
-        response = await self.client.put(url, params=params, content=chunks, timeout=None)
-        await raise_for(response, "upload")
-        return TransferResult.model_validate_json(response.content)
+    async def upload(self, sandbox_id: str, req: m.UploadRequest, chunks: AsyncIterator[bytes]) -> m.TransferResult:
+        return await self.client.call("PUT", _at(sandbox_id, "/files/tar" if req.tar else "/files/content"), "upload",
+                                      m.TransferResult, params=req.model_dump(exclude={"tar"}), content=chunks)  # fmt: skip
 
-    async def download(self, path: str, tar: bool) -> AsyncIterator[bytes]:
-        url = self._url("/files/tar" if tar else "/files/content")
-        request = self.client.build_request("GET", url, params={"path": path}, timeout=None)
-        response = await self.client.send(request, stream=True)
-        try:
-            await raise_for(response, "download")
-        except BaseException:
-            await response.aclose()
-            raise
+    async def download(self, sandbox_id: str, req: m.DownloadRequest) -> AsyncIterator[bytes]:
+        response = await self.client.stream("GET", _at(sandbox_id, "/files/tar" if req.tar else "/files/content"),
+                                            "download", params={"path": req.path})  # fmt: skip
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
@@ -171,14 +115,15 @@ class HttpBackend(Backend):
 
         return chunks()
 
-    async def open_worker(self, argv: list[str], env: dict[str, str] | None) -> WorkerChannel:
+    async def open_worker(self, sandbox_id: str, req: m.WorkerRequest) -> WorkerChannel:
         if self.mux is None:
-            self.mux = WorkerMux(self.base_url, self.headers)
-        return await self.mux.open(self.sid, argv, env)
+            self.mux = WorkerMux(self.client.base_url, self.client.headers)
+        return await self.mux.open(sandbox_id, req.argv, req.env)
 
-    async def close(self) -> None:
-        if self.mux is not None:
-            await self.mux.close()
-            self.mux = None
-        if self.own_client:
+    async def aclose(self) -> None:
+        mux, self.mux = self.mux, None
+        if mux is not None:
+            await mux.close()
+        if self.owns_client:
             await self.client.aclose()
+

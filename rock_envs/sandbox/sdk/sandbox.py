@@ -11,19 +11,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
 
 from ..config import SandboxConfig
 from ..errors import InvalidRequestError, SandboxClosedError, SandboxNotFoundError
-from ..models import (
-    CommandResult,
-    FileEntry,
-    JobInfo,
-    JobLogs,
-    JobRequest,
-    RunRequest,
-    SandboxInfo,
-    SessionRequest,
-    TransferResult,
-    WORKER_ARGV,
-)
-from .backend import Backend, EmbeddedBackend
+from ..api import SandboxAPI
+from .. import models as m
 from .worker import WorkerChannel
 
 if TYPE_CHECKING:
@@ -52,8 +41,8 @@ class Sandbox:
         self.config = base.model_copy(update=overrides) if overrides else base
         if overrides:
             self.config = SandboxConfig(**self.config.model_dump())  # validate the overrides
-        self._backend: Backend | None = None
-        self._info: SandboxInfo | None = None
+        self._api: SandboxAPI | None = None  # set from a successful start() (or attach) to stop()
+        self._info: m.SandboxInfo | None = None
         self._stopped = False
         self._model_service: ModelService | None = None
 
@@ -64,28 +53,28 @@ class Sandbox:
         return self._info.id if self._info else ""
 
     @property
-    def info(self) -> SandboxInfo | None:
+    def info(self) -> m.SandboxInfo | None:
         return self._info
 
-    def _make_backend(self) -> Backend:
+    def _make_api(self) -> SandboxAPI:
         if self.config.base_url is None:
-            return EmbeddedBackend(runtime_dir=self.config.runtime_dir)
-        from .http import HttpBackend
+            from ..local import LocalSandboxAPI
 
-        return HttpBackend(self.config)
+            return LocalSandboxAPI(runtime_dir=self.config.runtime_dir)  # its own manager: no shared loop state
+        return _http_api(self.config)
 
     async def start(self) -> Sandbox:
-        if self._backend is not None:
+        if self._api is not None:
             return self
         if self._stopped:
             raise SandboxClosedError("`Sandbox.start`: this sandbox was stopped; make a new `Sandbox`.")
-        backend = self._make_backend()
+        api = self._make_api()
         try:
-            self._info = await backend.create(self.config.spec(), self.config.startup_timeout)
+            self._info = await api.create(self.config.spec(), self.config.startup_timeout)
         except BaseException:
-            await backend.close()
+            await api.aclose()
             raise
-        self._backend = backend
+        self._api = api
         return self
 
     @classmethod
@@ -94,39 +83,36 @@ class Sandbox:
         if config.base_url is None:
             raise InvalidRequestError("`Sandbox.attach`: needs `base_url`; an embedded sandbox lives only in the "
                                       "process that made it.")  # fmt: skip
-        from .http import HttpBackend
-
-        sandbox, backend = cls(config), HttpBackend(config)
-        backend.sid = sandbox_id
+        sandbox, api = cls(config), _http_api(config)
         try:
-            sandbox._info = await backend.info()
+            sandbox._info = await api.info(sandbox_id)
         except BaseException:
-            await backend.close()
+            await api.aclose()
             raise
-        sandbox._backend = backend
+        sandbox._api = api
         return sandbox
 
     async def detach(self) -> None:
         """Release the connection but leave the sandbox running (its TTL still applies)."""
-        backend, self._backend = self._backend, None
+        api, self._api = self._api, None
         self._stopped = True
-        if backend is not None:
-            await backend.close()
+        if api is not None:
+            await api.aclose()
 
     async def stop(self) -> None:
         """Remove the sandbox and everything running in it. Safe to call twice, or after a TTL reaped it."""
-        backend, self._backend = self._backend, None
+        api, self._api = self._api, None
         self._stopped = True
         if self._model_service is not None:  # its HTTP client; a later `trajectory()` opens a fresh one
             await self._model_service.aclose()
-        if backend is None:
+        if api is None:
             return
         try:
-            await backend.delete()
+            await api.delete(self.id)
         except SandboxNotFoundError:
             pass  # already reaped (TTL) or removed by a restarted server: the goal is met
         finally:
-            await backend.close()
+            await api.aclose()
 
     aclose = stop
 
@@ -136,86 +122,89 @@ class Sandbox:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _b(self, call: str) -> Backend:
-        if self._backend is None:
+    def _b(self, call: str) -> SandboxAPI:
+        if self._api is None:
             state = "was stopped" if self._stopped else "is not started"
             raise SandboxClosedError(f"`Sandbox.{call}`: the sandbox {state}; use `async with Sandbox(...)` "
                                      "or `await sb.start()` first.")  # fmt: skip
-        return self._backend
+        return self._api
 
     @property
     def model_service(self) -> ModelService:
         """This sandbox's calls to its OpenAI-compatible endpoint (needs ``model_service`` in the config)."""
         if self._model_service is not None:
             return self._model_service
-        backend = self._b("model_service")
+        api = self._b("model_service")
         if self._info is None or self._info.spec.model_service is None:
             raise InvalidRequestError("`Sandbox.model_service`: this sandbox has no model service; create it with "
                                       "`SandboxConfig(model_service=\"trainer\")` (or \"proxy\").")  # fmt: skip
         if self._model_service is None:  # one per sandbox; it outlives stop() for reading trajectories
             from ..model_service.client import ModelService
 
-            if isinstance(backend, EmbeddedBackend):
-                self._model_service = ModelService(hub=backend.manager.models, sandbox_id=self.id)
+            from ..local import LocalSandboxAPI
+
+            if isinstance(api, LocalSandboxAPI):
+                self._model_service = ModelService(hub=api.manager.models, sandbox_id=self.id)
             else:
                 self._model_service = ModelService(base_url=self.config.base_url, token=self.config.resolve_token(),
                                                    sandbox_id=self.id)  # fmt: skip
         return self._model_service
 
-    async def status(self) -> SandboxInfo:
-        self._info = await self._b("status").info()
+    async def status(self) -> m.SandboxInfo:
+        self._info = await self._b("status").info(self.id)
         return self._info
 
     # ---- sessions and commands ----------------------------------------------------------------
 
     async def create_session(self, session: str = "default", env: dict[str, str] | None = None,
                              cwd: str | None = None) -> str:  # fmt: skip
-        await self._b("create_session").create_session(SessionRequest(session=session, env=env, cwd=cwd))
+        await self._b("create_session").create_session(self.id, m.SessionRequest(session=session, env=env, cwd=cwd))
         return session
 
     async def close_session(self, session: str) -> None:
-        await self._b("close_session").close_session(session)
+        await self._b("close_session").close_session(self.id, m.SessionRef(session=session))
 
     async def arun(self, cmd: str, session: str | None = None, timeout: float = 60.0, max_output: int | None = None,
-                   env: dict[str, str] | None = None, cwd: str | None = None) -> CommandResult:  # fmt: skip
+                   env: dict[str, str] | None = None, cwd: str | None = None) -> m.CommandResult:  # fmt: skip
         """Run ``cmd`` in ``session`` (state kept) or alone; on timeout its processes are killed and
         ``timed_out`` is set, with the output so far."""
-        req = RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output, env=env, cwd=cwd)
-        return await self._b("arun").run(req)
+        req = m.RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output, env=env, cwd=cwd)
+        return await self._b("arun").run(self.id, req)
 
     async def stream(self, cmd: str, session: str | None = None, timeout: float = 60.0,
-                     max_output: int | None = None) -> AsyncIterator[OutputChunk | CommandResult]:  # fmt: skip
-        """Yield :class:`OutputChunk` as output arrives, then the :class:`CommandResult`."""
-        req = RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output)
-        async for event in self._b("stream").run_stream(req):
+                     max_output: int | None = None) -> AsyncIterator[OutputChunk | m.CommandResult]:  # fmt: skip
+        """Yield :class:`OutputChunk` as output arrives, then the :class:`m.CommandResult`."""
+        req = m.RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output)
+        async for event in await self._b("stream").run_stream(self.id, req):
             if event.get("type") == "chunk":
                 yield OutputChunk(event["stream"], event["data"])
             else:
-                yield CommandResult(**{k: v for k, v in event.items() if k != "type"})
+                yield m.CommandResult(**{k: v for k, v in event.items() if k != "type"})
 
     # ---- jobs ---------------------------------------------------------------------------------
 
-    async def run_job(self, cmd: str, env: dict[str, str] | None = None, cwd: str | None = None) -> JobInfo:
+    async def run_job(self, cmd: str, env: dict[str, str] | None = None, cwd: str | None = None) -> m.JobInfo:
         """Start ``cmd`` in the background; it outlives this call. Returns at once with its ``job_id``."""
-        return await self._b("run_job").start_job(JobRequest(cmd=cmd, env=env, cwd=cwd))
+        return await self._b("run_job").start_job(self.id, m.JobRequest(cmd=cmd, env=env, cwd=cwd))
 
-    async def poll_job(self, job_id: str) -> JobInfo:
-        return await self._b("poll_job").job(job_id)
+    async def poll_job(self, job_id: str) -> m.JobInfo:
+        return await self._b("poll_job").job(self.id, m.JobRef(job_id=job_id))
 
-    async def list_jobs(self) -> list[JobInfo]:
-        return (await self._b("list_jobs").list_jobs()).jobs
+    async def list_jobs(self) -> list[m.JobInfo]:
+        return (await self._b("list_jobs").list_jobs(self.id)).jobs
 
-    async def wait_job(self, job_id: str, timeout: float = 60.0) -> JobInfo:
+    async def wait_job(self, job_id: str, timeout: float = 60.0) -> m.JobInfo:
         """Wait for the job to end; :class:`CommandTimeoutError` if it runs past ``timeout``."""
-        return await self._b("wait_job").wait_job(job_id, timeout)
+        return await self._b("wait_job").wait_job(self.id, m.WaitJobRequest(job_id=job_id, timeout=timeout))
 
     async def job_logs(self, job_id: str, stream: Literal["stdout", "stderr"] = "stdout", offset: int = 0,
-                       limit: int | None = None) -> JobLogs:  # fmt: skip
+                       limit: int | None = None) -> m.JobLogs:  # fmt: skip
         """Log text from ``offset``; pass ``next_offset`` back to follow it."""
-        return await self._b("job_logs").job_logs(job_id, stream, offset, limit)
+        req = m.JobLogsRequest(job_id=job_id, stream=stream, offset=offset, limit=limit)
+        return await self._b("job_logs").job_logs(self.id, req)
 
-    async def kill_job(self, job_id: str) -> JobInfo:
-        return await self._b("kill_job").kill_job(job_id)
+    async def kill_job(self, job_id: str) -> m.JobInfo:
+        return await self._b("kill_job").kill_job(self.id, m.JobRef(job_id=job_id))
 
     # ---- files --------------------------------------------------------------------------------
 
@@ -227,46 +216,47 @@ class Sandbox:
     async def read_file(self, path: str, encoding: str | None = "utf-8") -> str | bytes:
         """The file's content, decoded with ``encoding`` (``None``: bytes). Paths are relative to the sandbox root."""
         data = bytearray()
-        async for chunk in await self._b("read_file").download(path, False):
+        async for chunk in await self._b("read_file").download(self.id, m.DownloadRequest(path=path)):
             data += chunk
         return bytes(data) if encoding is None else data.decode(encoding)
 
-    async def write_file(self, path: str, content: str | bytes, mode: int | None = None) -> TransferResult:
+    async def write_file(self, path: str, content: str | bytes, mode: int | None = None) -> m.TransferResult:
         data = content.encode() if isinstance(content, str) else content
-        return await self._b("write_file").write_file(path, data, mode)
+        return await self._b("write_file").write_file(self.id, m.UploadRequest(path=path, mode=mode), data)
 
-    async def list_files(self, path: str = ".", recursive: bool = False) -> list[FileEntry]:
-        return (await self._b("list_files").list_files(path, recursive)).entries
+    async def list_files(self, path: str = ".", recursive: bool = False) -> list[m.FileEntry]:
+        return (await self._b("list_files").list_files(self.id, m.FileQuery(path=path, recursive=recursive))).entries
 
     async def delete_file(self, path: str, recursive: bool = False) -> None:
-        await self._b("delete_file").delete_file(path, recursive)
+        await self._b("delete_file").delete_file(self.id, m.FileQuery(path=path, recursive=recursive))
 
-    async def upload(self, local_path: str | os.PathLike[str], remote_path: str) -> TransferResult:
+    async def upload(self, local_path: str | os.PathLike[str], remote_path: str) -> m.TransferResult:
         """Copy a local file, or a whole directory (as a tar stream), into the sandbox. Streamed."""
-        backend = self._b("upload")
+        api = self._b("upload")
         local = os.fspath(local_path)
         if os.path.isdir(local):
             with tempfile.TemporaryFile() as spool:
                 with tarfile.open(fileobj=spool, mode="w") as tar:
                     tar.add(local, arcname=".")
                 spool.seek(0)
-                return await backend.upload(remote_path, _read_chunks(spool), True, None)
+                return await api.upload(self.id, m.UploadRequest(path=remote_path, tar=True), _read_chunks(spool))
         with open(local, "rb") as fh:
-            return await backend.upload(remote_path, _read_chunks(fh), False, os.stat(local).st_mode & 0o777)
+            req = m.UploadRequest(path=remote_path, mode=os.stat(local).st_mode & 0o777)
+            return await api.upload(self.id, req, _read_chunks(fh))
 
-    async def download(self, remote_path: str, local_path: str | os.PathLike[str]) -> TransferResult:
+    async def download(self, remote_path: str, local_path: str | os.PathLike[str]) -> m.TransferResult:
         """Copy a file out of the sandbox, streamed to disk (never whole in memory)."""
-        chunks = await self._b("download").download(remote_path, False)
+        chunks = await self._b("download").download(self.id, m.DownloadRequest(path=remote_path))
         size = 0
         with open(os.fspath(local_path), "wb") as fh:
             async for chunk in chunks:
                 fh.write(chunk)
                 size += len(chunk)
-        return TransferResult(path=remote_path, size=size)
+        return m.TransferResult(path=remote_path, size=size)
 
-    async def download_dir(self, remote_path: str, local_dir: str | os.PathLike[str]) -> TransferResult:
+    async def download_dir(self, remote_path: str, local_dir: str | os.PathLike[str]) -> m.TransferResult:
         """Copy a directory out of the sandbox (a tar stream, extracted into ``local_dir``)."""
-        chunks = await self._b("download_dir").download(remote_path, True)
+        chunks = await self._b("download_dir").download(self.id, m.DownloadRequest(path=remote_path, tar=True))
         size = 0
         with tempfile.TemporaryFile() as spool:
             async for chunk in chunks:
@@ -276,15 +266,22 @@ class Sandbox:
             os.makedirs(os.fspath(local_dir), exist_ok=True)
             with tarfile.open(fileobj=spool, mode="r") as tar:
                 tar.extractall(os.fspath(local_dir), filter="data")
-        return TransferResult(path=remote_path, size=size)
+        return m.TransferResult(path=remote_path, size=size)
 
     # ---- env hosting --------------------------------------------------------------------------
 
     async def open_worker(self, argv: list[str] | None = None, env: dict[str, str] | None = None) -> WorkerChannel:
         """Start an env worker (``python -m rock_envs.worker --fd N``) in the sandbox; frames go to it untouched."""
-        return await self._b("open_worker").open_worker(list(argv or WORKER_ARGV), env)
+        return await self._b("open_worker").open_worker(self.id, m.WorkerRequest(argv=list(argv or m.WORKER_ARGV), env=env))
 
 
 async def _read_chunks(fh: io.BufferedIOBase | Any) -> AsyncIterator[bytes]:
     while chunk := fh.read(CHUNK):
         yield chunk
+
+
+def _http_api(config: SandboxConfig) -> SandboxAPI:
+    from .http import HttpSandboxAPI
+
+    assert config.base_url is not None  # the callers checked
+    return HttpSandboxAPI.connect(config.base_url, config.resolve_token(), timeout=config.request_timeout)

@@ -10,6 +10,7 @@ import asyncio
 import socket
 import struct
 from abc import ABC, abstractmethod
+from typing import Callable
 
 from ..errors import CommandTimeoutError, SandboxClosedError, SandboxDiedError
 
@@ -51,8 +52,9 @@ class WorkerChannel(ABC):
 class SocketChannel(WorkerChannel):
     """Embedded mode: the worker's own socket, handed over by the agent."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, on_close: Callable[[], None] | None = None):
         self.sock = sock
+        self.on_close = on_close  # called once, by the first `aclose`
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -81,6 +83,9 @@ class SocketChannel(WorkerChannel):
             raise SandboxDiedError("`WorkerChannel.recv`: the worker closed its end (it exited or was killed).") from exc
 
     async def aclose(self) -> None:
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
         if self.writer is not None:
             self.writer.close()
             try:

@@ -14,9 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError
+from ..local import LocalSandboxAPI
 from ..manager import SandboxManager
 from ..model_service.routes import agent_router as model_agent_router, trainer_router as model_trainer_router
-from ..ops import Ops
 from .limits import Limits, Quota
 from .routes import router
 from .workers import router as workers_router
@@ -129,7 +129,7 @@ def create_app(
     app = FastAPI(title="rock-envs sandbox server", version="1", lifespan=lifespan)
     app.state.token = token
     app.state.manager = manager
-    app.state.ops = Ops(manager)
+    app.state.api = LocalSandboxAPI(manager)  # what every route calls; the lifespan owns the manager
     app.state.check_token = check_token
     app.state.quota = Quota(limits or Limits())
 

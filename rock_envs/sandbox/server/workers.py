@@ -26,8 +26,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ..errors import SandboxError
-from ..manager import Entry, SandboxManager
-from ..models import WORKER_ARGV
+from ..local import LocalSandboxAPI
+from ..manager import Entry
+from ..models import WORKER_ARGV, WorkerRequest
 
 router = APIRouter()
 _U32 = struct.Struct(">I")
@@ -42,8 +43,8 @@ class _Channel:
 
 
 class Router:
-    def __init__(self, ws: WebSocket, manager: SandboxManager):
-        self.ws, self.manager = ws, manager
+    def __init__(self, ws: WebSocket, api: LocalSandboxAPI):
+        self.ws, self.api, self.manager = ws, api, api.manager
         self.channels: dict[int, _Channel] = {}
         self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(OUTBOX)
 
@@ -100,7 +101,8 @@ class Router:
             sid = str(msg.get("sandbox_id"))
             entry = self.manager.hold(sid, "open_worker")
             try:
-                sock = await self.manager.open_worker(sid, list(msg.get("argv") or WORKER_ARGV), msg.get("env"))
+                req = WorkerRequest(argv=list(msg.get("argv") or WORKER_ARGV), env=msg.get("env"))
+                sock = await self.api.open_worker_socket(sid, req)
                 reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
             except BaseException:
                 self.manager.release(entry)
@@ -160,4 +162,4 @@ async def workers(ws: WebSocket) -> None:
         await ws.close(code=1008, reason="missing or wrong bearer token")
         return
     await ws.accept()
-    await Router(ws, ws.app.state.manager).run()
+    await Router(ws, ws.app.state.api).run()
