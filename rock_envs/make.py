@@ -19,7 +19,7 @@ def make(env_id: str | EnvSpec, backend: str | None = None, **kwargs: Any) -> En
     env behind the same `reset/step` face. `kwargs` override the spec's kwargs.
     """
     env_spec = env_id if isinstance(env_id, EnvSpec) else find_spec(env_id)
-    backend = backend or env_spec.backend
+    backend = backend or env_spec.backend or "local"
     if backend != "local":
         if backend not in BACKENDS:
             raise EnvArgumentError(f"`rock_envs.make`: unknown backend {backend!r}; expected one of {list(BACKENDS)}.")

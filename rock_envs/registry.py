@@ -47,14 +47,18 @@ class EnvSpec:
     """Keyword arguments passed to the entry point; `make(id, **kw)` overrides them."""
     source: str = "runtime"
     """Where the id came from: runtime, plugin:<package>, catalog:<file>, gem or gymnasium."""
-    backend: str = "local"
-    """The backend this env prefers when the caller does not pick one."""
+    backend: str | None = None
+    """The backend this env prefers when the caller picks none; None: `make` runs it "local",
+    `make_vec` on "subprocess"."""
     image: str | None = None
-    """The container image for the docker backend; None means rock-envs' own image."""
-    cpus: float = 1.0
-    """CPUs one env wants (a hint for placement on docker, ray and the sandbox server)."""
+    """The container image for the docker and remote backends when the caller gives no `image=`;
+    None: `$ROCK_ENVS_IMAGE`, else rock-envs' own image."""
+    cpus: float | None = None
+    """The CPU limit of each worker's container or sandbox (docker, remote) when the caller gives no
+    `cpus=`; None: unlimited."""
     memory: str | None = None
-    """Memory one env wants, e.g. `"512m"`; None means no limit beyond the backend's."""
+    """The memory limit of each worker's container or sandbox (docker, remote), e.g. `"512m"`, when the
+    caller gives no `memory=`; None: the backend's default."""
     needs: str | None = None
     """What the env needs that a plain install lacks (data, a network); None: works offline."""
     description: str = ""

@@ -51,3 +51,17 @@ def test_the_default_packs_many_envs_per_container(image: str) -> None:
             np.testing.assert_array_equal(ref.reset(seed=0)[0], obs)
         obs, rewards, *_ = venv.step(np.zeros(8, dtype=np.int64))
         assert rewards.tolist() == [1.0] * 8
+
+
+def test_the_specs_image_and_memory_are_the_containers_when_the_call_gives_none(image: str) -> None:
+    import docker
+
+    rock_envs.register("test:ImagedCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv",
+                       backend="docker", image=image, memory="300m")  # fmt: skip
+    with rock_envs.make_vec("test:ImagedCartPole-v0", 2, num_workers=1) as venv:
+        assert venv.group.name == "docker"
+        venv.reset(seed=0)
+        [cid] = _containers_of(venv)
+        attrs = docker.from_env(timeout=30).containers.get(cid).attrs
+        assert attrs["Config"]["Image"] == image
+        assert attrs["HostConfig"]["Memory"] == 300 * 1024 * 1024
