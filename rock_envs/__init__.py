@@ -4,9 +4,6 @@
     venv = rock_envs.make_vec("CartPole-v1", num_envs=64, backend="subprocess")
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from rock_envs.core.env import Env
 from rock_envs.core.errors import (
@@ -28,9 +25,8 @@ from rock_envs.core.errors import (
 from rock_envs.core.spaces import AnyText
 from rock_envs.make import make
 from rock_envs.registry import EnvSpec, list_envs, register, spec
-
-if TYPE_CHECKING:
-    from rock_envs.vector.vector_env import VectorEnv
+from rock_envs.vector.make_vec import make_vec
+from rock_envs.vector.vector_env import RockVectorEnv
 
 __version__ = "0.1.0"
 
@@ -49,6 +45,7 @@ __all__ = [
     "RemoteBackendError",
     "RemoteError",
     "RockEnvsError",
+    "RockVectorEnv",
     "UnknownEnvError",
     "WorkerDiedError",
     "WorkerTimeoutError",
@@ -58,10 +55,3 @@ __all__ = [
     "register",
     "spec",
 ]
-
-
-def make_vec(env_id: str | EnvSpec, num_envs: int, backend: str | None = None, **kwargs: Any) -> VectorEnv:
-    """Build `num_envs` copies of `env_id` behind one `gymnasium.vector.VectorEnv` (see `rock_envs.vector`)."""
-    from rock_envs.vector.make_vec import make_vec as _make_vec
-
-    return _make_vec(env_id, num_envs, backend=backend, **kwargs)

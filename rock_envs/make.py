@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rock_envs.backends import BACKENDS, BackendName
 from rock_envs.build import build_local
 from rock_envs.core.env import Env
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.registry import EnvSpec, spec as find_spec
 
-BACKENDS = ("local", "subprocess", "docker", "ray", "remote")
-
-
-def make(env_id: str | EnvSpec, backend: str | None = None, **kwargs: Any) -> Env:
+def make(env_id: str | EnvSpec, backend: BackendName | None = None, **kwargs: Any) -> Env:
     """Build one env. `backend` picks where it runs (default: the spec's preferred backend, "local").
 
     With `backend="local"` the env lives in this process; any other backend gives a one-env vector

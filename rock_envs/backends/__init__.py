@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import Any, Literal, get_args
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import EnvArgumentError
+
+BackendName = Literal["local", "subprocess", "docker", "ray", "remote"]
+"""Where envs run: the one word `make` and `make_vec` take."""
+BACKENDS: tuple[BackendName, ...] = get_args(BackendName)
 
 # name -> (module, class, the make_vec keywords it takes)
 _BACKENDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -28,8 +32,15 @@ _BACKENDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+assert tuple(_BACKENDS) == BACKENDS  # one table: the Literal and the implementations agree
+
+
 def backend_names() -> tuple[str, ...]:
-    return tuple(_BACKENDS)
+    return BACKENDS
+
+
+def backends_taking(option: str) -> list[str]:
+    return [name for name, (_, _, options) in _BACKENDS.items() if option in options]
 
 
 def backend_option_names(backend: str) -> tuple[str, ...]:
@@ -61,4 +72,4 @@ def create_group(backend: str, num_workers: int, options: dict[str, Any]) -> Wor
     return group_class(num_workers, **options)
 
 
-__all__ = ["WorkerGone", "WorkerGroup", "backend_names", "create_group", "default_num_workers", "usable_cores"]
+__all__ = ["BACKENDS", "BackendName", "WorkerGone", "WorkerGroup", "backend_names", "backends_taking", "create_group", "default_num_workers", "usable_cores"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from gymnasium.vector import AutoresetMode
 
-from rock_envs.backends import backend_option_names, create_group, default_num_workers
+from rock_envs.backends import BackendName, backend_option_names, backends_taking, create_group, default_num_workers
 from rock_envs.build import EnvFactory
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.registry import EnvSpec, spec as find_spec
@@ -14,19 +14,51 @@ from rock_envs.vector.vector_env import RockVectorEnv
 
 AUTORESET_MODES = ("next_step", "same_step", "disabled")
 SPEC_DEFAULTS = ("image", "cpus", "memory")  # `EnvSpec` fields that are backend options too
+BACKEND_OPTIONS = ("start_method", "shared_memory", "image", "envs_per_container", "cpus", "memory", "docker_client",
+                   "worker_resources", "ray_address", "placement", "url", "token", "runtime", "envs_per_sandbox",
+                   "ttl", "reconnect_timeout")  # fmt: skip
 
 
-def make_vec(env_id: str | EnvSpec | Callable[[], Any], num_envs: int, backend: str | None = None, *,
-             num_workers: int | None = None, autoreset_mode: Any = "next_step", batch_size: int | None = None,
-             on_error: str = "reset", timeout: float | None = None, env_kwargs: dict[str, Any] | None = None,
-             **kwargs: Any) -> RockVectorEnv:
+def make_vec(
+    env_id: str | EnvSpec | Callable[[], Any],
+    num_envs: int,
+    backend: BackendName | None = None,
+    *,
+    num_workers: int | None = None,
+    autoreset_mode: Literal["next_step", "same_step", "disabled"] | AutoresetMode = "next_step",
+    batch_size: int | None = None,
+    on_error: Literal["reset", "raise"] = "reset",
+    timeout: float | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
+    start_method: Literal["forkserver", "spawn", "fork"] | None = None,
+    shared_memory: bool | None = None,
+    image: str | None = None,
+    envs_per_container: int | None = None,
+    cpus: float | None = None,
+    memory: int | str | None = None,
+    docker_client: Any = None,
+    worker_resources: dict[str, Any] | None = None,
+    ray_address: str | None = None,
+    placement: Any = None,
+    url: str | None = None,
+    token: str | None = None,
+    runtime: Literal["process", "docker"] | None = None,
+    envs_per_sandbox: int | None = None,
+    ttl: float | None = None,
+    reconnect_timeout: float | None = None,
+    **kwargs: Any,
+) -> RockVectorEnv:
     """`num_envs` envs of `env_id` (an id, a spec, or a callable returning an env) on `backend`
     (default: the spec's `backend`, else "subprocess"). The spec's `image`, `cpus` and `memory` are
     the defaults of the backends that take them (docker, remote).
 
-    Keywords the backend takes (see `rock_envs.backends`) go to it; the rest are the env's kwargs
-    (or pass them as `env_kwargs`). `num_workers` defaults to the usable cores.
+    The backend options after `env_kwargs` go to the backend that takes them (an option the chosen
+    backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
+    `num_workers` defaults to the usable cores.
     """
+    scope = locals()  # the keywords as given: a comprehension's own locals() would not see them
+    given = {name: scope[name] for name in BACKEND_OPTIONS if scope[name] is not None}
     if not isinstance(num_envs, int) or num_envs < 1:
         raise EnvArgumentError(f"`make_vec`: num_envs must be a positive int, got {num_envs!r}.")
     mode = autoreset_mode.name.lower() if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode
@@ -37,7 +69,13 @@ def make_vec(env_id: str | EnvSpec | Callable[[], Any], num_envs: int, backend: 
     env_spec = None if callable(env_id) and not isinstance(env_id, EnvSpec) else \
         env_id if isinstance(env_id, EnvSpec) else find_spec(env_id)  # fmt: skip
     backend = backend or (env_spec.backend if env_spec is not None else None) or "subprocess"
-    options = {k: kwargs.pop(k) for k in list(kwargs) if k in backend_option_names(backend)}
+    takes = backend_option_names(backend)
+    for name in given:
+        if name not in takes:
+            raise EnvArgumentError(f"`make_vec`: `{name}` is an option of the {' and '.join(backends_taking(name))} "
+                                   f"backend(s), not of {backend!r}; for an env kwarg of that name pass "
+                                   f"env_kwargs={{{name!r}: ...}}.")  # fmt: skip
+    options = dict(given)
     if env_spec is not None:  # the spec's container defaults, where the backend takes them and the caller gave none
         for name in SPEC_DEFAULTS:
             if name in backend_option_names(backend) and name not in options and getattr(env_spec, name) is not None:
