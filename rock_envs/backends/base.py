@@ -31,6 +31,15 @@ class WorkerGone:
 
 
 class WorkerGroup(abc.ABC):
+    """M workers of one backend, each hosting a block of envs (the contract is the module's docstring).
+
+    Before `start()`: no worker runs. After it: `send(w, request)` queues a request for worker `w`
+    and returns at once; `wait(timeout)` returns every reply ready (or `WorkerGone` once per death);
+    replies of one worker come in the order of its requests. After `restart(w)`: worker `w` is new
+    and hosts no envs (the caller sends `Make` again). After `close()`: no worker runs, nothing is
+    left behind (processes, containers, actors, shared memory); a second `close()` does nothing.
+    """
+
     name: str = "?"
     num_workers: int
 

@@ -49,6 +49,13 @@ class Entry:
 
 
 class SandboxManager:
+    """The sandboxes of one process (an embedded SDK or a server), by id; the lifecycle is the module's docstring.
+
+    `create` returns a running sandbox (its agent answered); `delete` returns its last info and
+    leaves no process, container, mount or cgroup behind; `use(id, call)` is the one way to reach a
+    sandbox's agent, and marks the sandbox dead if the agent is gone. `close()` deletes every sandbox.
+    """
+
     def __init__(
         self,
         runtime_dir: str | None = None,

@@ -39,6 +39,15 @@ from rock_envs.worker.protocol import (
 
 
 class EnvWorker:
+    """The envs of one worker, and the requests that drive them (the module's docstring tells how).
+
+    Before `Make`: it hosts no env and answers every other request with a `Failure`. After `Make`:
+    it hosts the listed env ids, built by the factory. `handle(request)` yields the reply (or a
+    `Step`'s partial batches, then the final one) and never raises: an exception comes back as a
+    `Failure` with its type, message and traceback, and the other envs are untouched. After
+    `Close`: every env is closed; a second `Close` does nothing.
+    """
+
     def __init__(self) -> None:
         self.envs: dict[int, Any] = {}
         self._factory: Callable[[int], Any] | None = None
