@@ -23,6 +23,8 @@ import sys
 import threading
 from typing import Any
 
+from rock_envs.sandbox.agent.wire import recv_exactly
+
 START_METHODS = ("forkserver", "spawn", "fork")
 PRELOAD = ("rock_envs.worker.loop", "rock_envs.build", "gymnasium", "gem.envs")
 
@@ -97,7 +99,10 @@ class _ForkServerClient:
     def fork_worker(self, sock: socket.socket) -> int:
         with self.lock:
             self.control.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sock.fileno()]))])
-            data = _recv_exactly(self.control, 4)
+            try:
+                data = recv_exactly(self.control, 4)
+            except EOFError:
+                raise ConnectionError("the rock-envs fork server exited") from None
         return struct.unpack(">i", data)[0]
 
 
@@ -119,16 +124,6 @@ _server_pid = -1
 def _set_server(server: _ForkServerClient) -> None:
     global _server, _server_pid
     _server, _server_pid = server, os.getpid()
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the rock-envs fork server exited")
-        data += chunk
-    return data
 
 
 def _fork_server_main(control_fd: int) -> None:

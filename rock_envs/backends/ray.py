@@ -32,6 +32,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from rock_envs.backends import usable_cores
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.worker.env_worker import EnvWorker
@@ -128,7 +129,7 @@ class RayGroup(WorkerGroup):
 
     def start(self) -> None:
         needed = self.num_workers * float(self.worker_resources.get("num_cpus", 1))
-        self.owns_ray = _Cluster.acquire(self.ray_address, max(needed, _cores()))
+        self.owns_ray = _Cluster.acquire(self.ray_address, max(needed, usable_cores()))
         try:
             self._check_fits(needed)
             self._place()
@@ -256,13 +257,6 @@ def _kill(actor: Any) -> None:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else "no detail"
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 __all__ = ["EnvWorkerActor", "PLACEMENTS", "RayGroup"]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import struct
 import threading
 import time
 from collections import deque
@@ -42,7 +41,6 @@ from rock_envs.sandbox.sdk.loop_thread import LoopThread
 from rock_envs.worker.protocol import Make, Reply, Request, decode, encode
 
 T = TypeVar("T")
-_U32 = struct.Struct(">I")
 STARTUP_TIMEOUT = 120.0
 RECONNECT_TIMEOUT = 30.0
 _GONE = object()

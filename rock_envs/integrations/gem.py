@@ -20,9 +20,10 @@ from gem.wrappers.wrapper_factory import WRAPPER_FACTORY
 
 import rock_envs
 from rock_envs.core.errors import EnvArgumentError
+from rock_envs.integrations.forwarding import ForwardsToRockEnv
 
 
-class GemFacing(gem.Env):
+class GemFacing(ForwardsToRockEnv, gem.Env):
     """A rock-envs env with GEM's face: `reset(seed=None)` positional or keyword, `sample_random_action()`."""
 
     def __init__(self, rock_env: Any):
@@ -33,19 +34,8 @@ class GemFacing(gem.Env):
     def reset(self, seed: Optional[int] = None, **kwargs: Any):
         return self.rock_env.reset(seed=seed, **kwargs)
 
-    def step(self, action: Any):
-        return self.rock_env.step(action)
-
     def sample_random_action(self) -> Any:
         return self.rock_env.sample_random_action()
-
-    def close(self) -> None:
-        self.rock_env.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "rock_env":
-            raise AttributeError(name)
-        return getattr(self.rock_env, name)
 
 
 def wrap(env: Any, wrappers: str | Sequence[Callable[[Any], Any]] | None) -> Any:

@@ -31,6 +31,7 @@ import gymnasium
 
 import rock_envs
 from rock_envs.core.errors import EnvArgumentError
+from rock_envs.integrations.forwarding import ForwardsToRockEnv
 
 NAMESPACE = "rock"
 _to_rock: dict[str, str] = {}
@@ -51,7 +52,7 @@ def rock_id(gymnasium_id: str) -> str:
                                "new rock-envs ids.") from None
 
 
-class GymnasiumFacing(gymnasium.Env):
+class GymnasiumFacing(ForwardsToRockEnv, gymnasium.Env):
     """A rock-envs env as `gymnasium.make` expects it: `spec` is Gymnasium's, `unwrapped` is this object.
 
     rock-envs envs carry their own `spec` (a rock-envs `EnvSpec`), which `gymnasium.make` would read
@@ -69,19 +70,8 @@ class GymnasiumFacing(gymnasium.Env):
         super().reset(seed=seed)  # this object's `np_random`, for wrappers; the env seeds its own
         return self.rock_env.reset(seed=seed, options=options)
 
-    def step(self, action: Any):
-        return self.rock_env.step(action)
-
     def render(self) -> Any:
         return self.rock_env.render()
-
-    def close(self) -> None:
-        self.rock_env.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "rock_env":
-            raise AttributeError(name)
-        return getattr(self.rock_env, name)
 
 
 def make_env(rock_env_id: str, **kwargs: Any) -> GymnasiumFacing:

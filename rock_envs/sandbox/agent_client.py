@@ -10,8 +10,9 @@ agent exits and takes the sandbox's processes with it.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import socket
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
 from .agent import wire
@@ -19,6 +20,12 @@ from .errors import CommandTimeoutError, SandboxDiedError, SandboxError, from_wi
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 POOL = 8
+
+
+@dataclass
+class _Lease:
+    conn: Conn
+    clean: bool = False
 
 
 class AgentClient:
@@ -65,6 +72,21 @@ class AgentClient:
         else:
             conn[1].close()
 
+    @contextlib.asynccontextmanager
+    async def _lease(self, call: str) -> AsyncIterator[_Lease]:
+        """A pooled connection for one request. It goes back to the pool only if the request ended
+        cleanly (`lease.clean`); a broken connection is closed and the agent reported gone."""
+        lease = _Lease(await self._take(call))
+        try:
+            yield lease
+        except (asyncio.IncompleteReadError, ConnectionError, wire.WireError) as exc:
+            raise self._died(call, exc) from exc
+        finally:
+            if lease.clean:
+                self._give(lease.conn)
+            else:
+                lease.conn[1].close()
+
     async def messages(
         self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None
     ) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
@@ -74,14 +96,13 @@ class AgentClient:
         :class:`CommandTimeoutError` raised (the agent is wedged: e.g. a fork bomb filled its pids).
         """
         call = str(header.get("op"))
-        conn = await self._take(call)
-        clean = False
-        try:
-            wire.write_message(conn[1], header, body)
-            await conn[1].drain()
+        async with self._lease(call) as lease:
+            reader, writer = lease.conn
+            wire.write_message(writer, header, body)
+            await writer.drain()
             while True:
                 try:
-                    msg, data = await asyncio.wait_for(wire.read_message(conn[0]), timeout)
+                    msg, data = await asyncio.wait_for(wire.read_message(reader), timeout)
                 except asyncio.TimeoutError:
                     raise CommandTimeoutError(
                         f"`{call}`: sandbox {self.sandbox_id!r} did not answer within {timeout} s; it may be "
@@ -89,20 +110,13 @@ class AgentClient:
                     ) from None
                 kind = msg.get("t")
                 if kind == "error":
-                    clean = True
+                    lease.clean = True
                     raise from_wire(str(msg.get("type")), str(msg.get("message")))
                 if kind == "result":
-                    clean = True
+                    lease.clean = True
                 yield msg, data
                 if kind == "result":
                     return
-        except (asyncio.IncompleteReadError, ConnectionError, wire.WireError) as exc:
-            raise self._died(call, exc) from exc
-        finally:
-            if clean:
-                self._give(conn)
-            else:
-                conn[1].close()
 
     async def call(
         self, header: dict[str, Any], body: bytes = b"", on_chunk: Callable[[str, bytes], Any] | None = None,
@@ -120,11 +134,8 @@ class AgentClient:
         raise self._died(str(header.get("op")))
 
     async def upload(self, header: dict[str, Any], chunks: AsyncIterator[bytes]) -> dict[str, Any]:
-        call = str(header.get("op"))
-        conn = await self._take(call)
-        clean = False
-        try:
-            reader, writer = conn
+        async with self._lease(str(header.get("op"))) as lease:
+            reader, writer = lease.conn
             wire.write_message(writer, header)
             try:
                 async for chunk in chunks:
@@ -138,17 +149,10 @@ class AgentClient:
             wire.write_message(writer, {"t": "eof"})
             await writer.drain()
             msg, _ = await wire.read_message(reader)
-            clean = True
+            lease.clean = True
             if msg.get("t") == "error":
                 raise from_wire(str(msg.get("type")), str(msg.get("message")))
             return msg
-        except (asyncio.IncompleteReadError, ConnectionError, wire.WireError) as exc:
-            raise self._died(call, exc) from exc
-        finally:
-            if clean:
-                self._give(conn)
-            else:
-                conn[1].close()
 
     async def open_worker(self, argv: list[str], env: dict[str, str] | None) -> socket.socket:
         """Start ``argv`` in the sandbox with one end of a socketpair as ``{fd}``; return the other end."""
@@ -158,17 +162,10 @@ class AgentClient:
                 conn.settimeout(60)
                 conn.connect(self.path)
                 conn.sendall(wire.encode({"op": "worker.open", "argv": argv, "env": env}))
-                data, fds, _, _ = socket.recv_fds(conn, 65536, 1)
-                if not data:
-                    raise ConnectionError("closed")
-                # the reply is tiny and sent in one call; read the rest if it came split
-                while len(data) < 8 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-                    more = conn.recv(65536)
-                    if not more:
-                        raise ConnectionError("closed mid-reply")
-                    data += more
-                head_len = int.from_bytes(data[4:8], "big")
-                msg = json.loads(data[8 : 8 + head_len])
+                try:
+                    msg, _, fds = wire.recv_message_with_fds(conn)
+                except EOFError as exc:
+                    raise ConnectionError("the agent closed the connection mid-reply") from exc
                 if msg.get("t") == "error":
                     for fd in fds:
                         socket.close(fd)

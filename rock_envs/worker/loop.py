@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
 
 from rock_envs.worker.env_worker import EnvWorker
 from rock_envs.worker.protocol import Batch, Close, decode, encode

@@ -11,10 +11,11 @@ length, then the pickled message. Requests and replies keep their order; callers
 from __future__ import annotations
 
 import pickle
-import struct
 import traceback as tb
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal, Union
+
+from rock_envs.core.frames import frame, read_frame  # noqa: F401 - the framing, importable from here too
 
 AutoresetMode = Literal["next_step", "same_step", "disabled"]
 OnError = Literal["reset", "raise"]
@@ -133,23 +134,9 @@ def error_info(e: BaseException) -> dict[str, str]:
             "traceback": "".join(tb.format_exception(type(e), e, e.__traceback__))}
 
 
-# ---- framing ----------------------------------------------------------------------------------
-
-HEADER = struct.Struct(">I")
-
-
 def encode(message: Request | Reply) -> bytes:
     return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def decode(payload: bytes) -> Request | Reply:
     return pickle.loads(payload)
-
-
-def frame(payload: bytes) -> bytes:
-    return HEADER.pack(len(payload)) + payload
-
-
-def read_frame(read_exactly: Callable[[int], bytes]) -> bytes:
-    (size,) = HEADER.unpack(read_exactly(HEADER.size))
-    return read_exactly(size)

@@ -119,3 +119,15 @@ def test_serve_answers_in_order_over_a_socket_until_close():
     client.request(Close())
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_frames_over_the_limit_are_refused_on_both_sides(monkeypatch):
+    from rock_envs.core import frames
+
+    monkeypatch.setattr(frames, "MAX_FRAME", 8)
+    assert frames.frame(b"12345678") == b"\x00\x00\x00\x0812345678"
+    with pytest.raises(frames.FrameTooLargeError, match=r"`send`: a frame of 9 bytes is over the limit of 8 bytes"):
+        frames.frame(b"123456789", "`send`")
+    stream = iter([b"\x00\x00\x00\x09", b"123456789"])
+    with pytest.raises(frames.FrameTooLargeError, match="a frame of 9 bytes"):
+        frames.read_frame(lambda n: next(stream))

@@ -70,3 +70,18 @@ def recv_message(sock: socket.socket) -> tuple[dict[str, Any], bytes]:
         raise WireError(f"bad message lengths total={total} header={head_len}")
     data = recv_exactly(sock, total - 4)
     return json.loads(data[:head_len]), data[head_len:]
+
+
+def recv_message_with_fds(sock: socket.socket, max_fds: int = 1) -> tuple[dict[str, Any], bytes, list[int]]:
+    """:func:`recv_message`, plus the file descriptors that came with its first bytes (``SCM_RIGHTS``)."""
+    data, fds, _, _ = socket.recv_fds(sock, 65536, max_fds)
+    if not data:
+        raise EOFError("connection closed")
+    if len(data) < 8:
+        data += recv_exactly(sock, 8 - len(data))
+    total, head_len = _LEN.unpack_from(data)
+    if total > MAX_MESSAGE or head_len > total - 4:
+        raise WireError(f"bad message lengths total={total} header={head_len}")
+    if len(data) < 4 + total:
+        data += recv_exactly(sock, 4 + total - len(data))
+    return json.loads(data[8 : 8 + head_len]), data[8 + head_len : 4 + total], list(fds)

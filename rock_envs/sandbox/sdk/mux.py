@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import struct
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from ...core.frames import U32
 from ..errors import AuthenticationError, SandboxClosedError, SandboxDiedError, SandboxError, from_wire
 from .worker import WorkerChannel
 
-_U32 = struct.Struct(">I")
 _CLOSED = object()
 
 
@@ -28,7 +27,7 @@ class MuxChannel(WorkerChannel):
         self.mux, self.cid = mux, cid
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.closed_reason: str | None = None
-        self.prefix = _U32.pack(cid)
+        self.prefix = U32.pack(cid)
 
     async def send(self, payload: bytes) -> None:
         if self.closed_reason is not None:
@@ -110,7 +109,7 @@ class WorkerMux:
         try:
             async for message in self.ws():
                 if isinstance(message, bytes):
-                    (cid,) = _U32.unpack_from(message)
+                    (cid,) = U32.unpack_from(message)
                     channel = self.channels.get(cid)
                     if channel is not None:
                         channel.inbox.put_nowait(message[4:])

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 from abc import ABC, abstractmethod
 from typing import Callable
 
+from ...core.frames import MAX_FRAME, frame, read_frame_async  # noqa: F401 - MAX_FRAME: kept importable
 from ..errors import CommandTimeoutError, SandboxClosedError, SandboxDiedError
 
-_LEN = struct.Struct(">I")
-MAX_FRAME = 1 << 30
 
 
 class WorkerChannel(ABC):
@@ -68,7 +66,7 @@ class SocketChannel(WorkerChannel):
         _, writer = await self._open()
         if writer.is_closing():
             raise SandboxClosedError("`WorkerChannel.send`: the channel is closed; open a new worker.")
-        writer.write(_LEN.pack(len(payload)) + payload)
+        writer.write(frame(payload, "`WorkerChannel.send`"))
         try:
             await writer.drain()
         except ConnectionError as exc:
@@ -77,8 +75,7 @@ class SocketChannel(WorkerChannel):
     async def _recv(self) -> bytes:
         reader, _ = await self._open()
         try:
-            (size,) = _LEN.unpack(await reader.readexactly(4))
-            return await reader.readexactly(size)
+            return await read_frame_async(reader, "`WorkerChannel.recv`")
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise SandboxDiedError("`WorkerChannel.recv`: the worker closed its end (it exited or was killed).") from exc
 

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
 import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from ...core.frames import U32, FrameTooLargeError, frame, read_frame_async
 from ..errors import SandboxError
 from ..local import LocalSandboxAPI
 from ..manager import Entry
 from ..models import WORKER_ARGV, WorkerRequest
 
 router = APIRouter()
-_U32 = struct.Struct(">I")
 HIGH_WATER = 16 * 1024 * 1024
 OUTBOX = 1024
 
@@ -119,26 +118,25 @@ class Router:
         if len(data) < 4:
             await self._say(op="error", channel=None, type="InvalidRequestError", message="binary message under 4 bytes.")
             return
-        (cid,) = _U32.unpack_from(data)
+        (cid,) = U32.unpack_from(data)
         channel = self.channels.get(cid)
         if channel is None:
             await self._say(op="error", channel=cid, type="InvalidRequestError", message=f"channel {cid} is not open.")
             return
         channel.entry.last_used_at = time.time()
-        channel.writer.write(_U32.pack(len(data) - 4) + data[4:])
+        channel.writer.write(frame(data[4:], "the /workers relay"))
         transport = channel.writer.transport
         if transport.get_write_buffer_size() > HIGH_WATER:
             await channel.writer.drain()
 
     async def _pump(self, channel: _Channel) -> None:
-        prefix = _U32.pack(channel.cid)
+        prefix = U32.pack(channel.cid)
         reason = "the worker closed its end"
         try:
             while True:
-                (size,) = _U32.unpack(await channel.reader.readexactly(4))
-                payload = await channel.reader.readexactly(size)
+                payload = await read_frame_async(channel.reader, "the /workers relay")
                 await self.outbox.put(("bytes", prefix + payload))
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, FrameTooLargeError):
             pass
         except asyncio.CancelledError:
             return
