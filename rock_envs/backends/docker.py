@@ -22,7 +22,7 @@ from typing import Any
 
 from rock_envs.backends.sockets import SocketWorkers
 from rock_envs.core.errors import EnvArgumentError
-from rock_envs.sandbox.sdk.loop_thread import LoopThread
+from rock_envs.core.loop_thread import LoopThread
 
 STARTUP_TIMEOUT = 120.0
 

@@ -37,28 +37,13 @@ from typing import Any, Coroutine, TypeVar
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import EnvArgumentError, RemoteBackendError
-from rock_envs.sandbox.sdk.loop_thread import LoopThread
+from rock_envs.core.loop_thread import LoopThread
 from rock_envs.worker.protocol import Make, Reply, Request, decode, encode
 
 T = TypeVar("T")
 STARTUP_TIMEOUT = 120.0
 RECONNECT_TIMEOUT = 30.0
 _GONE = object()
-
-
-class _Sink:
-    """Stands in for a mux channel's inbox: frames go straight to the group's reply queue, tagged."""
-
-    __slots__ = ("out", "w", "gen")
-
-    def __init__(self, out: queue.SimpleQueue, w: int, gen: int):
-        self.out, self.w, self.gen = out, w, gen
-
-    def put_nowait(self, item: Any) -> None:
-        self.out.put((self.w, self.gen, item))
-
-    async def get(self) -> Any:  # pragma: no cover - nobody reads a sink; the group's queue does
-        raise RuntimeError("a remote worker channel is read through its group")
 
 
 class RemoteGroup(WorkerGroup):
@@ -150,7 +135,7 @@ class RemoteGroup(WorkerGroup):
         from rock_envs.sandbox.errors import AuthenticationError, SandboxError
         from rock_envs.sandbox.sdk.mux import WorkerMux
 
-        if self._mux is not None and self._mux.reader is not None and not self._mux.reader.done():
+        if self._mux is not None and self._mux.connected:
             return
         if self._mux is not None:
             try:
@@ -161,7 +146,7 @@ class RemoteGroup(WorkerGroup):
         while True:
             mux = WorkerMux(self.url, self.headers)
             try:
-                await mux._connect()
+                await mux.connect()
                 self._mux = mux
                 return
             except AuthenticationError as exc:
@@ -208,19 +193,20 @@ class RemoteGroup(WorkerGroup):
         sid = self._sandboxes[w]
         if sid is not None and not fresh:
             try:
-                channel = await self._mux.open(sid, list(WORKER_ARGV), None, timeout=STARTUP_TIMEOUT)
-                return self._attach(w, channel)
+                return self._attached(w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT,
+                                                              self._deliver_to(w)))  # fmt: skip
             except (SandboxNotFoundError, SandboxDiedError):
                 await self._delete(sid)  # dead or reaped: replace it
                 self._sandboxes[w] = None
         sid = self._sandboxes[w] = await self._create(w)
-        channel = await self._mux.open(sid, list(WORKER_ARGV), None, timeout=STARTUP_TIMEOUT)
-        return self._attach(w, channel)
+        return self._attached(w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w)))
 
-    def _attach(self, w: int, channel: Any) -> Any:
-        channel.inbox = _Sink(self._replies, w, self._gen[w])
-        if channel.closed_reason is not None:  # closed before the sink was in place
-            channel.inbox.put_nowait(_GONE)
+    def _deliver_to(self, w: int) -> Any:
+        """Worker `w`'s frames straight into the group's reply queue, tagged with the channel's generation."""
+        gen, replies = self._gen[w], self._replies
+        return lambda frame: replies.put((w, gen, _GONE if frame is None else frame))
+
+    def _attached(self, w: int, channel: Any) -> Any:
         self._gone[w] = False
         return channel
 

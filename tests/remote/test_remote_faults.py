@@ -44,7 +44,7 @@ def drop_connection(venv) -> None:
     """Cut the WebSocket as a network failure would (no close handshake)."""
     group = venv.group
     group._loop.call_soon_threadsafe(group._mux.conn.transport.abort)
-    assert settle(lambda: group._mux.reader.done())
+    assert settle(lambda: not group._mux.connected)
 
 
 def step_all(venv, seconds: float):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from typing import Any
+from typing import Any, Callable, Optional
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -22,9 +22,13 @@ from .worker import WorkerChannel
 _CLOSED = object()
 
 
+Deliver = Callable[[Optional[bytes]], None]
+"""Where a channel's frames go instead of its own queue: each frame, then ``None`` once it closed."""
+
+
 class MuxChannel(WorkerChannel):
-    def __init__(self, mux: WorkerMux, cid: int):
-        self.mux, self.cid = mux, cid
+    def __init__(self, mux: WorkerMux, cid: int, deliver: Deliver | None = None):
+        self.mux, self.cid, self.deliver = mux, cid, deliver
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
         self.closed_reason: str | None = None
         self.prefix = U32.pack(cid)
@@ -44,10 +48,19 @@ class MuxChannel(WorkerChannel):
             raise SandboxDiedError(f"`WorkerChannel.recv`: the worker's channel closed ({self.closed_reason}).")
         return item  # type: ignore[no-any-return]
 
+    def _push(self, frame: bytes) -> None:
+        if self.deliver is not None:
+            self.deliver(frame)
+        else:
+            self.inbox.put_nowait(frame)
+
     def _close(self, reason: str) -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
-            self.inbox.put_nowait(_CLOSED)
+            if self.deliver is not None:
+                self.deliver(None)
+            else:
+                self.inbox.put_nowait(_CLOSED)
 
     async def aclose(self) -> None:
         if self.closed_reason is None:
@@ -75,7 +88,13 @@ class WorkerMux:
             raise SandboxClosedError("`WorkerMux`: not connected.")
         return self.conn
 
-    async def _connect(self) -> None:
+    @property
+    def connected(self) -> bool:
+        """Whether the WebSocket is up (it was opened and has not closed since)."""
+        return self.reader is not None and not self.reader.done()
+
+    async def connect(self) -> None:
+        """Open the WebSocket if it is not open; every `open` calls this first."""
         async with self.lock:
             if self.conn is not None:
                 return
@@ -87,10 +106,13 @@ class WorkerMux:
                 raise SandboxError(f"`open_worker`: cannot reach {self.url} ({exc}).") from exc
             self.reader = asyncio.create_task(self._read())
 
-    async def open(self, sandbox_id: str, argv: list[str], env: dict[str, str] | None, timeout: float = 60.0) -> MuxChannel:
-        await self._connect()
+    async def open(self, sandbox_id: str, argv: list[str], env: dict[str, str] | None, timeout: float = 60.0,
+                   deliver: Deliver | None = None) -> MuxChannel:  # fmt: skip
+        """A worker in `sandbox_id`. With `deliver`, its frames go there (from the event loop's thread)
+        instead of to `recv()`: a caller multiplexing many workers reads them from one place."""
+        await self.connect()
         cid = next(self.ids)
-        channel = MuxChannel(self, cid)
+        channel = MuxChannel(self, cid, deliver)
         self.channels[cid] = channel
         ready = asyncio.get_running_loop().create_future()
         self.pending[cid] = ready
@@ -112,7 +134,7 @@ class WorkerMux:
                     (cid,) = U32.unpack_from(message)
                     channel = self.channels.get(cid)
                     if channel is not None:
-                        channel.inbox.put_nowait(message[4:])
+                        channel._push(message[4:])
                     continue
                 msg = json.loads(message)
                 cid = msg.get("channel")

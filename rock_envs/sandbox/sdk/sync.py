@@ -10,7 +10,7 @@ from typing import Any, Coroutine, Iterator, Literal, TypeVar
 
 from ..config import SandboxConfig
 from ..models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, TransferResult
-from .loop_thread import LoopThread
+from ...core.loop_thread import LoopThread
 from .sandbox import OutputChunk, Sandbox
 from .worker import WorkerChannel
 
