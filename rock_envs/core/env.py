@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import gymnasium
 
 if TYPE_CHECKING:
-    from rock_envs.registry import EnvSpec
+    from rock_envs.core.spec import EnvSpec
 
 ObsType = TypeVar("ObsType")
 ActType = TypeVar("ActType")
