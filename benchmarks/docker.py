@@ -26,9 +26,9 @@ import time
 from typing import Any
 
 import rock_envs
+from rock_envs.sandbox.local import LocalSandboxAPI
 from rock_envs.sandbox.manager import SandboxManager
 from rock_envs.sandbox.models import RunRequest, SandboxSpec, SessionRequest
-from rock_envs.sandbox.local import LocalSandboxAPI
 
 SOKOBAN = "game:Sokoban-v0-easy"
 MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]

@@ -48,8 +48,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.INFO)
     rng = random.Random(0)
-    cases = [("game:Sokoban-v0-easy", [rng.choice(MOVES) for _ in range(1000)], 1500),
-             ("CartPole-v1", [rng.randrange(2) for _ in range(1000)], 30_000)]
+    cases = [
+        ("game:Sokoban-v0-easy", [rng.choice(MOVES) for _ in range(1000)], 1500),
+        ("CartPole-v1", [rng.randrange(2) for _ in range(1000)], 30_000),
+    ]
     print(f"{'env':<24}{'raw steps/s':>14}{'rock-envs steps/s':>20}{'ratio':>8}{'target':>9}")
     for env_id, actions, default_steps in cases:
         steps = args.steps or default_steps
@@ -57,12 +59,14 @@ def main() -> None:
         raw_rates, rock_rates = [], []
         for r in range(args.rounds):
             order = [(raw, raw_rates), (rock, rock_rates)]
-            for env, rates in (order if r % 2 == 0 else order[::-1]):
+            for env, rates in order if r % 2 == 0 else order[::-1]:
                 rates.append(steps_per_second(env, steps, actions))
         raw_best, rock_best = max(raw_rates), max(rock_rates)
         ratio = rock_best / raw_best
-        print(f"{env_id:<24}{raw_best:>14,.0f}{rock_best:>20,.0f}{ratio:>8.3f}{'>= 0.95':>9}"
-              f"  {'ok' if ratio >= 0.95 else 'MISSED'}")
+        print(
+            f"{env_id:<24}{raw_best:>14,.0f}{rock_best:>20,.0f}{ratio:>8.3f}{'>= 0.95':>9}"
+            f"  {'ok' if ratio >= 0.95 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

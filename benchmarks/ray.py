@@ -60,13 +60,20 @@ def main() -> None:
 
     workers = args.num_workers or usable_cores()
     started = time.perf_counter()
-    ray.init(address="local", num_cpus=max(workers, usable_cores()), include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        address="local",
+        num_cpus=max(workers, usable_cores()),
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     cluster_start = time.perf_counter() - started
 
     cases = [("game:Sokoban-v0-easy", 512), ("game:Sokoban-v0-easy", 4096), ("CartPole-v1", 64)]
-    header = (f"{'env':<22}{'envs':>6}{'workers':>8}{'subprocess steps/s':>20}{'ray steps/s':>13}"
-              f"{'ratio':>7}{'start-up subprocess':>21}{'start-up ray':>14}")
+    header = (
+        f"{'env':<22}{'envs':>6}{'workers':>8}{'subprocess steps/s':>20}{'ray steps/s':>13}"
+        f"{'ratio':>7}{'start-up subprocess':>21}{'start-up ray':>14}"
+    )
     rows = []
     for env_id, num_envs in cases:
         actions = actions_for(env_id, num_envs, args.steps)
@@ -76,18 +83,22 @@ def main() -> None:
         try:
             for r in range(args.rounds):
                 order = [("subprocess", sub), ("ray", on_ray)]
-                for name, venv in (order if r % 2 == 0 else order[::-1]):
+                for name, venv in order if r % 2 == 0 else order[::-1]:
                     rates[name].append(env_steps_per_second(venv, actions))
         finally:
             sub.close()
             on_ray.close()
         best_sub, best_ray = max(rates["subprocess"]), max(rates["ray"])
         ratio = best_ray / best_sub
-        rows.append(f"{env_id:<22}{num_envs:>6}{workers:>8}{best_sub:>20,.0f}{best_ray:>13,.0f}{ratio:>7.2f}"
-                    f"{sub_start:>20.2f}s{ray_start:>13.2f}s  {'ok' if ratio >= TARGET else 'MISSED'}")
+        rows.append(
+            f"{env_id:<22}{num_envs:>6}{workers:>8}{best_sub:>20,.0f}{best_ray:>13,.0f}{ratio:>7.2f}"
+            f"{sub_start:>20.2f}s{ray_start:>13.2f}s  {'ok' if ratio >= TARGET else 'MISSED'}"
+        )
     ray.shutdown()
-    print(f"ray backend vs subprocess, best of {args.rounds} rounds of {args.steps} vector steps; "
-          f"target ratio >= {TARGET}; local Ray cluster start-up {cluster_start:.2f}s")
+    print(
+        f"ray backend vs subprocess, best of {args.rounds} rounds of {args.steps} vector steps; "
+        f"target ratio >= {TARGET}; local Ray cluster start-up {cluster_start:.2f}s"
+    )
     print(header)
     print("\n".join(rows))
 

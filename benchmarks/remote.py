@@ -30,7 +30,6 @@ from typing import Any, Callable
 import cloudpickle
 import gymnasium as gym
 import httpx
-import numpy as np
 
 import rock_envs
 
@@ -61,8 +60,17 @@ class Server:
             self.port = s.getsockname()[1]
         self.url, self.token = f"http://127.0.0.1:{self.port}", "bench-" + os.urandom(8).hex()
         self.dir = tempfile.mkdtemp(prefix="rb-", dir="/tmp")
-        cmd = [sys.executable, "-m", "rock_envs.sandbox.server", "--port", str(self.port), "--token", self.token,
-               "--runtime-dir", self.dir]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "rock_envs.sandbox.server",
+            "--port",
+            str(self.port),
+            "--token",
+            self.token,
+            "--runtime-dir",
+            self.dir,
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -138,8 +146,12 @@ def recv_round(venv: Any, calls: int) -> tuple[float, list[float]]:
     return done / (time.perf_counter() - started), lat
 
 
-def compare(make: Callable[[str], Any], run: Callable[[Any], tuple[float, list[float]]], rounds: int,
-            prime: Callable[[Any], None] = lambda v: None) -> dict[str, Any]:  # fmt: skip
+def compare(
+    make: Callable[[str], Any],
+    run: Callable[[Any], tuple[float, list[float]]],
+    rounds: int,
+    prime: Callable[[Any], None] = lambda v: None,
+) -> dict[str, Any]:
     envs = {side: make(side) for side in ("remote", "subprocess")}
     try:
         for venv in envs.values():
@@ -147,7 +159,7 @@ def compare(make: Callable[[str], Any], run: Callable[[Any], tuple[float, list[f
         best = {side: 0.0 for side in envs}
         lat: dict[str, list[float]] = {side: [] for side in envs}
         for r in range(rounds):
-            for side in (("remote", "subprocess") if r % 2 == 0 else ("subprocess", "remote")):
+            for side in ("remote", "subprocess") if r % 2 == 0 else ("subprocess", "remote"):
                 rate, times = run(envs[side])
                 best[side] = max(best[side], rate)
                 lat[side] += times
@@ -169,10 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     server = Server()
     rows = []
     try:
+
         def make(env_id: Any, n: int, workers: int, **kw: Any) -> Callable[[str], Any]:
             def _make(side: str) -> Any:
                 extra = {"url": server.url, "token": server.token} if side == "remote" else {}
                 return rock_envs.make_vec(env_id, n, backend=side, num_workers=workers, **extra, **kw)
+
             return _make
 
         # 1. 4096 Sokoban, step() on all
@@ -191,10 +205,17 @@ def main(argv: list[str] | None = None) -> None:
 
         res = compare(make(SOKOBAN, n, cores), sok_round, rounds, prime=lambda v: v.reset(seed=0))
         b, lat = res["best"], res["lat"]
-        rows.append((f"Sokoban {n} envs, step()", b["remote"], b["subprocess"],
-                     f"{pct(lat['remote'], .5) * 1e3:.0f}/{pct(lat['remote'], .99) * 1e3:.0f}",
-                     f"{pct(lat['subprocess'], .5) * 1e3:.0f}/{pct(lat['subprocess'], .99) * 1e3:.0f}",
-                     f"{rss['remote'][0]:.0f}", f"{rss['remote'][1]:.0f} vs {rss['subprocess'][1]:.0f}"))  # fmt: skip
+        rows.append(
+            (
+                f"Sokoban {n} envs, step()",
+                b["remote"],
+                b["subprocess"],
+                f"{pct(lat['remote'], 0.5) * 1e3:.0f}/{pct(lat['remote'], 0.99) * 1e3:.0f}",
+                f"{pct(lat['subprocess'], 0.5) * 1e3:.0f}/{pct(lat['subprocess'], 0.99) * 1e3:.0f}",
+                f"{rss['remote'][0]:.0f}",
+                f"{rss['remote'][1]:.0f} vs {rss['subprocess'][1]:.0f}",
+            )
+        )
 
         # 2. 1024 Sokoban, send/recv at batch_size 256
         n = 1024
@@ -203,33 +224,65 @@ def main(argv: list[str] | None = None) -> None:
             venv.reset(seed=0)
             venv.send([random.choice(MOVES) for _ in range(n)])
 
-        res = compare(make(SOKOBAN, n, cores, batch_size=256), lambda v: recv_round(v, steps * 4), rounds,
-                      prime=prime_recv)  # fmt: skip
+        res = compare(
+            make(SOKOBAN, n, cores, batch_size=256), lambda v: recv_round(v, steps * 4), rounds, prime=prime_recv
+        )
         b, lat = res["best"], res["lat"]
-        rows.append((f"Sokoban {n} envs, send/recv 256", b["remote"], b["subprocess"],
-                     f"{pct(lat['remote'], .5) * 1e3:.0f}/{pct(lat['remote'], .99) * 1e3:.0f}",
-                     f"{pct(lat['subprocess'], .5) * 1e3:.0f}/{pct(lat['subprocess'], .99) * 1e3:.0f}", "", ""))  # fmt: skip
+        rows.append(
+            (
+                f"Sokoban {n} envs, send/recv 256",
+                b["remote"],
+                b["subprocess"],
+                f"{pct(lat['remote'], 0.5) * 1e3:.0f}/{pct(lat['remote'], 0.99) * 1e3:.0f}",
+                f"{pct(lat['subprocess'], 0.5) * 1e3:.0f}/{pct(lat['subprocess'], 0.99) * 1e3:.0f}",
+                "",
+                "",
+            )
+        )
 
         # 3. the per-env-step overhead of the server, over a batch of 1024 trivial envs on one worker
         n = 1024
         noop_steps = steps * 10
-        res = compare(make(NoopEnv, n, 1), lambda v: step_round(v, noop_steps, lambda: [0] * n), rounds,
-                      prime=lambda v: v.reset(seed=0))  # fmt: skip
+        res = compare(
+            make(NoopEnv, n, 1),
+            lambda v: step_round(v, noop_steps, lambda: [0] * n),
+            rounds,
+            prime=lambda v: v.reset(seed=0),
+        )
         per = {side: statistics.median(res["lat"][side]) / n for side in res["lat"]}
         overhead_us = (per["remote"] - per["subprocess"]) * 1e6
-        rows.append((f"trivial env, batch of {n}", res["best"]["remote"], res["best"]["subprocess"],
-                     f"{pct(res['lat']['remote'], .5) * 1e3:.1f}/{pct(res['lat']['remote'], .99) * 1e3:.1f}",
-                     f"{pct(res['lat']['subprocess'], .5) * 1e3:.1f}/{pct(res['lat']['subprocess'], .99) * 1e3:.1f}",
-                     "", f"overhead {overhead_us:.2f} us/env step"))  # fmt: skip
+        rows.append(
+            (
+                f"trivial env, batch of {n}",
+                res["best"]["remote"],
+                res["best"]["subprocess"],
+                f"{pct(res['lat']['remote'], 0.5) * 1e3:.1f}/{pct(res['lat']['remote'], 0.99) * 1e3:.1f}",
+                f"{pct(res['lat']['subprocess'], 0.5) * 1e3:.1f}/{pct(res['lat']['subprocess'], 0.99) * 1e3:.1f}",
+                "",
+                f"overhead {overhead_us:.2f} us/env step",
+            )
+        )
     finally:
         server.stop()
 
-    head = ("row", "remote steps/s", "subprocess steps/s", "ratio", "remote p50/p99 ms", "subproc p50/p99 ms",
-            "server RSS MB", "total RSS MB remote vs subproc / note")  # fmt: skip
-    table = [head] + [(r[0], f"{r[1]:,.0f}", f"{r[2]:,.0f}", f"{r[1] / r[2]:.2f}", r[3], r[4], r[5], r[6]) for r in rows]
+    head = (
+        "row",
+        "remote steps/s",
+        "subprocess steps/s",
+        "ratio",
+        "remote p50/p99 ms",
+        "subproc p50/p99 ms",
+        "server RSS MB",
+        "total RSS MB remote vs subproc / note",
+    )
+    table = [head] + [
+        (r[0], f"{r[1]:,.0f}", f"{r[2]:,.0f}", f"{r[1] / r[2]:.2f}", r[3], r[4], r[5], r[6]) for r in rows
+    ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
-    print(f"benchmarks.remote: one server on 127.0.0.1, process runtime, {cores} cores, {rounds} rounds x "
-          f"{steps} steps{' (quick)' if args.quick else ''}")  # fmt: skip
+    print(
+        f"benchmarks.remote: one server on 127.0.0.1, process runtime, {cores} cores, {rounds} rounds x "
+        f"{steps} steps{' (quick)' if args.quick else ''}"
+    )
     for k, row in enumerate(table):
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
         if k == 0:

@@ -34,6 +34,7 @@ def pct(values: list[float], q: float) -> float:
 async def create_latency(manager: SandboxManager, concurrent: int, rounds: int) -> list[float]:
     times: list[float] = []
     for _ in range(rounds):
+
         async def one() -> tuple[float, str]:
             t0 = time.perf_counter()
             info = await manager.create(SandboxSpec())
@@ -80,8 +81,20 @@ def start_server(runtime_dir: str) -> tuple[subprocess.Popen[bytes], str, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = os.urandom(12).hex()
-    proc = subprocess.Popen([sys.executable, "-m", "rock_envs.sandbox.server", "--port", str(port), "--token", token,
-                             "--runtime-dir", runtime_dir], stdout=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rock_envs.sandbox.server",
+            "--port",
+            str(port),
+            "--token",
+            token,
+            "--runtime-dir",
+            runtime_dir,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -111,15 +124,23 @@ async def main(n: int, mb: int) -> None:
         one = await create_latency(manager, 1, 50)
         many = await create_latency(manager, 64, 3)
         await manager.close()
-        rows.append(("create, process runtime, 1 at a time", f"{pct(one, .5):.1f} ms", f"{pct(one, .99):.1f} ms", ""))
-        rows.append(("create, process runtime, 64 concurrent", f"{pct(many, .5):.1f} ms", f"{pct(many, .99):.1f} ms", ""))
+        rows.append(("create, process runtime, 1 at a time", f"{pct(one, 0.5):.1f} ms", f"{pct(one, 0.99):.1f} ms", ""))
+        rows.append(
+            ("create, process runtime, 64 concurrent", f"{pct(many, 0.5):.1f} ms", f"{pct(many, 0.99):.1f} ms", "")
+        )
 
         pexpect_floor = 0.1  # s: 50 ms delay before and 50 ms after each send
         embedded = await round_trips(SandboxConfig(runtime_dir=os.path.join(workdir, "emb")), n)
         served = await round_trips(SandboxConfig(base_url=url, token=token), n)
         for name, times in (("embedded", embedded), ("through the server", served)):
-            rows.append((f"`echo hi` session round trip, {name}", f"{pct(times, .5):.2f} ms",
-                         f"{pct(times, .99):.2f} ms", f"{pexpect_floor / statistics.median(times):.0f}x"))  # fmt: skip
+            rows.append(
+                (
+                    f"`echo hi` session round trip, {name}",
+                    f"{pct(times, 0.5):.2f} ms",
+                    f"{pct(times, 0.99):.2f} ms",
+                    f"{pexpect_floor / statistics.median(times):.0f}x",
+                )
+            )
 
         before = peak_rss_mb(proc.pid)
         up, down = await transfer(SandboxConfig(base_url=url, token=token), mb, workdir)

@@ -154,13 +154,15 @@ def contenders(env_id: str, n: int, workers: int) -> dict[str, Callable[[], Any]
     return {
         "rock-envs": lambda: rock_envs.make_vec(env_id, n, backend="subprocess", num_workers=min(workers, n)),
         "sync": None if n > 512 else (lambda: gymnasium.vector.SyncVectorEnv([gym_env] * n)),
-        "async": None if n > ASYNC_CAP else (lambda: gymnasium.vector.AsyncVectorEnv(
-            [gym_env] * n, shared_memory=not text)),
+        "async": None
+        if n > ASYNC_CAP
+        else (lambda: gymnasium.vector.AsyncVectorEnv([gym_env] * n, shared_memory=not text)),
     }
 
 
-def run_row(env_id: str, n: int, workers: int, seconds: float, rounds: int,
-            quick: bool = False) -> tuple[dict[str, Result], float]:
+def run_row(
+    env_id: str, n: int, workers: int, seconds: float, rounds: int, quick: bool = False
+) -> tuple[dict[str, Result], float]:
     """All contenders alive at once, timed in alternating bursts: load from elsewhere hits them alike."""
     alive: list[Any] = []
     try:
@@ -169,7 +171,7 @@ def run_row(env_id: str, n: int, workers: int, seconds: float, rounds: int,
                 alive.append(Contender(name, make, env_id, n, whole_cycles=not (quick and n > 512)))
         alive.append(SingleEnv(env_id))
         for r in range(rounds):
-            for c in (alive if r % 2 == 0 else list(reversed(alive))):
+            for c in alive if r % 2 == 0 else list(reversed(alive)):
                 c.burst(seconds)
     finally:
         for c in alive:
@@ -193,7 +195,15 @@ def main(argv: list[str] | None = None) -> None:
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 4)
     workers = usable_cores()
 
-    rows = [(CARTPOLE, 8), (CARTPOLE, 64), (CARTPOLE, 512), (SOKOBAN, 8), (SOKOBAN, 64), (SOKOBAN, 512), (SOKOBAN, 4096)]
+    rows = [
+        (CARTPOLE, 8),
+        (CARTPOLE, 64),
+        (CARTPOLE, 512),
+        (SOKOBAN, 8),
+        (SOKOBAN, 64),
+        (SOKOBAN, 512),
+        (SOKOBAN, 4096),
+    ]
     load_before = os.getloadavg()[0]
     table = []
     for env_id, n in rows:
@@ -202,12 +212,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  done: {env_id} x {n}", flush=True)
 
     print()
-    print(f"rock-envs vector benchmark: {workers} usable cores, {workers} rock-envs workers, "
-          f"{seconds:g} s x {rounds} round(s), best round kept; RSS = caller + all its processes, in GB")
-    print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}; "
-          "`single` = one env in-process, timed in the same row")
-    header = (f"{'env':<22}{'envs':>6}{'rock-envs/s':>13}{'sync/s':>11}{'async/s':>11}{'single/s':>10}{'x sync':>8}"
-              f"{'x async':>9}{'x ref':>7}{'RSS rock':>10}{'RSS sync':>10}{'RSS async':>10}")
+    print(
+        f"rock-envs vector benchmark: {workers} usable cores, {workers} rock-envs workers, "
+        f"{seconds:g} s x {rounds} round(s), best round kept; RSS = caller + all its processes, in GB"
+    )
+    print(
+        f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}; "
+        "`single` = one env in-process, timed in the same row"
+    )
+    header = (
+        f"{'env':<22}{'envs':>6}{'rock-envs/s':>13}{'sync/s':>11}{'async/s':>11}{'single/s':>10}{'x sync':>8}"
+        f"{'x async':>9}{'x ref':>7}{'RSS rock':>10}{'RSS sync':>10}{'RSS async':>10}"
+    )
     print(header)
     print("-" * len(header))
     for env_id, n, best, single in table:
@@ -217,19 +233,24 @@ def main(argv: list[str] | None = None) -> None:
         def rate(res: Result | None) -> str:
             return f"{res.steps_per_s:,.0f}" if res else "capped"
 
-        def ratio(res: Result | None) -> str:
+        def ratio(res: Result | None, rock: Result | None = rock) -> str:
             return f"{rock.steps_per_s / res.steps_per_s:.2f}" if res and rock else "-"
 
-        print(f"{env_id:<22}{n:>6}{rate(rock):>13}{rate(sync):>11}{rate(asyn):>11}{single:>10,.0f}{ratio(sync):>8}{ratio(asyn):>9}"
-              f"{rock.steps_per_s / ref if rock else 0:>7.2f}{gb(rock.peak_rss) if rock else '-':>10}"
-              f"{gb(sync.peak_rss) if sync else '-':>10}{gb(asyn.peak_rss) if asyn else '-':>10}")
-    print(f"x ref = rock-envs / (in-process single-env steps/s x {workers} workers). "
-          f"'capped': AsyncVectorEnv (one process per env) runs up to {ASYNC_CAP} envs, SyncVectorEnv up to 512."
-          + (" --quick: the 4096 row times a few steps without resets (its RSS is what counts)." if args.quick else ""))
+        print(
+            f"{env_id:<22}{n:>6}{rate(rock):>13}{rate(sync):>11}{rate(asyn):>11}{single:>10,.0f}{ratio(sync):>8}{ratio(asyn):>9}"
+            f"{rock.steps_per_s / ref if rock else 0:>7.2f}{gb(rock.peak_rss) if rock else '-':>10}"
+            f"{gb(sync.peak_rss) if sync else '-':>10}{gb(asyn.peak_rss) if asyn else '-':>10}"
+        )
+    print(
+        f"x ref = rock-envs / (in-process single-env steps/s x {workers} workers). "
+        f"'capped': AsyncVectorEnv (one process per env) runs up to {ASYNC_CAP} envs, SyncVectorEnv up to 512."
+        + (" --quick: the 4096 row times a few steps without resets (its RSS is what counts)." if args.quick else "")
+    )
     checks = {
         "CartPole 64: >= 5x async": _ratio(table, CARTPOLE, 64, "async") >= 5,
         "CartPole 64: >= 1.3x sync": _ratio(table, CARTPOLE, 64, "sync") >= 1.3,
-        "Sokoban 512: >= 0.8x ref": _rock(table, SOKOBAN, 512).steps_per_s >= 0.8 * _single(table, SOKOBAN, 512) * workers,
+        "Sokoban 512: >= 0.8x ref": _rock(table, SOKOBAN, 512).steps_per_s
+        >= 0.8 * _single(table, SOKOBAN, 512) * workers,
         "Sokoban 4096: < 3 GB RSS": _rock(table, SOKOBAN, 4096).peak_rss < 3 * 2**30,
     }
     print("targets: " + "; ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in checks.items()))

@@ -36,11 +36,11 @@ SOLUTIONS = {
     "add": "def add(a, b):\n    return a + b\n",
     "reverse_words": "def reverse_words(s):\n    return ' '.join(reversed(s.split()))\n",
     "fizzbuzz": "def fizzbuzz(n):\n    return ['FizzBuzz' if i % 15 == 0 else 'Fizz' if i % 3 == 0 else "
-                "'Buzz' if i % 5 == 0 else str(i) for i in range(1, n + 1)]\n",
+    "'Buzz' if i % 5 == 0 else str(i) for i in range(1, n + 1)]\n",
     "is_palindrome": "def is_palindrome(s):\n    t = [c.lower() for c in s if c.isalnum()]\n    return t == t[::-1]\n",
     "running_sum": "def running_sum(xs):\n    out, total = [], 0\n    for x in xs:\n        total += x\n"
-                   "        out.append(total)\n    return out\n",
-}  # fmt: skip
+    "        out.append(total)\n    return out\n",
+}
 
 
 def solve_sokoban(board: str) -> str | None:
@@ -133,8 +133,14 @@ async def episode(i: int, config: SandboxConfig, python: str) -> Episode:
         return Episode(sb.id, kind, reward, len(records), answered == len(records) == outcome["turns"])
 
 
-async def main(n: int = 8, runtime: str = "process", base_url: str | None = None, token: str | None = None,
-               runtime_dir: str | None = None, image: str | None = None) -> list[Episode]:  # fmt: skip
+async def main(
+    n: int = 8,
+    runtime: str = "process",
+    base_url: str | None = None,
+    token: str | None = None,
+    runtime_dir: str | None = None,
+    image: str | None = None,
+) -> list[Episode]:
     fields: dict[str, Any] = {"runtime": runtime, "model_service": "trainer", "memory": "1g"}
     if base_url:
         fields.update(base_url=base_url, token=token)
@@ -145,11 +151,15 @@ async def main(n: int = 8, runtime: str = "process", base_url: str | None = None
     python = sys.executable if runtime == "process" else "python3"
     episodes = await asyncio.gather(*(episode(i, SandboxConfig(**fields), python) for i in range(n)))
     for ep in episodes:
-        print(f"{ep.sandbox_id}  {ep.kind:<22} reward={ep.reward:.1f}  calls={ep.calls:<3} "
-              f"{'ok' if ep.ok else 'FAILED ' + ep.note}")  # fmt: skip
+        print(
+            f"{ep.sandbox_id}  {ep.kind:<22} reward={ep.reward:.1f}  calls={ep.calls:<3} "
+            f"{'ok' if ep.ok else 'FAILED ' + ep.note}"
+        )
     solved = sum(ep.reward > 0.5 for ep in episodes)
-    print(f"summary: {len(episodes)} episodes, {solved} solved, {sum(ep.calls for ep in episodes)} calls answered, "
-          f"mean reward {sum(ep.reward for ep in episodes) / max(1, len(episodes)):.2f}")  # fmt: skip
+    print(
+        f"summary: {len(episodes)} episodes, {solved} solved, {sum(ep.calls for ep in episodes)} calls answered, "
+        f"mean reward {sum(ep.reward for ep in episodes) / max(1, len(episodes)):.2f}"
+    )
     return list(episodes)
 
 

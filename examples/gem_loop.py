@@ -49,8 +49,10 @@ def main() -> None:
         obs, reward, terminated, truncated, info = wrapped.step(wrapped.unwrapped.sample_random_action())
         if terminated or truncated:
             break
-    print(f"part 2, GEM wrappers {type(wrapped).__name__}: step_counter {info['step_counter']}, "
-          f"cumulative_rewards {info['cumulative_rewards']}, observation of {len(obs)} chars with the history")
+    print(
+        f"part 2, GEM wrappers {type(wrapped).__name__}: step_counter {info['step_counter']}, "
+        f"cumulative_rewards {info['cumulative_rewards']}, observation of {len(obs)} chars with the history"
+    )
     wrapped.close()
 
 

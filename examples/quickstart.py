@@ -13,13 +13,13 @@ print(info["suffix"])
 moves = ["up", "down", "left", "right"]
 rng = random.Random(0)
 episode_return = 0.0
-for t in range(20):
+for step in range(1, 21):
     action = f"\\boxed{{{rng.choice(moves)}}}"
     obs, reward, terminated, truncated, info = env.step(action)
     episode_return += reward
     if terminated or truncated:
         break
-print(f"\nafter {t + 1} random moves: return {episode_return}, terminated={terminated}, truncated={truncated}")
+print(f"\nafter {step} random moves: return {episode_return}, terminated={terminated}, truncated={truncated}")
 print(info["suffix"])
 env.close()
 

@@ -27,7 +27,9 @@ def main() -> None:
     parser.add_argument("--envs-per-runner", type=int, default=4)
     parser.add_argument("--backend", default="subprocess")
     parser.add_argument("--num-cpus", type=int, default=4, help="logical CPUs of the local Ray cluster")
-    parser.add_argument("--address", default=None, help="a running Ray cluster ('auto' or host:port); default: start one")
+    parser.add_argument(
+        "--address", default=None, help="a running Ray cluster ('auto' or host:port); default: start one"
+    )
     args = parser.parse_args()
 
     if args.address:
@@ -39,8 +41,12 @@ def main() -> None:
     config = (
         PPOConfig()
         .environment(env=env_name)
-        .env_runners(num_env_runners=args.env_runners, num_envs_per_env_runner=args.envs_per_runner,
-                     gym_env_vectorize_mode="vector_entry_point", num_cpus_per_env_runner=1)
+        .env_runners(
+            num_env_runners=args.env_runners,
+            num_envs_per_env_runner=args.envs_per_runner,
+            gym_env_vectorize_mode="vector_entry_point",
+            num_cpus_per_env_runner=1,
+        )
         .training(train_batch_size_per_learner=512, minibatch_size=128, num_epochs=2, lr=3e-4)
         .debugging(seed=0)
     )
@@ -49,8 +55,10 @@ def main() -> None:
         result = algo.train()
         runners = result["env_runners"]
         ret = runners.get("episode_return_mean", math.nan)
-        print(f"iteration {i + 1}: env steps {runners['num_env_steps_sampled_lifetime']}, "
-              f"episodes {runners.get('num_episodes_lifetime', 0)}, episode_return_mean {ret:.1f}")
+        print(
+            f"iteration {i + 1}: env steps {runners['num_env_steps_sampled_lifetime']}, "
+            f"episodes {runners.get('num_episodes_lifetime', 0)}, episode_return_mean {ret:.1f}"
+        )
     envs = algo.env_runner_group.foreach_env_runner(lambda runner: repr(runner.env.unwrapped), local_env_runner=False)
     print("sampled through:", envs)
     algo.stop()

@@ -36,8 +36,9 @@ def generate(observations: tuple[str, ...], rng: random.Random) -> list[str]:
 
 
 def make_group(env_id: str, group_size: int, backend: str) -> Any:
-    return rock_envs.make_vec(env_id, group_size, backend=backend, num_workers=min(2, group_size),
-                              autoreset_mode="disabled")
+    return rock_envs.make_vec(
+        env_id, group_size, backend=backend, num_workers=min(2, group_size), autoreset_mode="disabled"
+    )
 
 
 def run_episode(venv: Any, seed: int, rng: random.Random, max_turns: int) -> list[dict[str, Any]]:
@@ -56,8 +57,16 @@ def run_episode(venv: Any, seed: int, rng: random.Random, max_turns: int) -> lis
         obs = next_obs
         if all(done):
             break
-    return [{"env_index": i, "seed": seed, "turns": turns[i], "return": sum(t["reward"] for t in turns[i]),
-             "finished": done[i]} for i in range(n)]
+    return [
+        {
+            "env_index": i,
+            "seed": seed,
+            "turns": turns[i],
+            "return": sum(t["reward"] for t in turns[i]),
+            "finished": done[i],
+        }
+        for i in range(n)
+    ]
 
 
 async def run_group(group: int, args: argparse.Namespace, out: asyncio.Queue) -> None:
@@ -102,8 +111,10 @@ def main() -> None:
     parser.add_argument("--out", default="rollouts.jsonl")
     args = parser.parse_args()
     written = asyncio.run(main_async(args))
-    print(f"{written} trajectories from {args.groups} groups x {args.group_size} envs x {args.episodes} episodes "
-          f"written to {args.out}")
+    print(
+        f"{written} trajectories from {args.groups} groups x {args.group_size} envs x {args.episodes} episodes "
+        f"written to {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=2)
     args = parser.parse_args()
 
-    venv = VecMonitor(RockVecEnv("CartPole-v1", num_envs=args.num_envs, backend=args.backend,
-                                 num_workers=args.num_workers))
+    venv = VecMonitor(
+        RockVecEnv("CartPole-v1", num_envs=args.num_envs, backend=args.backend, num_workers=args.num_workers)
+    )
     venv.seed(0)
     model = PPO("MlpPolicy", venv, n_steps=256, batch_size=256, n_epochs=4, seed=0, device="cpu", verbose=0)
     model.learn(total_timesteps=args.timesteps)

@@ -1,9 +1,8 @@
 """rock-envs: any registered env id, one Gymnasium/GEM `reset/step` face, run where you pick.
 
-    env = rock_envs.make("game:Sokoban-v0-easy")                      # in-process
-    venv = rock_envs.make_vec("CartPole-v1", num_envs=64, backend="subprocess")
+env = rock_envs.make("game:Sokoban-v0-easy")                      # in-process
+venv = rock_envs.make_vec("CartPole-v1", num_envs=64, backend="subprocess")
 """
-
 
 from rock_envs.core.env import Env
 from rock_envs.core.errors import (

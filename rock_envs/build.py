@@ -16,7 +16,13 @@ from rock_envs.registry import EnvSpec, check_kwargs, load_entry_point
 from rock_envs.requirements import missing_requirement
 
 # Arguments `gymnasium.make` takes itself, on top of the env's own.
-_GYMNASIUM_MAKE_ARGS = ("max_episode_steps", "disable_env_checker", "render_mode", "autoreset", "apply_api_compatibility")
+_GYMNASIUM_MAKE_ARGS = (
+    "max_episode_steps",
+    "disable_env_checker",
+    "render_mode",
+    "autoreset",
+    "apply_api_compatibility",
+)
 
 
 def build_local(env_spec: EnvSpec, kwargs: dict[str, Any]) -> Env:
@@ -27,9 +33,14 @@ def build_local(env_spec: EnvSpec, kwargs: dict[str, Any]) -> Env:
     merged = {**env_spec.kwargs, **kwargs}
     try:
         if env_spec.source == "gymnasium":
-            check_kwargs(env_spec, gymnasium.envs.registration.load_env_creator(env_spec.entry_point)
-                         if isinstance(env_spec.entry_point, str) else env_spec.entry_point,
-                         kwargs, extra=_GYMNASIUM_MAKE_ARGS)
+            check_kwargs(
+                env_spec,
+                gymnasium.envs.registration.load_env_creator(env_spec.entry_point)
+                if isinstance(env_spec.entry_point, str)
+                else env_spec.entry_point,
+                kwargs,
+                extra=_GYMNASIUM_MAKE_ARGS,
+            )
             raw = gymnasium.make(env_spec.id, **merged)
         else:
             factory = load_entry_point(env_spec)
@@ -60,8 +71,9 @@ def adapt(raw: Any, env_spec: EnvSpec | None) -> Env:
 class EnvFactory:
     """A picklable `factory(env_index) -> Env`: from a spec and kwargs, or from a user's callable."""
 
-    def __init__(self, spec: EnvSpec | None, kwargs: dict[str, Any] | None = None,
-                 env_fn: Callable[[], Any] | None = None):
+    def __init__(
+        self, spec: EnvSpec | None, kwargs: dict[str, Any] | None = None, env_fn: Callable[[], Any] | None = None
+    ):
         self.spec, self.kwargs, self.env_fn = spec, dict(kwargs or {}), env_fn
 
     def __call__(self, index: int) -> Env:

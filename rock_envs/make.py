@@ -8,7 +8,9 @@ from rock_envs.backends import BACKENDS, BackendName
 from rock_envs.build import build_local
 from rock_envs.core.env import Env
 from rock_envs.core.errors import EnvArgumentError
-from rock_envs.registry import EnvSpec, spec as find_spec
+from rock_envs.registry import EnvSpec
+from rock_envs.registry import spec as find_spec
+
 
 def make(env_id: str | EnvSpec, backend: BackendName | None = None, **kwargs: Any) -> Env:
     """Build one env. `backend` picks where it runs (default: the spec's preferred backend, "local").
@@ -17,11 +19,11 @@ def make(env_id: str | EnvSpec, backend: BackendName | None = None, **kwargs: An
     env behind the same `reset/step` face. `kwargs` override the spec's kwargs.
     """
     env_spec = env_id if isinstance(env_id, EnvSpec) else find_spec(env_id)
-    backend = backend or env_spec.backend or "local"
-    if backend != "local":
-        if backend not in BACKENDS:
-            raise EnvArgumentError(f"`rock_envs.make`: unknown backend {backend!r}; expected one of {list(BACKENDS)}.")
+    name: str = backend or env_spec.backend or "local"
+    if name != "local":
+        if name not in BACKENDS:
+            raise EnvArgumentError(f"`rock_envs.make`: unknown backend {name!r}; expected one of {list(BACKENDS)}.")
         from rock_envs.vector.single import make_single
 
-        return make_single(env_spec, backend=backend, **kwargs)
+        return make_single(env_spec, backend=name, **kwargs)
     return build_local(env_spec, kwargs)

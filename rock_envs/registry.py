@@ -39,8 +39,14 @@ SOURCES = ("runtime", "plugin", "catalog", "gem", "gymnasium")
 _runtime: dict[str, EnvSpec] = {}
 
 
-def register(env_id: str, entry_point: str | Callable[..., Any], kwargs: dict[str, Any] | None = None,
-             *, override: bool = False, **defaults: Any) -> EnvSpec:
+def register(
+    env_id: str,
+    entry_point: str | Callable[..., Any],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    override: bool = False,
+    **defaults: Any,
+) -> EnvSpec:
     """Register `env_id` for this process. `defaults` are other `EnvSpec` fields (backend, image...)."""
     if not isinstance(env_id, str) or not env_id:
         raise EnvArgumentError(f"`rock_envs.register`: expected a non-empty str id, got {env_id!r}.")
@@ -105,7 +111,7 @@ def _spec_fields() -> set[str]:
     return {f for f in EnvSpec.__dataclass_fields__}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plugins() -> dict[str, EnvSpec]:
     from importlib.metadata import entry_points
 
@@ -126,7 +132,7 @@ def catalog_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _catalog_files() -> tuple[tuple[str, dict[str, Any]], ...]:
     out = []
     for d in catalog_dirs():
@@ -136,7 +142,7 @@ def _catalog_files() -> tuple[tuple[str, dict[str, Any]], ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _catalog() -> dict[str, EnvSpec]:
     found: dict[str, EnvSpec] = {}
     for name, doc in _catalog_files():
@@ -151,12 +157,16 @@ def _catalog() -> dict[str, EnvSpec]:
 
 def needs_rule(env_id: str, entry_point: Any = None) -> dict[str, Any] | None:
     """The first `[[needs]]` rule of the catalog files matching `env_id` (or its entry point)."""
-    entry = entry_point if isinstance(entry_point, str) else \
-        f"{getattr(entry_point, '__module__', '')}:{getattr(entry_point, '__qualname__', '')}"
+    entry = (
+        entry_point
+        if isinstance(entry_point, str)
+        else f"{getattr(entry_point, '__module__', '')}:{getattr(entry_point, '__qualname__', '')}"
+    )
     for _, doc in _catalog_files():
         for rule in doc.get("needs", []):
-            if ("pattern" in rule and fnmatch.fnmatchcase(env_id, rule["pattern"])) or \
-                    ("entry_point" in rule and fnmatch.fnmatchcase(entry, rule["entry_point"])):
+            if ("pattern" in rule and fnmatch.fnmatchcase(env_id, rule["pattern"])) or (
+                "entry_point" in rule and fnmatch.fnmatchcase(entry, rule["entry_point"])
+            ):
                 return rule
     return None
 
@@ -166,7 +176,7 @@ def _needs_for(env_id: str, entry_point: Any) -> str | None:
     return rule["what"] if rule else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gem() -> dict[str, EnvSpec]:
     import logging
 
@@ -179,18 +189,26 @@ def _gem() -> dict[str, EnvSpec]:
     root.handlers[:] = handlers
     root.setLevel(level)
     return {
-        i: EnvSpec(id=i, entry_point=s.entry_point, kwargs=dict(s.kwargs), source="gem", needs=_needs_for(i, s.entry_point))
+        i: EnvSpec(
+            id=i, entry_point=s.entry_point, kwargs=dict(s.kwargs), source="gem", needs=_needs_for(i, s.entry_point)
+        )
         for i, s in ENV_REGISTRY.items()
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gymnasium() -> dict[str, EnvSpec]:
     import gymnasium
 
     return {
-        i: EnvSpec(id=i, entry_point=s.entry_point, kwargs={}, source="gymnasium", needs=_needs_for(i, s.entry_point),
-                   nondeterministic=s.nondeterministic)
+        i: EnvSpec(
+            id=i,
+            entry_point=s.entry_point,  # type: ignore[arg-type]  # registered Gymnasium ids have one
+            kwargs={},
+            source="gymnasium",
+            needs=_needs_for(i, s.entry_point),
+            nondeterministic=s.nondeterministic,
+        )
         for i, s in gymnasium.envs.registry.items()
     }
 
@@ -227,6 +245,5 @@ def check_kwargs(spec: EnvSpec, factory: Callable[..., Any], kwargs: dict[str, A
     bad = sorted(set(kwargs) - allowed)
     if bad:
         raise EnvArgumentError(
-            f"`rock_envs.make({spec.id!r})`: unexpected argument(s) {bad}; "
-            f"this env takes {sorted(allowed - {'self'})}."
+            f"`rock_envs.make({spec.id!r})`: unexpected argument(s) {bad}; this env takes {sorted(allowed - {'self'})}."
         )

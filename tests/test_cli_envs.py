@@ -8,8 +8,14 @@ from tests.conftest import PYTHON
 
 
 def rock_envs(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "rock_envs.cli", *args], capture_output=True, text=True, input=stdin,
-                          timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [PYTHON, "-m", "rock_envs.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_list_shows_source_and_offline_mark():

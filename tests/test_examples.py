@@ -10,8 +10,9 @@ from tests.conftest import PYTHON, ROOT
 
 
 def test_quickstart_script_runs():
-    out = subprocess.run([PYTHON, str(ROOT / "examples" / "quickstart.py")], capture_output=True, text=True,
-                         timeout=180, cwd=ROOT)
+    out = subprocess.run(
+        [PYTHON, str(ROOT / "examples" / "quickstart.py")], capture_output=True, text=True, timeout=180, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     assert "You are solving the Sokoban puzzle" in out.stdout
     assert "8 envs, 30 steps each: returns" in out.stdout
@@ -21,8 +22,9 @@ def test_quickstart_notebook_runs_top_to_bottom():
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
-    nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)

@@ -34,8 +34,9 @@ def client():
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as e:
-        _unavailable(f"no Docker engine answers ({type(e).__name__}: {e}); "
-                     "start one as root with scripts/docker-engine.sh")
+        _unavailable(
+            f"no Docker engine answers ({type(e).__name__}: {e}); start one as root with scripts/docker-engine.sh"
+        )
     yield client
     client.close()
 
@@ -60,10 +61,11 @@ def image(client) -> str:
 
 
 def test_image_runs_offline_with_the_project_installed(client, image):
-    code = ("import gem, gymnasium, rock_envs, fastapi, uvicorn, msgpack, shutil; "
-            "print(rock_envs.__file__, shutil.which('bash') is not None)")
-    out = client.containers.run(image, ["python", "-c", code], remove=True,
-                                network_disabled=True).decode()
+    code = (
+        "import gem, gymnasium, rock_envs, fastapi, uvicorn, msgpack, shutil; "
+        "print(rock_envs.__file__, shutil.which('bash') is not None)"
+    )
+    out = client.containers.run(image, ["python", "-c", code], remove=True, network_disabled=True).decode()
     path, has_bash = out.split()
     assert path.startswith("/opt/rock-envs/") and has_bash == "True", out
 
@@ -85,14 +87,18 @@ def test_second_build_reuses_the_cached_image(client, image, monkeypatch, tmp_pa
 
     labels = client.images.get(image).labels
     # Rebuild the recipe the test image came from (it may have been built on a user's base).
-    kwargs = {"base": labels.get("org.rock-envs.base"),
-              "extras": tuple(filter(None, labels.get("org.rock-envs.extras", "server").split(","))),
-              "project_root": _snapshot(images.find_project_root(), tmp_path / "src")}
+    kwargs = {
+        "base": labels.get("org.rock-envs.base"),
+        "extras": tuple(filter(None, labels.get("org.rock-envs.extras", "server").split(","))),
+        "project_root": _snapshot(images.find_project_root(), tmp_path / "src"),
+    }
     try:  # usually cached already; a build here must work offline from the wheel caches
         first = images.build_image(**kwargs)
     except images.ImageBuildError as e:
-        _unavailable(f"cannot build offline here ({e}); warm the caches outside the namespace "
-                     "with python -m rock_envs.sandbox.images")
+        _unavailable(
+            f"cannot build offline here ({e}); warm the caches outside the namespace "
+            "with python -m rock_envs.sandbox.images"
+        )
     before = client.images.get(first).id
 
     def no_build(*args, **kwargs):

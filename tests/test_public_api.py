@@ -11,7 +11,9 @@ import rock_envs
 def test_all_names_exist_and_nothing_private_leaks():
     for name in rock_envs.__all__:
         assert hasattr(rock_envs, name), name
-    assert {"make", "make_vec", "register", "spec", "list_envs", "EnvSpec", "Env", "RockEnvsError"} <= set(rock_envs.__all__)
+    assert {"make", "make_vec", "register", "spec", "list_envs", "EnvSpec", "Env", "RockEnvsError"} <= set(
+        rock_envs.__all__
+    )
     assert not [n for n in rock_envs.__all__ if n.startswith("_")]
 
 
@@ -23,7 +25,9 @@ def test_every_error_has_the_root_and_a_builtin():
     errors = [getattr(rock_envs, n) for n in rock_envs.__all__ if n.endswith("Error") and n != "RockEnvsError"]
     for error in errors:
         assert issubclass(error, rock_envs.RockEnvsError)
-        builtin_bases = [b for b in error.__mro__[1:] if b.__module__ == "builtins" and b not in (Exception, BaseException, object)]
+        builtin_bases = [
+            b for b in error.__mro__[1:] if b.__module__ == "builtins" and b not in (Exception, BaseException, object)
+        ]
         assert builtin_bases, f"{error.__name__} subclasses no builtin"
 
 
@@ -55,7 +59,11 @@ def test_make_vec_has_its_real_signature_and_returns_the_exported_class():
 def test_an_option_of_another_backend_is_a_clear_error():
     import pytest
 
-    with pytest.raises(rock_envs.EnvArgumentError, match=re.escape(
+    with pytest.raises(
+        rock_envs.EnvArgumentError,
+        match=re.escape(
             "`make_vec`: `image` is an option of the docker and remote backend(s), not of 'subprocess'; "
-            "for an env kwarg of that name pass env_kwargs={'image': ...}.")):  # fmt: skip
+            "for an env kwarg of that name pass env_kwargs={'image': ...}."
+        ),
+    ):
         rock_envs.make_vec("CartPole-v1", 2, backend="subprocess", image="x")

@@ -16,10 +16,14 @@ import openai
 def main() -> None:
     statement = open(sys.argv[1]).read()
     client = openai.OpenAI(max_retries=0, timeout=300)
-    stream = client.chat.completions.create(model="policy", stream=True, messages=[
-        {"role": "system", "content": "You write correct, minimal Python."},
-        {"role": "user", "content": statement},
-    ])  # fmt: skip
+    stream = client.chat.completions.create(
+        model="policy",
+        stream=True,
+        messages=[
+            {"role": "system", "content": "You write correct, minimal Python."},
+            {"role": "user", "content": statement},
+        ],
+    )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     block = re.search(r"```python\n?(.*?)```", text, re.DOTALL)
     with open("solution.py", "w") as fh:

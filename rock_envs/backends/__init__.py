@@ -26,9 +26,17 @@ BACKENDS: tuple[BackendName, ...] = get_args(BackendName)
 _BACKENDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "local": ("rock_envs.backends.local", "LocalGroup", ()),
     "subprocess": ("rock_envs.backends.subprocess", "SubprocessGroup", ("start_method", "shared_memory")),
-    "docker": ("rock_envs.backends.docker", "DockerGroup", ("image", "envs_per_container", "cpus", "memory", "docker_client")),
+    "docker": (
+        "rock_envs.backends.docker",
+        "DockerGroup",
+        ("image", "envs_per_container", "cpus", "memory", "docker_client"),
+    ),
     "ray": ("rock_envs.backends.ray", "RayGroup", ("worker_resources", "ray_address", "placement")),
-    "remote": ("rock_envs.backends.remote", "RemoteGroup", ("url", "token", "runtime", "envs_per_sandbox", "image", "cpus", "memory", "ttl", "reconnect_timeout")),
+    "remote": (
+        "rock_envs.backends.remote",
+        "RemoteGroup",
+        ("url", "token", "runtime", "envs_per_sandbox", "image", "cpus", "memory", "ttl", "reconnect_timeout"),
+    ),
 }
 
 
@@ -72,4 +80,14 @@ def create_group(backend: str, num_workers: int, options: dict[str, Any]) -> Wor
     return group_class(num_workers, **options)
 
 
-__all__ = ["BACKENDS", "BackendName", "WorkerGone", "WorkerGroup", "backend_names", "backends_taking", "create_group", "default_num_workers", "usable_cores"]
+__all__ = [
+    "BACKENDS",
+    "BackendName",
+    "WorkerGone",
+    "WorkerGroup",
+    "backend_names",
+    "backends_taking",
+    "create_group",
+    "default_num_workers",
+    "usable_cores",
+]

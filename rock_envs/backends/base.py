@@ -58,7 +58,7 @@ class WorkerGroup(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
-    def on_built(self, w: int, env_ids: list[int], built: Built) -> None:
+    def on_built(self, w: int, env_ids: list[int], built: Built) -> None:  # noqa: B027 - a hook, optional
         """Called once worker `w` built its envs: a backend may set up shared memory here."""
 
     def kill(self, w: int) -> None:

@@ -41,14 +41,17 @@ class DockerGroup(SocketWorkers):
         runtime_dir: str | None = None,
     ):
         if envs_per_container is not None and int(envs_per_container) < 1:
-            raise EnvArgumentError(f"`make_vec(envs_per_container=...)`: expected a positive integer, got {envs_per_container!r}.")
+            raise EnvArgumentError(
+                f"`make_vec(envs_per_container=...)`: expected a positive integer, got {envs_per_container!r}."
+            )
         from rock_envs.sandbox.models import SandboxSpec
 
         super().__init__(num_workers)
         self.image = image
         try:
-            self.spec = SandboxSpec(runtime="docker", image=image, cpus=cpus, memory=memory, ttl=0,
-                                    labels={"role": "env-worker"})  # fmt: skip
+            self.spec = SandboxSpec(
+                runtime="docker", image=image, cpus=cpus, memory=memory, ttl=0, labels={"role": "env-worker"}
+            )
         except ValueError as exc:
             raise EnvArgumentError(f"`make_vec(backend='docker')`: bad container limits: {exc}") from exc
         self.runtime_options = {"client": docker_client} if docker_client is not None else {}
@@ -84,10 +87,10 @@ class DockerGroup(SocketWorkers):
         opened = {w: r for w, r in zip(workers, results) if not isinstance(r, BaseException)}
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            for sid, sock in opened.values():
+            for _, sock in opened.values():
                 sock.close()
             raise errors[0]
-        return opened  # type: ignore[return-value]
+        return opened
 
     async def _open(self, w: int) -> tuple[str, Any]:
         from rock_envs.sandbox.models import WorkerRequest
@@ -118,8 +121,10 @@ class DockerGroup(SocketWorkers):
             self._loop = None
 
     def _gone_reason(self, w: int) -> str:
-        return (f"the worker in container {self._container(w)[:12] or '?'} went away "
-                "(the container was killed, or the worker exited)")
+        return (
+            f"the worker in container {self._container(w)[:12] or '?'} went away "
+            "(the container was killed, or the worker exited)"
+        )
 
     def _stop(self, w: int) -> None:
         self._drop(w)

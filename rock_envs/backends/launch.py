@@ -38,8 +38,11 @@ def start_worker(method: str) -> tuple[socket.socket, int]:
         if method == "forkserver":
             pid = _fork_server().fork_worker(theirs)
         elif method == "spawn":
-            proc = subprocess.Popen([sys.executable, "-m", "rock_envs.worker", "--fd", str(theirs.fileno())],
-                                    pass_fds=[theirs.fileno()], start_new_session=False)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rock_envs.worker", "--fd", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                start_new_session=False,
+            )
             _reap_later(proc)
             pid = proc.pid
         else:
@@ -83,11 +86,13 @@ def _reap_later(proc: subprocess.Popen) -> None:
 
 # ---- the fork server --------------------------------------------------------------------------
 
+
 class _ForkServerClient:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.proc = subprocess.Popen([sys.executable, "-m", "rock_envs.backends.launch", str(theirs.fileno())],
-                                     pass_fds=[theirs.fileno()])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rock_envs.backends.launch", str(theirs.fileno())], pass_fds=[theirs.fileno()]
+        )
         theirs.close()
         _reap_later(self.proc)
         self.control = ours

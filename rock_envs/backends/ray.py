@@ -45,8 +45,13 @@ from ray.exceptions import RayActorError, RayError, RayTaskError  # noqa: E402
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group  # noqa: E402
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: E402
 
-PLACEMENTS = {"spread": None, "pack": "PACK", "strict_pack": "STRICT_PACK",
-              "strict_spread": "STRICT_SPREAD", "spread_strict": "STRICT_SPREAD"}
+PLACEMENTS = {
+    "spread": None,
+    "pack": "PACK",
+    "strict_pack": "STRICT_PACK",
+    "strict_spread": "STRICT_SPREAD",
+    "spread_strict": "STRICT_SPREAD",
+}
 CLOSE_TIMEOUT = 5.0
 
 
@@ -84,8 +89,13 @@ class _Cluster:
                 return cls.opened
             address = address or os.environ.get("RAY_ADDRESS") or None
             if address is None:
-                ray.init(address="local", num_cpus=max(1, int(-(-num_cpus // 1))), include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
+                ray.init(
+                    address="local",
+                    num_cpus=max(1, int(-(-num_cpus // 1))),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             cls.opened, cls.users = True, 1
@@ -103,16 +113,25 @@ class _Cluster:
 class RayGroup(WorkerGroup):
     name = "ray"
 
-    def __init__(self, num_workers: int, worker_resources: dict[str, Any] | None = None,
-                 ray_address: str | None = None, placement: str | PlacementGroup | None = "spread"):
+    def __init__(
+        self,
+        num_workers: int,
+        worker_resources: dict[str, Any] | None = None,
+        ray_address: str | None = None,
+        placement: str | PlacementGroup | None = "spread",
+    ):
         resources = dict(worker_resources or {"num_cpus": 1})
         unknown = set(resources) - {"num_cpus", "num_gpus", "memory", "resources"}
         if unknown:
-            raise EnvArgumentError(f"`make_vec(worker_resources=...)`: unknown keys {sorted(unknown)}; expected "
-                                   "num_cpus, num_gpus, memory (bytes) or resources (a dict of custom resources).")
+            raise EnvArgumentError(
+                f"`make_vec(worker_resources=...)`: unknown keys {sorted(unknown)}; expected "
+                "num_cpus, num_gpus, memory (bytes) or resources (a dict of custom resources)."
+            )
         if not (placement is None or isinstance(placement, PlacementGroup) or placement in PLACEMENTS):
-            raise EnvArgumentError(f"`make_vec(placement=...)`: expected one of {sorted(PLACEMENTS)} or a Ray "
-                                   f"PlacementGroup, got {placement!r}.")
+            raise EnvArgumentError(
+                f"`make_vec(placement=...)`: expected one of {sorted(PLACEMENTS)} or a Ray "
+                f"PlacementGroup, got {placement!r}."
+            )
         self.num_workers = num_workers
         self.worker_resources = resources
         self.ray_address = ray_address
@@ -145,7 +164,8 @@ class RayGroup(WorkerGroup):
             raise EnvArgumentError(
                 f"`make_vec(backend='ray')`: {self.num_workers} workers of {self.worker_resources.get('num_cpus', 1)} "
                 f"CPU need {needed:g} CPUs, the Ray cluster has {total:g}; pass fewer `num_workers` or a fractional "
-                "`worker_resources={'num_cpus': 0.5}`.")
+                "`worker_resources={'num_cpus': 0.5}`."
+            )
 
     def _place(self) -> None:
         if isinstance(self.placement, PlacementGroup):
@@ -160,14 +180,19 @@ class RayGroup(WorkerGroup):
         if self.worker_resources.get("memory"):
             bundle["memory"] = float(self.worker_resources["memory"])
         bundle.update(self.worker_resources.get("resources") or {})
-        self._pg, self._own_pg = placement_group([dict(bundle) for _ in range(self.num_workers)], strategy=strategy), True
+        self._pg, self._own_pg = (
+            placement_group([dict(bundle) for _ in range(self.num_workers)], strategy=strategy),
+            True,
+        )
         ray.get(self._pg.ready())
 
     def _new_actor(self, w: int) -> Any:
         options: dict[str, Any] = {k: v for k, v in self.worker_resources.items() if v is not None}
         if self._pg is not None:
             index = w % max(1, self._pg.bundle_count)
-            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=index)
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                self._pg, placement_group_bundle_index=index
+            )
         else:
             options["scheduling_strategy"] = "SPREAD"
         return _RemoteActor.options(**options).remote()
@@ -238,8 +263,7 @@ class RayGroup(WorkerGroup):
                 except RayActorError as e:
                     self._gone[w] = True
                     queue.clear()
-                    out.append((w, WorkerGone(f"Ray actor of worker {w} died ({type(e).__name__}: "
-                                              f"{_first_line(e)})")))
+                    out.append((w, WorkerGone(f"Ray actor of worker {w} died ({type(e).__name__}: {_first_line(e)})")))
                     break
                 except RayTaskError as e:  # the actor method itself failed (EnvWorker catches env errors)
                     replies = [Failure.from_exception(e)]

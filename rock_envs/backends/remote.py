@@ -66,20 +66,30 @@ class RemoteGroup(WorkerGroup):
         from rock_envs.sandbox.models import SandboxSpec
 
         if not url:
-            raise EnvArgumentError("`make_vec(backend='remote')`: expected `url=` of a rock-envs server, "
-                                   "e.g. url='http://127.0.0.1:8080' (start one with `rock-envs serve`).")  # fmt: skip
+            raise EnvArgumentError(
+                "`make_vec(backend='remote')`: expected `url=` of a rock-envs server, "
+                "e.g. url='http://127.0.0.1:8080' (start one with `rock-envs serve`)."
+            )
         if runtime not in ("process", "docker"):
             raise EnvArgumentError(f"`make_vec(runtime=...)`: expected 'process' or 'docker', got {runtime!r}.")
         if envs_per_sandbox is not None and int(envs_per_sandbox) < 1:
-            raise EnvArgumentError(f"`make_vec(envs_per_sandbox=...)`: expected a positive integer, got {envs_per_sandbox!r}.")
+            raise EnvArgumentError(
+                f"`make_vec(envs_per_sandbox=...)`: expected a positive integer, got {envs_per_sandbox!r}."
+            )
         self.num_workers = num_workers
         self.url = url.rstrip("/")
         self.token = SandboxConfig(base_url=self.url, token=token).resolve_token()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         limits: dict[str, Any] = {"cpus": cpus} if cpus is not None else {}
         try:
-            self.spec = SandboxSpec(runtime=runtime, image=image, ttl=ttl, memory=memory, labels={"role": "env-worker"},  # type: ignore[arg-type]
-                                    **limits)  # fmt: skip
+            self.spec = SandboxSpec(
+                runtime=runtime,
+                image=image,
+                ttl=ttl,
+                memory=memory,
+                labels={"role": "env-worker"},
+                **limits,
+            )
         except ValueError as exc:
             raise EnvArgumentError(f"`make_vec(backend='remote')`: bad sandbox limits: {exc}") from exc
         self.reconnect_timeout = reconnect_timeout
@@ -153,9 +163,11 @@ class RemoteGroup(WorkerGroup):
                 raise RemoteBackendError(f"`make_vec(backend='remote')`: {exc}") from exc
             except SandboxError as exc:
                 if time.monotonic() > deadline:
-                    raise RemoteBackendError(f"`make_vec(backend='remote')`: the server at {self.url} is unreachable "
-                                             f"for {self.reconnect_timeout:.0f} s ({exc}); start it (`rock-envs serve`) "
-                                             "and make a new vector env.") from exc  # fmt: skip
+                    raise RemoteBackendError(
+                        f"`make_vec(backend='remote')`: the server at {self.url} is unreachable "
+                        f"for {self.reconnect_timeout:.0f} s ({exc}); start it (`rock-envs serve`) "
+                        "and make a new vector env."
+                    ) from exc
                 await asyncio.sleep(0.2)
 
     async def _http_call(self, method: str, path: str, call: str, json: Any = None) -> Any:
@@ -193,13 +205,16 @@ class RemoteGroup(WorkerGroup):
         sid = self._sandboxes[w]
         if sid is not None and not fresh:
             try:
-                return self._attached(w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT,
-                                                              self._deliver_to(w)))  # fmt: skip
+                return self._attached(
+                    w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w))
+                )
             except (SandboxNotFoundError, SandboxDiedError):
                 await self._delete(sid)  # dead or reaped: replace it
                 self._sandboxes[w] = None
         sid = self._sandboxes[w] = await self._create(w)
-        return self._attached(w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w)))
+        return self._attached(
+            w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w))
+        )
 
     def _deliver_to(self, w: int) -> Any:
         """Worker `w`'s frames straight into the group's reply queue, tagged with the channel's generation."""
@@ -272,8 +287,9 @@ class RemoteGroup(WorkerGroup):
 
     def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
         try:
-            items = [self._replies.get(timeout=timeout) if timeout is None or timeout > 0
-                     else self._replies.get_nowait()]  # fmt: skip
+            items = [
+                self._replies.get(timeout=timeout) if timeout is None or timeout > 0 else self._replies.get_nowait()
+            ]
         except queue.Empty:
             return []
         try:
@@ -293,7 +309,9 @@ class RemoteGroup(WorkerGroup):
             else:
                 self._gone[w] = True
                 reason = getattr(self._channels[w], "closed_reason", None) or "its channel closed"
-                out.append((w, WorkerGone(f"the worker in sandbox {self._sandboxes[w]} on {self.url} went away ({reason})")))
+                out.append(
+                    (w, WorkerGone(f"the worker in sandbox {self._sandboxes[w]} on {self.url} went away ({reason})"))
+                )
         return out
 
     def on_built(self, w: int, env_ids: list[int], built: Any) -> None:

@@ -56,7 +56,9 @@ class SubprocessGroup(SocketWorkers):
 
     def __init__(self, num_workers: int, start_method: str = "forkserver", shared_memory: bool = True):
         if start_method not in START_METHODS:
-            raise EnvArgumentError(f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {start_method!r}.")
+            raise EnvArgumentError(
+                f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {start_method!r}."
+            )
         super().__init__(num_workers)
         self.start_method = start_method
         self.shared_memory = shared_memory
@@ -97,8 +99,8 @@ class SubprocessGroup(SocketWorkers):
         space = built.observation_space
         if not self.shared_memory or not isinstance(space, spaces.Box):
             return
-        if self._shared[w] is not None:
-            self._shared[w].free()
+        if (old := self._shared[w]) is not None:
+            old.free()
         shared = self._shared[w] = _SharedObs(env_ids, space)
         self.send(w, AttachObs(shared.path, shared.shape, shared.dtype, shared.rows))  # type: ignore[arg-type]
 
@@ -125,6 +127,6 @@ class SubprocessGroup(SocketWorkers):
         self._close_workers()
         for w in range(self.num_workers):
             self._stop(w)
-            if self._shared[w] is not None:
-                self._shared[w].free()
+            if (shared := self._shared[w]) is not None:
+                shared.free()
                 self._shared[w] = None

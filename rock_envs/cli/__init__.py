@@ -6,8 +6,9 @@ import typer
 
 from rock_envs.cli import envs
 
-app = typer.Typer(help="rock-envs: any env id, one reset/step face, run where you pick.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="rock-envs: any env id, one reset/step face, run where you pick.", no_args_is_help=True, add_completion=False
+)
 app.command("list")(envs.list_command)
 app.command("info")(envs.info_command)
 app.command("play")(envs.play_command)

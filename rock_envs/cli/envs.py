@@ -15,8 +15,10 @@ from rock_envs.requirements import missing_requirement, offline_ready
 console = Console()
 
 
-def list_command(pattern: str = typer.Argument("*", help="A glob over env ids, e.g. 'game:*'."),
-                 offline_only: bool = typer.Option(False, "--offline", help="Only ids that work offline.")) -> None:
+def list_command(
+    pattern: str = typer.Argument("*", help="A glob over env ids, e.g. 'game:*'."),
+    offline_only: bool = typer.Option(False, "--offline", help="Only ids that work offline."),
+) -> None:
     """List env ids: where each comes from, and whether it works offline (or what it needs)."""
     table = Table("id", "source", "offline", "needs")
     shown = 0
@@ -47,8 +49,10 @@ def info_command(env_id: str) -> None:
         console.print(obs if isinstance(obs, str) else repr(obs), markup=False)
 
 
-def play_command(env_id: str = typer.Argument("game:Sokoban-v0-easy"),
-                 seed: Optional[int] = typer.Option(None, help="Seed of the first episode.")) -> None:
+def play_command(
+    env_id: str = typer.Argument("game:Sokoban-v0-easy"),
+    seed: Optional[int] = typer.Option(None, help="Seed of the first episode."),
+) -> None:
     """Play a text env in the terminal: type an action (e.g. \\boxed{up}), see the board. Ctrl-D quits."""
     spec = _spec_or_exit(env_id)
     with rock_envs.make(spec) as env:
@@ -77,16 +81,19 @@ def play_command(env_id: str = typer.Argument("game:Sokoban-v0-easy"),
                 _show(obs, info)
 
 
-def run_command(env_id: str, steps: int = typer.Option(1000, help="Total steps to run."),
-                policy: str = typer.Option("random", help="Only 'random' for now: the env's own random action."),
-                seed: int = typer.Option(0, help="Seed of the first episode; episode k gets seed + k."),
-                backend: str = typer.Option("local", help="local | subprocess | docker | ray | remote")) -> None:
+def run_command(
+    env_id: str,
+    steps: int = typer.Option(1000, help="Total steps to run."),
+    policy: str = typer.Option("random", help="Only 'random' for now: the env's own random action."),
+    seed: int = typer.Option(0, help="Seed of the first episode; episode k gets seed + k."),
+    backend: str = typer.Option("local", help="local | subprocess | docker | ray | remote"),
+) -> None:
     """Run a random policy: print each episode's return and length, then steps/s."""
     if policy != "random":
         console.print(f"[red]--policy {policy!r} is not known; only 'random' is.[/red]")
         raise typer.Exit(2)
     spec = _spec_or_exit(env_id)
-    with rock_envs.make(spec, backend=backend) as env:
+    with rock_envs.make(spec, backend=backend) as env:  # type: ignore[arg-type]  # checked by make itself
         episode, ret, length = 0, 0.0, 0
         env.reset(seed=seed)
         started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -15,12 +15,15 @@ app = typer.Typer(
 @app.command()
 def build(
     base: Optional[str] = typer.Option(
-        None, "--base", help="A local base image with Python 3.11, e.g. python:3.11-slim. "
-        "Default: a Debian bookworm base made with debootstrap (needs root once)."),
-    tag: Optional[str] = typer.Option(
-        None, "--tag", help="An extra tag for the image (default rock-envs:latest)."),
-    extra: List[str] = typer.Option(
-        ["server", "agentic"], "--extra", help="rock-envs extras to install in the image (repeatable)."),
+        None,
+        "--base",
+        help="A local base image with Python 3.11, e.g. python:3.11-slim. "
+        "Default: a Debian bookworm base made with debootstrap (needs root once).",
+    ),
+    tag: Optional[str] = typer.Option(None, "--tag", help="An extra tag for the image (default rock-envs:latest)."),
+    extra: list[str] = typer.Option(
+        ["server", "agentic"], "--extra", help="rock-envs extras to install in the image (repeatable)."
+    ),
 ) -> None:
     """Build the image if its sources changed, and print its tag (progress goes to stderr)."""
     # Imported here so that `rock-envs --help` does not pay for the Docker SDK.

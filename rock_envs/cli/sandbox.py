@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Coroutine, List, Optional, TypeVar
+from typing import Any, Coroutine, Optional, TypeVar
 
 import typer
 
@@ -31,19 +31,28 @@ async def _attach(sid: str, url: str, token: Optional[str]) -> Sandbox:
 
 @app.command()
 def create(
-    url: str = URL, token: Optional[str] = TOKEN,
+    url: str = URL,
+    token: Optional[str] = TOKEN,
     runtime: str = typer.Option("process", help="process or docker."),
     image: Optional[str] = typer.Option(None, help="Image (docker runtime)."),
     memory: str = typer.Option("1g", help="Memory limit, e.g. 512m."),
     cpus: Optional[float] = typer.Option(None, help="CPU share."),
     ttl: float = typer.Option(600.0, help="Idle seconds before removal."),
     network: bool = typer.Option(False, help="Allow network access."),
-) -> None:  # fmt: skip
+) -> None:
     """Create a sandbox and print its id."""
 
     async def go() -> str:
-        config = SandboxConfig(base_url=url, token=token, runtime=runtime, image=image, memory=memory,  # type: ignore[arg-type]
-                               cpus=cpus, ttl=ttl, network=network)  # fmt: skip
+        config = SandboxConfig(
+            base_url=url,
+            token=token,
+            runtime=runtime,
+            image=image,
+            memory=memory,
+            cpus=cpus,
+            ttl=ttl,
+            network=network,
+        )
         sb = await Sandbox(config).start()
         await sb.detach()
         return sb.id
@@ -76,10 +85,13 @@ def list_sandboxes(url: str = URL, token: Optional[str] = TOKEN) -> None:
 
 @app.command("exec")
 def exec_command(
-    sandbox_id: str, command: List[str] = typer.Argument(..., help="The command (quote it, or put it after --)."),
-    url: str = URL, token: Optional[str] = TOKEN, session: Optional[str] = typer.Option(None, help="Run in this session."),
+    sandbox_id: str,
+    command: list[str] = typer.Argument(..., help="The command (quote it, or put it after --)."),
+    url: str = URL,
+    token: Optional[str] = TOKEN,
+    session: Optional[str] = typer.Option(None, help="Run in this session."),
     timeout: float = typer.Option(60.0, help="Seconds before the command is killed."),
-) -> None:  # fmt: skip
+) -> None:
     """Run a command; print its stdout and stderr; exit with its exit code."""
 
     async def go() -> int:
@@ -98,8 +110,12 @@ def exec_command(
 
 
 @app.command()
-def shell(sandbox_id: str, url: str = URL, token: Optional[str] = TOKEN,
-          session: str = typer.Option("shell", help="Session name (its state persists).")) -> None:  # fmt: skip
+def shell(
+    sandbox_id: str,
+    url: str = URL,
+    token: Optional[str] = TOKEN,
+    session: str = typer.Option("shell", help="Session name (its state persists)."),
+) -> None:
     """An interactive bash session: each line runs in one persistent session. Ctrl-D or `exit` leaves."""
     try:
         sb = SyncSandbox.attach(sandbox_id, SandboxConfig(base_url=url, token=token))
@@ -124,7 +140,7 @@ def shell(sandbox_id: str, url: str = URL, token: Optional[str] = TOKEN,
             for event in sb.stream(line, session=session, timeout=3600):
                 if hasattr(event, "stream"):
                     (sys.stdout if event.stream == "stdout" else sys.stderr).write(event.data)  # type: ignore[union-attr]
-                    (sys.stdout if event.stream == "stdout" else sys.stderr).flush()  # type: ignore[union-attr]
+                    (sys.stdout if event.stream == "stdout" else sys.stderr).flush()
     finally:
         sb.detach()
 
@@ -153,7 +169,7 @@ def cp(src: str, dst: str, url: str = URL, token: Optional[str] = TOKEN) -> None
 
 
 @app.command("rm")
-def remove(sandbox_ids: List[str], url: str = URL, token: Optional[str] = TOKEN) -> None:
+def remove(sandbox_ids: list[str], url: str = URL, token: Optional[str] = TOKEN) -> None:
     """Stop and remove sandboxes."""
 
     async def go() -> None:

@@ -11,8 +11,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind; keep 127.0.0.1 unless you mean to expose it."),
     port: int = typer.Option(8080, help="TCP port."),
     runtime: str = typer.Option("process", help="Sandbox runtime to offer: process or docker."),
-    token: Optional[str] = typer.Option(None, envvar="ROCK_ENVS_TOKEN",
-                                        help="Bearer token; generated, printed once and written 0600 if absent."),
+    token: Optional[str] = typer.Option(
+        None, envvar="ROCK_ENVS_TOKEN", help="Bearer token; generated, printed once and written 0600 if absent."
+    ),
     token_file: Optional[str] = typer.Option(None, help="Where a generated token is written (the SDK reads it)."),
     runtime_dir: Optional[str] = typer.Option(None, help="Where sandboxes and their state live."),
     max_sandboxes: Optional[int] = typer.Option(None, help="Cap on sandboxes on this server (429 past it)."),
@@ -24,7 +25,15 @@ def serve(
     """Start the sandbox server. Every route but /health needs `Authorization: Bearer <token>`."""
     if runtime not in ("process", "docker"):
         raise typer.BadParameter(f"expected process or docker, got {runtime!r}", param_hint="--runtime")
-    from rock_envs.sandbox.server.run import limit_options, serve as run
+    from rock_envs.sandbox.server.run import limit_options
+    from rock_envs.sandbox.server.run import serve as run
 
-    run(host=host, port=port, runtime=runtime, token=token, token_file=token_file, runtime_dir=runtime_dir,
-        **limit_options(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token, extra_token))
+    run(
+        host=host,
+        port=port,
+        runtime=runtime,
+        token=token,
+        token_file=token_file,
+        runtime_dir=runtime_dir,
+        **limit_options(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token, extra_token),
+    )

@@ -28,7 +28,7 @@ class GymnasiumEnv(gymnasium.Wrapper, Env):
         self.reset = env.reset  # type: ignore[method-assign]
 
     @property
-    def spec(self) -> Any:  # type: ignore[override]
+    def spec(self) -> Any:
         return self._rock_spec
 
     @spec.setter
@@ -41,11 +41,36 @@ class GymnasiumEnv(gymnasium.Wrapper, Env):
 # runs, the `random` module's functions are that generator's bound methods. Swapping a table of
 # bound methods costs about a microsecond, and only when another env ran last; a single env in a
 # loop pays nothing. (numpy's global generator is not isolated; GEM's games do not draw from it.)
-_RANDOM_FUNCTIONS = tuple(name for name in (
-    "seed", "random", "uniform", "triangular", "randint", "choice", "randrange", "sample", "shuffle",
-    "choices", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate", "gammavariate",
-    "gauss", "betavariate", "paretovariate", "weibullvariate", "getstate", "setstate", "getrandbits",
-    "randbytes", "binomialvariate") if hasattr(random, name))
+_RANDOM_FUNCTIONS = tuple(
+    name
+    for name in (
+        "seed",
+        "random",
+        "uniform",
+        "triangular",
+        "randint",
+        "choice",
+        "randrange",
+        "sample",
+        "shuffle",
+        "choices",
+        "normalvariate",
+        "lognormvariate",
+        "expovariate",
+        "vonmisesvariate",
+        "gammavariate",
+        "gauss",
+        "betavariate",
+        "paretovariate",
+        "weibullvariate",
+        "getstate",
+        "setstate",
+        "getrandbits",
+        "randbytes",
+        "binomialvariate",
+    )
+    if hasattr(random, name)
+)
 _ORIGINAL_RANDOM = {name: getattr(random, name) for name in _RANDOM_FUNCTIONS}
 _random_owner: weakref.ref[GemEnv] | None = None
 
@@ -107,7 +132,7 @@ class GemEnv(Env[str, str]):
         return self._env.sample_random_action()
 
     @property
-    def unwrapped(self) -> Any:  # type: ignore[override]
+    def unwrapped(self) -> Any:
         return self._env.unwrapped
 
     def close(self) -> None:

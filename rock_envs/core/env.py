@@ -15,7 +15,7 @@ Contract (holds for every backend):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import gymnasium
 
@@ -37,5 +37,6 @@ class Env(gymnasium.Env, Generic[ObsType, ActType]):
     def __enter__(self) -> Env[ObsType, ActType]:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: Any) -> Literal[False]:
         self.close()
+        return False  # exceptions go on

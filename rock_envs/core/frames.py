@@ -24,8 +24,10 @@ class FrameTooLargeError(RockEnvsError, ValueError):
 
 def _check(size: int, where: str) -> int:
     if size > MAX_FRAME:
-        raise FrameTooLargeError(f"{where}: a frame of {size} bytes is over the limit of {MAX_FRAME} bytes (1 GiB); "
-                                 "send smaller observations (or a path to the data), or the stream is corrupt.")  # fmt: skip
+        raise FrameTooLargeError(
+            f"{where}: a frame of {size} bytes is over the limit of {MAX_FRAME} bytes (1 GiB); "
+            "send smaller observations (or a path to the data), or the stream is corrupt."
+        )
     return size
 
 

@@ -19,6 +19,7 @@ import gem
 from gem.wrappers.wrapper_factory import WRAPPER_FACTORY
 
 import rock_envs
+from rock_envs.backends import BackendName
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.integrations.forwarding import ForwardsToRockEnv
 
@@ -46,15 +47,22 @@ def wrap(env: Any, wrappers: str | Sequence[Callable[[Any], Any]] | None) -> Any
     for fn in fns:
         if isinstance(fn, str):
             if fn not in WRAPPER_FACTORY:
-                raise EnvArgumentError(f"`rock_envs.integrations.gem.make(wrappers=...)`: unknown GEM wrapper {fn!r}; "
-                                       f"expected names from {sorted(WRAPPER_FACTORY)}.")
+                raise EnvArgumentError(
+                    f"`rock_envs.integrations.gem.make(wrappers=...)`: unknown GEM wrapper {fn!r}; "
+                    f"expected names from {sorted(WRAPPER_FACTORY)}."
+                )
             fn = WRAPPER_FACTORY[fn]
         env = fn(env)
     return env
 
 
-def make(env_id: str, *, backend: str = "local", wrappers: str | Sequence[Callable[[Any], Any]] | None = None,
-         **kwargs: Any) -> gem.Env:
+def make(
+    env_id: str,
+    *,
+    backend: BackendName = "local",
+    wrappers: str | Sequence[Callable[[Any], Any]] | None = None,
+    **kwargs: Any,
+) -> gem.Env:
     """`gem.make` for every rock-envs id, on any backend, optionally wrapped with GEM wrappers."""
     return wrap(GemFacing(rock_envs.make(env_id, backend=backend, **kwargs)), wrappers)
 

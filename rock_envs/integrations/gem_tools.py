@@ -45,8 +45,13 @@ class _SandboxTool(BaseTool):
     tool_type = "sandbox"
     patterns: tuple[str, ...] = ()
 
-    def __init__(self, timeout: float = 10.0, config: SandboxConfig | None = None, max_output: int = 16 * 1024,
-                 python: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        config: SandboxConfig | None = None,
+        max_output: int = 16 * 1024,
+        python: str | None = None,
+    ):
         super().__init__(num_workers=1)
         self.timeout, self.max_output = timeout, max_output
         self.config = config or SandboxConfig(memory="512m", pids_limit=128, cpus=1.0)
@@ -88,9 +93,11 @@ class SandboxPythonTool(_SandboxTool):
     patterns = PYTHON_PATTERNS
 
     def instruction_string(self) -> str:
-        return ("You may run Python code: put a complete script inside <python>...</python>. It runs in an "
-                "isolated sandbox without network and its output is shown to you after 'Code execution result:'. "
-                "Give your final answer within \\boxed{}.")  # fmt: skip
+        return (
+            "You may run Python code: put a complete script inside <python>...</python>. It runs in an "
+            "isolated sandbox without network and its output is shown to you after 'Code execution result:'. "
+            "Give your final answer within \\boxed{}."
+        )
 
     def _command(self, code: str) -> str:
         self._count += 1
@@ -106,8 +113,10 @@ class SandboxBashTool(_SandboxTool):
     patterns = BASH_PATTERNS
 
     def instruction_string(self) -> str:
-        return ("You may run shell commands: put them inside <bash>...</bash>. They run in an isolated sandbox "
-                "without network and their output is shown to you after 'Code execution result:'.")  # fmt: skip
+        return (
+            "You may run shell commands: put them inside <bash>...</bash>. They run in an isolated sandbox "
+            "without network and their output is shown to you after 'Code execution result:'."
+        )
 
     def _command(self, code: str) -> str:
         self._count += 1

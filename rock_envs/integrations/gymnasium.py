@@ -47,9 +47,11 @@ def rock_id(gymnasium_id: str) -> str:
     try:
         return _to_rock[gymnasium_id]
     except KeyError:
-        raise EnvArgumentError(f"`rock_id({gymnasium_id!r})`: not a registered `{NAMESPACE}/` id; "
-                               "call `rock_envs.integrations.gymnasium.register_all()` after registering "
-                               "new rock-envs ids.") from None
+        raise EnvArgumentError(
+            f"`rock_id({gymnasium_id!r})`: not a registered `{NAMESPACE}/` id; "
+            "call `rock_envs.integrations.gymnasium.register_all()` after registering "
+            "new rock-envs ids."
+        ) from None
 
 
 class GymnasiumFacing(ForwardsToRockEnv, gymnasium.Env):
@@ -93,9 +95,12 @@ def register_all(pattern: str = "*") -> list[str]:
         if gid in gymnasium.registry or "/" in spec.id:
             continue
         try:
-            gymnasium.register(gid, entry_point=functools.partial(make_env, spec.id),
-                               vector_entry_point=functools.partial(make_vector_env, spec.id),
-                               disable_env_checker=spec.source != "gymnasium")
+            gymnasium.register(
+                gid,
+                entry_point=functools.partial(make_env, spec.id),
+                vector_entry_point=functools.partial(make_vector_env, spec.id),
+                disable_env_checker=spec.source != "gymnasium",
+            )
         except gymnasium.error.Error:  # an id Gymnasium cannot parse: leave it out
             continue
         _to_rock[gid] = spec.id

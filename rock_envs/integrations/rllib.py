@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import rock_envs
+from rock_envs.backends import BackendName
 
 _RLLIB_CONTEXT_KEYS = ("num_envs", "worker_index", "num_workers", "vector_index", "remote", "recreated_worker")
 
@@ -31,7 +32,7 @@ _RLLIB_CONTEXT_KEYS = ("num_envs", "worker_index", "num_workers", "vector_index"
 class RockEnvCreator:
     """A picklable env creator: `creator(env_context)` -> one env, or a vector env when `num_envs` is in it."""
 
-    def __init__(self, env_id: str, backend: str = "subprocess", **make_vec_kwargs: Any):
+    def __init__(self, env_id: str, backend: BackendName = "subprocess", **make_vec_kwargs: Any):
         self.env_id = env_id
         self.backend = backend
         self.make_vec_kwargs = make_vec_kwargs
@@ -44,14 +45,22 @@ class RockEnvCreator:
             return rock_envs.make(self.env_id, **env_kwargs)
         options = dict(self.make_vec_kwargs)
         options.setdefault("num_workers", min(int(num_envs), options.get("num_workers") or int(num_envs)))
-        return rock_envs.make_vec(self.env_id, int(num_envs), backend=self.backend, autoreset_mode="next_step",
-                                  env_kwargs=env_kwargs, **options)
+        return rock_envs.make_vec(
+            self.env_id,
+            int(num_envs),
+            backend=self.backend,
+            autoreset_mode="next_step",
+            env_kwargs=env_kwargs,
+            **options,
+        )
 
     def __repr__(self) -> str:
         return f"RockEnvCreator({self.env_id!r}, backend={self.backend!r})"
 
 
-def register_env(env_id: str, backend: str = "subprocess", *, name: str | None = None, **make_vec_kwargs: Any) -> str:
+def register_env(
+    env_id: str, backend: BackendName = "subprocess", *, name: str | None = None, **make_vec_kwargs: Any
+) -> str:
     """Register `env_id` on `backend` in RLlib's env registry; returns the name to pass to `config.environment`.
 
     The default name is `rock/<env_id>`, or `rock/<env_id>@<backend>` for a backend other than subprocess.

@@ -20,6 +20,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 import rock_envs
+from rock_envs.backends import BackendName
 from rock_envs.vector.single import unbatch_info
 
 
@@ -30,15 +31,24 @@ class RockVecEnv(VecEnv):
     `same_step`).
     """
 
-    def __init__(self, env_id: Any = None, num_envs: int = 1, backend: str = "subprocess", *,
-                 vector_env: Any = None, **make_vec_kwargs: Any):
+    def __init__(
+        self,
+        env_id: Any = None,
+        num_envs: int = 1,
+        backend: BackendName = "subprocess",
+        *,
+        vector_env: Any = None,
+        **make_vec_kwargs: Any,
+    ):
         if vector_env is None:
-            vector_env = rock_envs.make_vec(env_id, num_envs, backend=backend, autoreset_mode="same_step",
-                                            **make_vec_kwargs)
+            vector_env = rock_envs.make_vec(
+                env_id, num_envs, backend=backend, autoreset_mode="same_step", **make_vec_kwargs
+            )
         elif vector_env.autoreset_mode.name != "SAME_STEP":
             raise rock_envs.EnvArgumentError(
                 f"`RockVecEnv(vector_env=...)`: SB3 needs autoreset_mode='same_step', got "
-                f"{vector_env.autoreset_mode.name.lower()!r}; make it with `make_vec(..., autoreset_mode='same_step')`.")
+                f"{vector_env.autoreset_mode.name.lower()!r}; make it with `make_vec(..., autoreset_mode='same_step')`."
+            )
         self.venv = vector_env
         super().__init__(vector_env.num_envs, vector_env.single_observation_space, vector_env.single_action_space)
         self._actions: Any = None
@@ -86,8 +96,9 @@ class RockVecEnv(VecEnv):
         current = list(self.venv.get_attr(attr_name)) if len(chosen) < self.num_envs else [None] * self.num_envs
         self.venv.set_attr(attr_name, [value if i in chosen else current[i] for i in range(self.num_envs)])
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         values = self.venv.call(method_name, *method_args, **method_kwargs)
         return [values[i] for i in self._get_indices(indices)]
 

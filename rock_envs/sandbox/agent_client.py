@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
 from .agent import wire
 from .errors import CommandTimeoutError, SandboxDiedError, SandboxError, from_wire
@@ -89,7 +89,7 @@ class AgentClient:
 
     async def messages(
         self, header: dict[str, Any], body: bytes = b"", timeout: float | None = None
-    ) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
+    ) -> AsyncGenerator[tuple[dict[str, Any], bytes], None]:
         """Send one request; yield every reply message up to and including the final ``result``.
 
         ``timeout`` bounds the wait for each reply message; past it the connection is dropped and
@@ -119,7 +119,10 @@ class AgentClient:
                     return
 
     async def call(
-        self, header: dict[str, Any], body: bytes = b"", on_chunk: Callable[[str, bytes], Any] | None = None,
+        self,
+        header: dict[str, Any],
+        body: bytes = b"",
+        on_chunk: Callable[[str, bytes], Any] | None = None,
         timeout: float | None = None,
     ) -> tuple[dict[str, Any], bytes]:
         gen = self.messages(header, body, timeout)

@@ -114,12 +114,25 @@ class ServerUnreachableError(SandboxError, ConnectionError):
 _BY_NAME: dict[str, type[SandboxError]] = {
     cls.__name__: cls
     for cls in (
-        SandboxError, SandboxNotFoundError, SessionNotFoundError, JobNotFoundError, CallNotFoundError, SandboxFileNotFoundError,
-        SessionExistsError, InvalidRequestError, PathOutsideSandboxError, AuthenticationError,
-        PayloadTooLargeError, SandboxLimitError, CommandTimeoutError, SandboxStartError, SandboxDiedError,
-        SandboxClosedError, AgentError,
+        SandboxError,
+        SandboxNotFoundError,
+        SessionNotFoundError,
+        JobNotFoundError,
+        CallNotFoundError,
+        SandboxFileNotFoundError,
+        SessionExistsError,
+        InvalidRequestError,
+        PathOutsideSandboxError,
+        AuthenticationError,
+        PayloadTooLargeError,
+        SandboxLimitError,
+        CommandTimeoutError,
+        SandboxStartError,
+        SandboxDiedError,
+        SandboxClosedError,
+        AgentError,
     )
-}  # fmt: skip
+}
 
 
 def from_wire(type_name: str, message: str) -> SandboxError:

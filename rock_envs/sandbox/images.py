@@ -143,31 +143,49 @@ def ensure_debian_base(client=None) -> str:
             _say("installing debootstrap with apt-get")
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
             _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
-            _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
-                 "apt-get install debootstrap", env=env)
+            _run(
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
+                "apt-get install debootstrap",
+                env=env,
+            )
         _say(f"debootstrap {DEBIAN_SUITE} from {DEBIAN_MIRROR} (once; takes a minute or two)")
         # Under the cache dir, not /tmp: /tmp may be a small tmpfs, the rootfs is ~200 MB.
         with tempfile.TemporaryDirectory(prefix="rootfs-", dir=_cache_dir()) as tmp:
             rootfs = Path(tmp, "rootfs")
-            _run(["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
-                  DEBIAN_SUITE, str(rootfs), DEBIAN_MIRROR], "debootstrap")
+            _run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(DEBIAN_PACKAGES)}",
+                    DEBIAN_SUITE,
+                    str(rootfs),
+                    DEBIAN_MIRROR,
+                ],
+                "debootstrap",
+            )
             # Package lists and downloaded .debs are dead weight (`apt-get update` brings lists back).
             for pattern in ("var/lib/apt/lists/*_*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb"):
                 for junk in rootfs.glob(pattern):
                     junk.unlink()
             _say(f"importing the root filesystem as {tag}")
             # --numeric-owner: file owners are the rootfs' uids, not names looked up on this host.
-            tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
-                                   stdout=subprocess.PIPE)
+            tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
             try:
                 repo, tag_part = _split_tag(tag)
                 client.api.import_image(
-                    src=tar.stdout, repository=repo, tag=tag_part, stream_src=True,
+                    src=tar.stdout,
+                    repository=repo,
+                    tag=tag_part,
+                    stream_src=True,
                     # An imported image has no config: give it the PATH and locale images expect.
-                    changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                             "ENV LANG=C.UTF-8", 'CMD ["bash"]'],
+                    changes=[
+                        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        "ENV LANG=C.UTF-8",
+                        'CMD ["bash"]',
+                    ],
                 )
             finally:
+                assert tar.stdout is not None  # Popen(stdout=PIPE)
                 tar.stdout.close()
                 tar.wait()
             if tar.returncode != 0:
@@ -219,8 +237,9 @@ def _requirements(root: Path, extras: Iterable[str]) -> list[str]:
 def _source_files(root: Path) -> list[Path]:
     files = [root / "pyproject.toml"]
     for sub in ("rock_envs", "registry"):
-        files += sorted(p for p in (root / sub).rglob("*")
-                        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+        files += sorted(
+            p for p in (root / sub).rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
     return files
 
 
@@ -252,8 +271,7 @@ def _probe_python(client, image: str) -> tuple[str, str]:
     """(major.minor, machine) of the image's python3."""
     code = "import sys, platform; print('%d.%d' % sys.version_info[:2], platform.machine())"
     try:
-        out = client.containers.run(image, ["python3", "-c", code], remove=True,
-                                    network_disabled=True, entrypoint=[])
+        out = client.containers.run(image, ["python3", "-c", code], remove=True, network_disabled=True, entrypoint=[])
     except Exception as e:
         raise ImageBuildError(f"base image {image} has no working python3 ({e})") from e
     version, machine = out.decode().split()
@@ -284,9 +302,23 @@ def _wheelhouse(kind: str, requirements: list[str]) -> Path:
         house.mkdir(parents=True, exist_ok=True)
         (house / "requirements.txt").write_text("\n".join(requirements) + "\n")
         (house / "constraints.txt").write_text("\n".join(pins) + "\n")
-        _run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q",
-              "--wheel-dir", str(house), "-r", str(house / "requirements.txt"),
-              "-c", str(house / "constraints.txt")], f"pip wheel ({kind})")  # fmt: skip
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--disable-pip-version-check",
+                "-q",
+                "--wheel-dir",
+                str(house),
+                "-r",
+                str(house / "requirements.txt"),
+                "-c",
+                str(house / "constraints.txt"),
+            ],
+            f"pip wheel ({kind})",
+        )
         (house / ".complete").touch()  # only a finished wheelhouse counts as cached
     return house
 
@@ -369,15 +401,35 @@ def _build(client, root: Path, base: str, extras: tuple[str, ...], dockerfile: s
         build_requires = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
         tools = _wheelhouse("build", build_requires)
         _say(f"building the rock-envs wheel from {root}")
-        _run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps",
-              "--no-index", "--find-links", str(tools), "--wheel-dir", str(ctx / "project"), str(root)],
-             "pip wheel (rock-envs)")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--disable-pip-version-check",
+                "-q",
+                "--no-deps",
+                "--no-index",
+                "--find-links",
+                str(tools),
+                "--wheel-dir",
+                str(ctx / "project"),
+                str(root),
+            ],
+            "pip wheel (rock-envs)",
+        )
         (ctx / "Dockerfile").write_text(dockerfile)
         _say(f"docker build {hashed} on {base}")
         try:
             # pull=False and no network inside: everything comes from the context.
             image, _ = client.images.build(
-                path=str(ctx), tag=hashed, pull=False, network_mode="none", rm=True, forcerm=True,
+                path=str(ctx),
+                tag=hashed,
+                pull=False,
+                network_mode="none",
+                rm=True,
+                forcerm=True,
                 labels={"org.rock-envs.base": base, "org.rock-envs.extras": ",".join(extras)},
             )
         except docker.errors.BuildError as e:
@@ -387,12 +439,16 @@ def _build(client, root: Path, base: str, extras: tuple[str, ...], dockerfile: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rock_envs.sandbox.images", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rock_envs.sandbox.images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--base", help="a local base image with Python 3.11, e.g. python:3.11-slim")
     parser.add_argument("--tag", help="an extra tag for the image (default rock-envs:latest)")
-    parser.add_argument("--print-tag", action="store_true",
-                        help="print only the tag on stdout (progress always goes to stderr)")
+    parser.add_argument(
+        "--print-tag", action="store_true", help="print only the tag on stdout (progress always goes to stderr)"
+    )
     args = parser.parse_args(argv)
     try:
         print(build_image(args.base, args.tag))

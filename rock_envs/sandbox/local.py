@@ -11,10 +11,10 @@ from typing import Any, AsyncIterator
 
 from pydantic import BaseModel
 
+from . import models as m
 from .api import SandboxAPI
 from .errors import SandboxDiedError
 from .manager import AGENT_GRACE, SandboxManager
-from . import models as m
 from .sdk.worker import SocketChannel, WorkerChannel
 
 
@@ -29,8 +29,9 @@ class LocalSandboxAPI(SandboxAPI):
         self.owns_manager = manager is None
         self.manager = manager or SandboxManager(runtime_dir=runtime_dir)
 
-    async def _call(self, sandbox_id: str, op: str, req: BaseModel | None = None, body: bytes = b"",
-                    timeout: float = 0.0) -> tuple[dict[str, Any], bytes]:  # fmt: skip
+    async def _call(
+        self, sandbox_id: str, op: str, req: BaseModel | None = None, body: bytes = b"", timeout: float = 0.0
+    ) -> tuple[dict[str, Any], bytes]:
         async with self.manager.use(sandbox_id, op) as agent:
             return await agent.call(_header(op, req), body, timeout=timeout + AGENT_GRACE)
 
@@ -100,8 +101,13 @@ class LocalSandboxAPI(SandboxAPI):
 
     async def job_logs(self, sandbox_id: str, req: m.JobLogsRequest) -> m.JobLogs:
         msg, data = await self._call(sandbox_id, "job.logs", req)
-        return m.JobLogs(job=_job(msg), stream=req.stream, offset=msg["offset"], next_offset=msg["next_offset"],
-                       data=data.decode("utf-8", errors="replace"))  # fmt: skip
+        return m.JobLogs(
+            job=_job(msg),
+            stream=req.stream,
+            offset=msg["offset"],
+            next_offset=msg["next_offset"],
+            data=data.decode("utf-8", errors="replace"),
+        )
 
     async def kill_job(self, sandbox_id: str, req: m.JobRef) -> m.JobInfo:
         return _job((await self._call(sandbox_id, "job.kill", req))[0])
@@ -167,8 +173,14 @@ class LocalSandboxAPI(SandboxAPI):
 
 
 def _result(msg: dict[str, Any]) -> m.CommandResult:
-    return m.CommandResult(output=msg["output"], stderr=msg["stderr"], exit_code=msg["exit_code"],
-                         timed_out=msg["timed_out"], truncated=msg.get("truncated", False), note=msg.get("note", ""))  # fmt: skip
+    return m.CommandResult(
+        output=msg["output"],
+        stderr=msg["stderr"],
+        exit_code=msg["exit_code"],
+        timed_out=msg["timed_out"],
+        truncated=msg.get("truncated", False),
+        note=msg.get("note", ""),
+    )
 
 
 def _job(msg: dict[str, Any]) -> m.JobInfo:

@@ -43,9 +43,16 @@ class Entry:
         root = self.placement.root if self.placement else ""
         isolation = self.placement.isolation if self.placement else []
         container = self.placement.extra.get("container") if self.placement else None
-        return SandboxInfo(id=self.id, status=self.status, spec=self.spec, created_at=self.created_at,  # type: ignore[arg-type]
-                           last_used_at=self.last_used_at, root=root, isolation=isolation,
-                           container=str(container) if container else None)  # fmt: skip
+        return SandboxInfo(
+            id=self.id,
+            status=self.status,
+            spec=self.spec,
+            created_at=self.created_at,
+            last_used_at=self.last_used_at,
+            root=root,
+            isolation=isolation,
+            container=str(container) if container else None,
+        )
 
 
 class SandboxManager:
@@ -102,8 +109,10 @@ class SandboxManager:
             if name:
                 try:
                     placed = name == "ray"  # a Ray-placed sandbox: its record names the inner runtime
-                    await self._runtime(str(record.get("inner_runtime", "process")) if placed else str(name),
-                                        "ray" if placed else "local").reap(record)
+                    await self._runtime(
+                        str(record.get("inner_runtime", "process")) if placed else str(name),
+                        "ray" if placed else "local",
+                    ).reap(record)
                 except SandboxError:
                     continue  # that runtime is not available here; leave its record for one that is
             self.state.forget(sandbox_id)
@@ -123,21 +132,27 @@ class SandboxManager:
 
     def _runtime(self, name: str, placement: str = "local") -> Runtime:
         if self.allowed is not None and name not in self.allowed:
-            raise InvalidRequestError(f"`create`: runtime {name!r} is not enabled on this server; "
-                                      f"enabled: {', '.join(self.allowed)}.")  # fmt: skip
+            raise InvalidRequestError(
+                f"`create`: runtime {name!r} is not enabled on this server; enabled: {', '.join(self.allowed)}."
+            )
         key = name if placement == "local" else f"{placement}/{name}"
         if key not in self.runtimes:
             options = self.runtime_options.get(name, {})
-            self.runtimes[key] = make_runtime(name, **options) if placement == "local" else \
-                make_runtime(placement, inner=name, inner_options=options)
+            self.runtimes[key] = (
+                make_runtime(name, **options)
+                if placement == "local"
+                else make_runtime(placement, inner=name, inner_options=options)
+            )
         return self.runtimes[key]
 
     async def create(self, spec: SandboxSpec, timeout: float = 60.0) -> SandboxInfo:
         if not self._started:
             await self.start()
         if len(self.sandboxes) >= self.max_sandboxes:
-            raise SandboxLimitError(f"`create`: this manager already holds {len(self.sandboxes)} sandboxes, "
-                                    f"its limit; stop some first or raise `max_sandboxes`.")  # fmt: skip
+            raise SandboxLimitError(
+                f"`create`: this manager already holds {len(self.sandboxes)} sandboxes, "
+                f"its limit; stop some first or raise `max_sandboxes`."
+            )
         runtime = self._runtime(spec.runtime, spec.placement)
         entry = Entry("sb-" + secrets.token_hex(6), spec, runtime)
         self.sandboxes[entry.id] = entry
@@ -173,8 +188,10 @@ class SandboxManager:
         return entry.info()
 
     def _unknown(self, sandbox_id: str, call: str) -> SandboxNotFoundError:
-        return SandboxNotFoundError(f"`{call}`: no sandbox {sandbox_id!r} on this manager; it was stopped, "
-                                    "reaped after its TTL, or never existed. List them with `ls`.")  # fmt: skip
+        return SandboxNotFoundError(
+            f"`{call}`: no sandbox {sandbox_id!r} on this manager; it was stopped, "
+            "reaped after its TTL, or never existed. List them with `ls`."
+        )
 
     def get(self, sandbox_id: str, call: str = "get") -> Entry:
         entry = self.sandboxes.get(sandbox_id)
@@ -185,8 +202,9 @@ class SandboxManager:
     def info(self, sandbox_id: str) -> SandboxInfo:
         return self.get(sandbox_id).info()
 
-    def list(self, status: str | None = None, runtime: str | None = None,
-             labels: dict[str, str] | None = None) -> list[SandboxInfo]:  # fmt: skip
+    def list(
+        self, status: str | None = None, runtime: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[SandboxInfo]:
         out = []
         for entry in self.sandboxes.values():
             if status and entry.status != status or runtime and entry.spec.runtime != runtime:

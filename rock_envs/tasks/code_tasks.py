@@ -28,25 +28,43 @@ class CodeTask:
     """A Python script that imports ``solution`` and raises (e.g. ``assert``) when it is wrong."""
 
 
-TASKS: dict[str, CodeTask] = {t.name: t for t in [
-    CodeTask("add", "Write a function `add(a, b)` that returns the sum of two integers.",
-             "from solution import add\nassert add(2, 3) == 5\nassert add(-4, 4) == 0\n"),
-    CodeTask("reverse_words", "Write a function `reverse_words(s)` that returns the words of `s` in reverse "
-             "order, joined by single spaces.",
-             "from solution import reverse_words\nassert reverse_words('a b c') == 'c b a'\n"
-             "assert reverse_words('  hello   world ') == 'world hello'\n"),
-    CodeTask("fizzbuzz", "Write a function `fizzbuzz(n)` returning the list of strings for 1..n: 'Fizz' for "
-             "multiples of 3, 'Buzz' for multiples of 5, 'FizzBuzz' for both, else the number.",
-             "from solution import fizzbuzz\nassert fizzbuzz(5) == ['1', '2', 'Fizz', '4', 'Buzz']\n"
-             "assert fizzbuzz(15)[-1] == 'FizzBuzz'\n"),
-    CodeTask("is_palindrome", "Write a function `is_palindrome(s)` that says whether `s` reads the same "
-             "backwards, ignoring case and anything that is not a letter or digit.",
-             "from solution import is_palindrome\nassert is_palindrome('A man, a plan, a canal: Panama')\n"
-             "assert not is_palindrome('rock-envs')\n"),
-    CodeTask("running_sum", "Write a function `running_sum(xs)` returning the list of prefix sums of `xs`.",
-             "from solution import running_sum\nassert running_sum([1, 2, 3]) == [1, 3, 6]\n"
-             "assert running_sum([]) == []\n"),
-]}  # fmt: skip
+TASKS: dict[str, CodeTask] = {
+    t.name: t
+    for t in [
+        CodeTask(
+            "add",
+            "Write a function `add(a, b)` that returns the sum of two integers.",
+            "from solution import add\nassert add(2, 3) == 5\nassert add(-4, 4) == 0\n",
+        ),
+        CodeTask(
+            "reverse_words",
+            "Write a function `reverse_words(s)` that returns the words of `s` in reverse "
+            "order, joined by single spaces.",
+            "from solution import reverse_words\nassert reverse_words('a b c') == 'c b a'\n"
+            "assert reverse_words('  hello   world ') == 'world hello'\n",
+        ),
+        CodeTask(
+            "fizzbuzz",
+            "Write a function `fizzbuzz(n)` returning the list of strings for 1..n: 'Fizz' for "
+            "multiples of 3, 'Buzz' for multiples of 5, 'FizzBuzz' for both, else the number.",
+            "from solution import fizzbuzz\nassert fizzbuzz(5) == ['1', '2', 'Fizz', '4', 'Buzz']\n"
+            "assert fizzbuzz(15)[-1] == 'FizzBuzz'\n",
+        ),
+        CodeTask(
+            "is_palindrome",
+            "Write a function `is_palindrome(s)` that says whether `s` reads the same "
+            "backwards, ignoring case and anything that is not a letter or digit.",
+            "from solution import is_palindrome\nassert is_palindrome('A man, a plan, a canal: Panama')\n"
+            "assert not is_palindrome('rock-envs')\n",
+        ),
+        CodeTask(
+            "running_sum",
+            "Write a function `running_sum(xs)` returning the list of prefix sums of `xs`.",
+            "from solution import running_sum\nassert running_sum([1, 2, 3]) == [1, 3, 6]\n"
+            "assert running_sum([]) == []\n",
+        ),
+    ]
+}
 
 BLOCKS = (r"```python\n?(.*?)```", r"<python>(.*?)</python>")
 
@@ -62,8 +80,13 @@ def extract_code(action: str) -> str:
 class CodeTaskEnv(Env):
     """One task per episode (``task=None``: drawn with the reset's seed), checked in a sandbox."""
 
-    def __init__(self, task: Optional[str] = None, timeout: float = 20.0, config: SandboxConfig | None = None,
-                 python: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        task: Optional[str] = None,
+        timeout: float = 20.0,
+        config: SandboxConfig | None = None,
+        python: str | None = None,
+    ):
         super().__init__()
         if task is not None and task not in TASKS:
             from rock_envs.core.errors import EnvArgumentError
@@ -80,7 +103,7 @@ class CodeTaskEnv(Env):
         if seed is not None:
             self.rng.seed(seed)
         self.task = TASKS[self.task_name] if self.task_name else TASKS[self.rng.choice(sorted(TASKS))]
-        prompt = (f"{self.task.statement}\nAnswer with the whole of `solution.py` in one ```python block.")
+        prompt = f"{self.task.statement}\nAnswer with the whole of `solution.py` in one ```python block."
         return prompt, {"task": self.task.name}
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -114,8 +137,9 @@ def check(sandbox: Any, task: CodeTask, code: str, timeout: float = 20.0, python
     return result.exit_code == 0 and not result.timed_out, (result.output + result.stderr).strip()
 
 
-async def acheck(sandbox: Any, task: CodeTask, code: str | None = None, timeout: float = 20.0,
-                 python: str = "python3") -> tuple[bool, str]:  # fmt: skip
+async def acheck(
+    sandbox: Any, task: CodeTask, code: str | None = None, timeout: float = 20.0, python: str = "python3"
+) -> tuple[bool, str]:
     """:func:`check` for an async ``Sandbox``; ``code=None`` checks the ``solution.py`` already in its root."""
     workdir = f"check_{task.name}"
     if code is None:

@@ -14,26 +14,32 @@ from rock_envs.core.spaces import AnyText
 def check_actions(call: str, actions: Any, count: int, space: spaces.Space) -> Any:
     """Return `actions` as a sequence of `count` actions valid for `space`, or raise `ActionError`."""
     if isinstance(actions, (str, bytes)) or not hasattr(actions, "__len__"):
-        raise ActionError(f"`{call}`: expected a sequence of {count} actions, got a single {type(actions).__name__}; "
-                          "pass one action per env, e.g. a list.")
+        raise ActionError(
+            f"`{call}`: expected a sequence of {count} actions, got a single {type(actions).__name__}; "
+            "pass one action per env, e.g. a list."
+        )
     if len(actions) != count:
         raise ActionError(f"`{call}`: expected {count} actions (one per env), got {len(actions)}.")
     if isinstance(space, AnyText):
         bad = [k for k, a in enumerate(actions) if not isinstance(a, str)]
         if bad:
-            raise ActionError(f"`{call}`: text envs take str actions; action {bad[0]} is a "
-                              f"{type(actions[bad[0]]).__name__} ({actions[bad[0]]!r}).")
+            raise ActionError(
+                f"`{call}`: text envs take str actions; action {bad[0]} is a "
+                f"{type(actions[bad[0]]).__name__} ({actions[bad[0]]!r})."
+            )
         return list(actions)
     if isinstance(space, spaces.Discrete):
         array = np.asarray(actions)
         if array.dtype.kind not in "iu" or array.shape != (count,):
-            raise ActionError(f"`{call}`: expected {count} integer actions for {space}, got {array.dtype} "
-                              f"with shape {array.shape}.")
+            raise ActionError(
+                f"`{call}`: expected {count} integer actions for {space}, got {array.dtype} with shape {array.shape}."
+            )
         low, high = int(space.start), int(space.start + space.n)
         out = np.flatnonzero((array < low) | (array >= high))
         if out.size:
-            raise ActionError(f"`{call}`: action {out[0]} is {array[out[0]]}, outside {space} "
-                              f"(expected {low} <= a < {high}).")
+            raise ActionError(
+                f"`{call}`: action {out[0]} is {array[out[0]]}, outside {space} (expected {low} <= a < {high})."
+            )
         return array
     if isinstance(space, spaces.Box):
         array = np.asarray(actions, dtype=space.dtype)

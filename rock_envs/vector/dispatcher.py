@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import RemoteError, WorkerDiedError, WorkerTimeoutError
-from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset
+from rock_envs.worker.protocol import AutoresetMode, Batch, Built, Failure, Make, OnError, Reset
 
 MAX_RESTARTS_PER_CALL = 3  # per worker: a dropped connection may take every worker at once
 
@@ -69,7 +69,9 @@ class Dispatcher:
     in flight; an interrupted wait (Ctrl-C) is drained by `drain_interrupted` before the next call.
     """
 
-    def __init__(self, group: WorkerGroup, num_envs: int, factory_bytes: bytes, autoreset_mode: str, on_error: str):
+    def __init__(
+        self, group: WorkerGroup, num_envs: int, factory_bytes: bytes, autoreset_mode: AutoresetMode, on_error: OnError
+    ):
         self.group = group
         self.num_envs = num_envs
         self.factory_bytes, self.autoreset_mode, self.on_error = factory_bytes, autoreset_mode, on_error
@@ -88,8 +90,14 @@ class Dispatcher:
 
     # ---- sending -----------------------------------------------------------------------------
 
-    def submit(self, w: int, request: Any, purpose: Purpose = Purpose.REPLY, env_ids: list[int] | None = None,
-               owed: set[int] | None = None) -> Pending:  # fmt: skip
+    def submit(
+        self,
+        w: int,
+        request: Any,
+        purpose: Purpose = Purpose.REPLY,
+        env_ids: list[int] | None = None,
+        owed: set[int] | None = None,
+    ) -> Pending:
         pending = Pending(request, purpose, set(env_ids or ()), owed or set())
         self.pending[w].append(pending)
         self.inflight.update(pending.remaining)
@@ -99,8 +107,9 @@ class Dispatcher:
     def make(self, w: int, purpose: Purpose = Purpose.REPLY) -> Pending:
         return self.submit(w, Make(self.blocks[w], self.factory_bytes, self.autoreset_mode, self.on_error), purpose)
 
-    def send_resets(self, ids: list[int], seeds: list[int | None], options: dict[str, Any] | None,
-                    purpose: Purpose) -> None:  # fmt: skip
+    def send_resets(
+        self, ids: list[int], seeds: list[int | None], options: dict[str, Any] | None, purpose: Purpose
+    ) -> None:
         for i, s in zip(ids, seeds):
             self.seeds[i] = s
         for w, part in self.by_worker(ids):
@@ -157,8 +166,9 @@ class Dispatcher:
             if isinstance(p.reply, Failure):
                 raise RemoteError(p.reply.type_name, p.reply.message, p.reply.traceback, where=f"`{what}`")
             if isinstance(p.reply, WorkerGone):
-                raise WorkerDiedError(f"`{what}`: a worker died while answering ({p.reply.reason}); "
-                                      "it was restarted; call again.")  # fmt: skip
+                raise WorkerDiedError(
+                    f"`{what}`: a worker died while answering ({p.reply.reason}); it was restarted; call again."
+                )
 
     def pump(self, deadline: float | None, what: str) -> None:
         """Wait for replies once, and file them. On timeout, restart the workers that did not answer."""
@@ -192,12 +202,17 @@ class Dispatcher:
                 return
         elif isinstance(reply, Failure) and pending.purpose is Purpose.REBUILD:
             queue.popleft()
-            raise WorkerDiedError(f"worker {w} died and its envs could not be rebuilt: {reply.type_name}: {reply.message}")
+            raise WorkerDiedError(
+                f"worker {w} died and its envs could not be rebuilt: {reply.type_name}: {reply.message}"
+            )
         elif isinstance(reply, Failure) and pending.remaining:
             self.inflight.difference_update(pending.remaining)
-            error = RemoteError(reply.type_name, reply.message, reply.traceback,
-                                where=f"worker {w} ({type(pending.request).__name__.lower()} of envs "
-                                      f"{sorted(pending.remaining)[:8]})")  # fmt: skip
+            error = RemoteError(
+                reply.type_name,
+                reply.message,
+                reply.traceback,
+                where=f"worker {w} ({type(pending.request).__name__.lower()} of envs {sorted(pending.remaining)[:8]})",
+            )
             pending.remaining.clear()
             self.failure = self.failure or error
         pending.reply, pending.done = reply, True
@@ -207,8 +222,13 @@ class Dispatcher:
 
     def _file_each(self, batch: Batch) -> None:
         for k, i in enumerate(batch.env_ids):
-            self.ready[i] = Result(batch.obs[k], float(batch.rewards[k]), bool(batch.terminated[k]),
-                                   bool(batch.truncated[k]), batch.infos[k])  # fmt: skip
+            self.ready[i] = Result(
+                batch.obs[k],
+                float(batch.rewards[k]),
+                bool(batch.terminated[k]),
+                bool(batch.truncated[k]),
+                batch.infos[k],
+            )
 
     def _file_rebuilt(self, pending: Pending, batch: Batch) -> None:
         for k, i in enumerate(batch.env_ids):
@@ -226,18 +246,24 @@ class Dispatcher:
         raise WorkerTimeoutError(
             f"`{what}`: no answer within the timeout from env(s) {late[:16]}{' ...' if len(late) > 16 else ''}. "
             f"Their workers ({late_workers}) were restarted and those envs rebuilt; call `reset()` before "
-            "stepping again, or raise `timeout` if the env is just slow.", late)
+            "stepping again, or raise `timeout` if the env is just slow.",
+            late,
+        )
 
     def _on_worker_gone(self, w: int, gone: WorkerGone) -> None:
         self.restarts[w] = self.restarts.get(w, 0) + 1
         if any(isinstance(p.request, Make) and p.purpose is not Purpose.REBUILD for p in self.pending[w]):
             self.pending[w].clear()
-            raise WorkerDiedError(f"worker {w} of the {self.group.name} backend died while building its envs "
-                                  f"({gone.reason}); check that the env can be made there.")  # fmt: skip
+            raise WorkerDiedError(
+                f"worker {w} of the {self.group.name} backend died while building its envs "
+                f"({gone.reason}); check that the env can be made there."
+            )
         if self.restarts[w] > MAX_RESTARTS_PER_CALL:
             self.pending[w].clear()
-            raise WorkerDiedError(f"worker {w} of the {self.group.name} backend died {self.restarts[w]} times in one "
-                                  f"call (last: {gone.reason}); its envs keep killing it, or it cannot start.")  # fmt: skip
+            raise WorkerDiedError(
+                f"worker {w} of the {self.group.name} backend died {self.restarts[w]} times in one "
+                f"call (last: {gone.reason}); its envs keep killing it, or it cannot start."
+            )
         lost = set().union(*(p.remaining | p.owed for p in self.pending[w]))
         for p in self.pending[w]:
             p.reply, p.done = gone, True

@@ -7,8 +7,9 @@ from typing import Any, Sequence
 import numpy as np
 
 
-def merge_infos(infos: Sequence[dict[str, Any]], num_envs: int | None = None,
-                positions: Sequence[int] | None = None) -> dict[str, Any]:
+def merge_infos(
+    infos: Sequence[dict[str, Any]], num_envs: int | None = None, positions: Sequence[int] | None = None
+) -> dict[str, Any]:
     """Merge per-env info dicts into one dict of arrays (nested dicts merge recursively).
 
     `infos[k]` belongs to row `positions[k]` (default: row k) of arrays of length `num_envs`.
@@ -36,7 +37,9 @@ def _column(items: list[tuple[int, Any]], n: int) -> np.ndarray:
     first = items[0][1]
     if isinstance(first, (bool, np.bool_)) and all(isinstance(v, (bool, np.bool_)) for _, v in items):
         column = np.zeros(n, dtype=np.bool_)
-    elif isinstance(first, (int, np.integer)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for _, v in items):
+    elif isinstance(first, (int, np.integer)) and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for _, v in items
+    ):
         column = np.zeros(n, dtype=np.int64)
     elif isinstance(first, (float, np.floating)) and all(isinstance(v, (int, float, np.number)) for _, v in items):
         column = np.zeros(n, dtype=np.float64)

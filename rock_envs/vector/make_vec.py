@@ -6,17 +6,40 @@ from typing import Any, Callable, Literal
 
 from gymnasium.vector import AutoresetMode
 
-from rock_envs.backends import BackendName, backend_option_names, backends_taking, create_group, default_num_workers
+from rock_envs.backends import (
+    BACKENDS,
+    BackendName,
+    backend_option_names,
+    backends_taking,
+    create_group,
+    default_num_workers,
+)
 from rock_envs.build import EnvFactory
 from rock_envs.core.errors import EnvArgumentError
-from rock_envs.registry import EnvSpec, spec as find_spec
+from rock_envs.registry import EnvSpec
+from rock_envs.registry import spec as find_spec
 from rock_envs.vector.vector_env import RockVectorEnv
 
 AUTORESET_MODES = ("next_step", "same_step", "disabled")
 SPEC_DEFAULTS = ("image", "cpus", "memory")  # `EnvSpec` fields that are backend options too
-BACKEND_OPTIONS = ("start_method", "shared_memory", "image", "envs_per_container", "cpus", "memory", "docker_client",
-                   "worker_resources", "ray_address", "placement", "url", "token", "runtime", "envs_per_sandbox",
-                   "ttl", "reconnect_timeout")  # fmt: skip
+BACKEND_OPTIONS = (
+    "start_method",
+    "shared_memory",
+    "image",
+    "envs_per_container",
+    "cpus",
+    "memory",
+    "docker_client",
+    "worker_resources",
+    "ray_address",
+    "placement",
+    "url",
+    "token",
+    "runtime",
+    "envs_per_sandbox",
+    "ttl",
+    "reconnect_timeout",
+)
 
 
 def make_vec(
@@ -66,30 +89,50 @@ def make_vec(
         raise EnvArgumentError(f"`make_vec`: autoreset_mode must be one of {AUTORESET_MODES}, got {autoreset_mode!r}.")
     if on_error not in ("reset", "raise"):
         raise EnvArgumentError(f"`make_vec`: on_error must be 'reset' or 'raise', got {on_error!r}.")
-    env_spec = None if callable(env_id) and not isinstance(env_id, EnvSpec) else \
-        env_id if isinstance(env_id, EnvSpec) else find_spec(env_id)  # fmt: skip
-    backend = backend or (env_spec.backend if env_spec is not None else None) or "subprocess"
-    takes = backend_option_names(backend)
-    for name in given:
-        if name not in takes:
-            raise EnvArgumentError(f"`make_vec`: `{name}` is an option of the {' and '.join(backends_taking(name))} "
-                                   f"backend(s), not of {backend!r}; for an env kwarg of that name pass "
-                                   f"env_kwargs={{{name!r}: ...}}.")  # fmt: skip
+    env_spec: EnvSpec | None
+    if isinstance(env_id, EnvSpec):
+        env_spec = env_id
+    elif isinstance(env_id, str):
+        env_spec = find_spec(env_id)
+    else:
+        env_spec = None  # a callable that returns an env
+    name: str = backend or (env_spec.backend if env_spec is not None else None) or "subprocess"
+    if name not in BACKENDS:
+        raise EnvArgumentError(f"`make_vec`: unknown backend {name!r}; expected one of {list(BACKENDS)}.")
+    takes = backend_option_names(name)
+    for option in given:
+        if option not in takes:
+            raise EnvArgumentError(
+                f"`make_vec`: `{option}` is an option of the {' and '.join(backends_taking(option))} "
+                f"backend(s), not of {name!r}; for an env kwarg of that name pass "
+                f"env_kwargs={{{option!r}: ...}}."
+            )
     options = dict(given)
     if env_spec is not None:  # the spec's container defaults, where the backend takes them and the caller gave none
-        for name in SPEC_DEFAULTS:
-            if name in backend_option_names(backend) and name not in options and getattr(env_spec, name) is not None:
-                options[name] = getattr(env_spec, name)
+        for option in SPEC_DEFAULTS:
+            if option in takes and option not in options and getattr(env_spec, option) is not None:
+                options[option] = getattr(env_spec, option)
     env_kwargs = {**kwargs, **(env_kwargs or {})}
     if env_spec is None:
+        assert callable(env_id)  # neither a spec nor an id
         factory = EnvFactory(None, None, env_fn=env_id)
         if env_kwargs:
-            raise EnvArgumentError(f"`make_vec`: env kwargs {sorted(env_kwargs)} cannot go to a callable; bind them in it.")
+            raise EnvArgumentError(
+                f"`make_vec`: env kwargs {sorted(env_kwargs)} cannot go to a callable; bind them in it."
+            )
     else:
         factory = EnvFactory(env_spec, env_kwargs)
-    workers = num_workers if num_workers is not None else default_num_workers(backend, num_envs, options)
+    workers = num_workers if num_workers is not None else default_num_workers(name, num_envs, options)
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise EnvArgumentError(f"`make_vec`: num_workers must be in 1..num_envs ({num_envs}), got {workers!r}.")
-    group = create_group(backend, workers, options)
-    return RockVectorEnv(group, factory, num_envs, autoreset_mode=mode, on_error=on_error,
-                         batch_size=batch_size, timeout=timeout, spec=env_spec)
+    group = create_group(name, workers, options)
+    return RockVectorEnv(
+        group,
+        factory,
+        num_envs,
+        autoreset_mode=mode,
+        on_error=on_error,
+        batch_size=batch_size,
+        timeout=timeout,
+        spec=env_spec,
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from rock_envs.backends import BackendName
 from rock_envs.core.env import Env
 from rock_envs.registry import EnvSpec
 
@@ -35,7 +36,7 @@ def unbatch_info(infos: dict[str, Any], k: int = 0) -> dict[str, Any]:
 class RemoteEnv(Env):
     """One env hosted by a backend; `unwrapped` is this object (the real env lives elsewhere)."""
 
-    def __init__(self, spec: EnvSpec, backend: str, **kwargs: Any):
+    def __init__(self, spec: EnvSpec, backend: BackendName, **kwargs: Any):
         from rock_envs.vector.make_vec import make_vec
 
         self.spec = spec
@@ -65,8 +66,8 @@ class RemoteEnv(Env):
         self.vector_env.close()
 
     def __repr__(self) -> str:
-        return f"<RemoteEnv {self.spec.id!r} on {self.backend}>"
+        return f"<RemoteEnv {getattr(self.spec, 'id', '?')!r} on {self.backend}>"
 
 
-def make_single(spec: EnvSpec, backend: str, **kwargs: Any) -> RemoteEnv:
+def make_single(spec: EnvSpec, backend: BackendName, **kwargs: Any) -> RemoteEnv:
     return RemoteEnv(spec, backend, **kwargs)

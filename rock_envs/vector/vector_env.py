@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -29,7 +29,8 @@ from rock_envs.core.spaces import is_array_space
 from rock_envs.vector.actions import check_actions
 from rock_envs.vector.dispatcher import Dispatcher, Purpose, Result
 from rock_envs.vector.infos import merge_infos
-from rock_envs.worker.protocol import Batch, Built, Call, SetAttr, Step
+from rock_envs.worker.protocol import AutoresetMode as ProtocolAutoreset
+from rock_envs.worker.protocol import Batch, Built, Call, OnError, SetAttr, Step
 
 
 class State(enum.Enum):
@@ -50,9 +51,19 @@ class RockVectorEnv(VectorEnv):
     call raises `EnvClosedError`; `close()` itself may be called twice.
     """
 
-    def __init__(self, group: WorkerGroup, factory: Any, num_envs: int, *,
-                 autoreset_mode: str = "next_step", on_error: str = "reset", batch_size: int | None = None,
-                 timeout: float | None = None, flush_after: float = 0.002, spec: Any = None):  # fmt: skip
+    def __init__(
+        self,
+        group: WorkerGroup,
+        factory: Any,
+        num_envs: int,
+        *,
+        autoreset_mode: str = "next_step",
+        on_error: OnError = "reset",
+        batch_size: int | None = None,
+        timeout: float | None = None,
+        flush_after: float = 0.002,
+        spec: Any = None,
+    ):
         self.num_envs = num_envs
         self.group = group
         self.timeout = timeout
@@ -62,7 +73,8 @@ class RockVectorEnv(VectorEnv):
             raise EnvArgumentError(f"`make_vec`: batch_size must be in 1..{num_envs}, got {batch_size}.")
         self._mode = AutoresetMode[autoreset_mode.upper()]
         self.spec = spec
-        self._d = Dispatcher(group, num_envs, pickling.dumps(factory), self._mode.name.lower(), on_error)
+        mode_name = cast(ProtocolAutoreset, self._mode.name.lower())
+        self._d = Dispatcher(group, num_envs, pickling.dumps(factory), mode_name, on_error)
         self.blocks, self.worker_of = self._d.blocks, self._d.worker_of
         self._state = State.DEFAULT
         self.closed = False
@@ -138,13 +150,16 @@ class RockVectorEnv(VectorEnv):
         actions = check_actions("send", actions, len(ids), self.single_action_space)
         position = {i: k for k, i in enumerate(ids)}
         for w, part in self._d.by_worker(ids):
+            chunk: Any
             if isinstance(actions, np.ndarray):
                 chunk = actions[[position[i] for i in part]]
             else:
                 chunk = [actions[position[i]] for i in part]
             self._d.submit(w, Step(part, chunk, self.flush_after), Purpose.EACH, part)
 
-    def async_reset(self, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None) -> None:
+    def async_reset(
+        self, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> None:
         """Reset every env without waiting; the results come out of `recv`."""
         self._require_idle("async_reset")
         self._send_resets(list(range(self.num_envs)), seed, options, Purpose.EACH)
@@ -205,8 +220,9 @@ class RockVectorEnv(VectorEnv):
         if self._state is State.WAITING_STEP:
             raise CallOrderError(f"`{call}`: a `step_async` is still waiting; call `step_wait()` first.")
         if self._d.inflight:
-            raise CallOrderError(f"`{call}`: envs {sorted(self._d.inflight)[:8]} still have a `send` in flight; "
-                                 "`recv()` them first.")  # fmt: skip
+            raise CallOrderError(
+                f"`{call}`: envs {sorted(self._d.inflight)[:8]} still have a `send` in flight; `recv()` them first."
+            )
 
     def _send_resets(self, ids: list[int], seed: Any, options: dict[str, Any] | None, purpose: Purpose) -> None:
         env_options = {k: v for k, v in (options or {}).items() if k != "reset_mask"} or None
@@ -247,8 +263,10 @@ class RockVectorEnv(VectorEnv):
                 infos = merge_infos(infos_list, n) if any(infos_list) else {}
                 self._last_obs = obs
                 return obs, rewards, terms, truncs, infos
-            results = [Result(obs[k], b.rewards[j], b.terminated[j], b.truncated[j], b.infos[j])
-                       for k, (b, j) in enumerate((b, j) for b in batches for j in range(len(b.env_ids)))]
+            results = [
+                Result(obs[k], b.rewards[j], b.terminated[j], b.truncated[j], b.infos[j])
+                for k, (b, j) in enumerate((b, j) for b in batches for j in range(len(b.env_ids)))
+            ]
         else:
             by_id: dict[int, Result] = {}
             for b in batches:
@@ -302,8 +320,10 @@ class RockVectorEnv(VectorEnv):
             return list(range(self.num_envs))
         mask = np.asarray(mask)
         if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
-            raise EnvArgumentError(f"`reset`: options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
-                                   f"got {mask.dtype} with shape {mask.shape}.")
+            raise EnvArgumentError(
+                f"`reset`: options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
+                f"got {mask.dtype} with shape {mask.shape}."
+            )
         return [int(i) for i in np.flatnonzero(mask)]
 
     def _seeds_for(self, ids: list[int], seed: Any) -> list[int | None]:
@@ -322,12 +342,16 @@ class RockVectorEnv(VectorEnv):
         ids = [int(i) for i in np.asarray(env_ids).reshape(-1)]
         bad = [i for i in ids if not 0 <= i < self.num_envs]
         if bad or len(set(ids)) != len(ids):
-            raise EnvArgumentError(f"`{call}`: env_ids must be distinct ints in 0..{self.num_envs - 1}, got {list(env_ids)[:16]}.")
+            raise EnvArgumentError(
+                f"`{call}`: env_ids must be distinct ints in 0..{self.num_envs - 1}, got {list(env_ids)[:16]}."
+            )
         return ids
 
     def _check_open(self, call: str) -> None:
         if self.closed:
-            raise EnvClosedError(f"`{call}` after `close()`: this vector env is closed; make a new one with `rock_envs.make_vec`.")
+            raise EnvClosedError(
+                f"`{call}` after `close()`: this vector env is closed; make a new one with `rock_envs.make_vec`."
+            )
 
     def close_extras(self, **kwargs: Any) -> None:
         self.group.close()
@@ -348,4 +372,3 @@ class RockVectorEnv(VectorEnv):
     def __repr__(self) -> str:
         spec_id = getattr(self.spec, "id", "?")
         return f"RockVectorEnv({spec_id!r}, num_envs={self.num_envs}, backend={self.group.name!r}, workers={self.group.num_workers})"
-

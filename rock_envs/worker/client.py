@@ -21,7 +21,7 @@ class WorkerClient:
         reply = decode(self.conn.recv_bytes())
         if isinstance(reply, Failure):
             raise RemoteError(reply.type_name, reply.message, reply.traceback)
-        return reply
+        return reply  # type: ignore[return-value]  # a worker only ever sends replies
 
     def make(self, env_ids: list[int], factory: Any, **options: Any) -> Reply:
         return self.request(Make(list(env_ids), pickling.dumps(factory), **options))

@@ -91,8 +91,12 @@ class EnvWorker:
             self._needs_reset[i] = False
         first = self.envs[request.env_ids[0]]
         self._stack = is_array_space(first.observation_space)
-        return Built(first.observation_space, first.action_space, dict(getattr(first, "metadata", {}) or {}),
-                     getattr(first, "render_mode", None))
+        return Built(
+            first.observation_space,
+            first.action_space,
+            dict(getattr(first, "metadata", {}) or {}),
+            getattr(first, "render_mode", None),
+        )
 
     def _reset(self, request: Reset) -> Batch:
         obs, infos = [], []
@@ -103,7 +107,9 @@ class EnvWorker:
         n = len(request.env_ids)
         return Batch(list(request.env_ids), self._pack(obs), [0.0] * n, [False] * n, [False] * n, infos)
 
-    def _reset_one(self, i: int, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def _reset_one(
+        self, i: int, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         try:
             o, info = self.envs[i].reset(seed=seed, options=options)
         except Exception as e:
@@ -170,7 +176,9 @@ class EnvWorker:
             raise e
         return self._last_obs.get(i), 0.0, False, True, {"error": error_info(e)}
 
-    def _batch(self, ids: list[int], results: list[tuple[Any, float, bool, bool, dict[str, Any]]], final: bool) -> Batch:
+    def _batch(
+        self, ids: list[int], results: list[tuple[Any, float, bool, bool, dict[str, Any]]], final: bool
+    ) -> Batch:
         if not results:
             return Batch(ids, self._pack([]), [], [], [], [], final)
         obs, rewards, terms, truncs, infos = zip(*results)  # lists pickle far faster than small arrays

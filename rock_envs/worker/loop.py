@@ -55,7 +55,7 @@ def serve(conn, worker: EnvWorker | None = None) -> None:
                 break  # the other side went away: nothing left to serve
             if shared.on_other(request):
                 continue
-            for reply in worker.handle(request):
+            for reply in worker.handle(request):  # type: ignore[arg-type]  # a worker gets only requests
                 if isinstance(reply, Batch):
                     shared.on_batch(reply)
                 conn.send_bytes(encode(reply))

@@ -31,6 +31,7 @@ class Message:
 
 # ---- requests ---------------------------------------------------------------------------------
 
+
 @dataclass
 class Make(Message):
     """Build the envs `env_ids` (global indices) with `factory(env_id) -> env`."""
@@ -83,6 +84,7 @@ Request = Union[Make, Reset, Step, Call, SetAttr, Close]
 
 # ---- replies ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Built(Message):
     observation_space: Any
@@ -130,8 +132,11 @@ Reply = Union[Built, Batch, Values, Failure]
 
 def error_info(e: BaseException) -> dict[str, str]:
     """What an env's info carries when the env raised: type, message and traceback text."""
-    return {"type": type(e).__name__, "message": str(e),
-            "traceback": "".join(tb.format_exception(type(e), e, e.__traceback__))}
+    return {
+        "type": type(e).__name__,
+        "message": str(e),
+        "traceback": "".join(tb.format_exception(type(e), e, e.__traceback__)),
+    }
 
 
 def encode(message: Request | Reply) -> bytes:

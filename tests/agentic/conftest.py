@@ -25,7 +25,6 @@ from sandbox_helpers import Server, agent_pids, short_tmp, start_server  # noqa:
 from rock_envs.sandbox import SandboxConfig  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import docker_support
+import pytest
 from sandbox_helpers import Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,8 +17,13 @@ EXAMPLE = ROOT / "examples" / "agentic_loop.py"
 
 
 def run_example(*args: str) -> str:
-    out = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONWARNINGS": "error::ResourceWarning"})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLE), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "error::ResourceWarning"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 

@@ -7,8 +7,8 @@ import json
 
 import httpx
 import pytest
-
 from agentic_helpers import run_with_answers, script
+
 from rock_envs.sandbox import InvalidRequestError, Sandbox, SandboxConfig, SandboxNotFoundError
 from rock_envs.sandbox.errors import CallNotFoundError
 from rock_envs.sandbox.model_service import ModelService
@@ -37,13 +37,25 @@ BAD = [
     ("/chat/completions", '{"model": "m"}', None, 400, "messages"),
     ("/chat/completions", '{"model": "m", "messages": []}', None, 400, "messages"),
     ("/chat/completions", '{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}', None, 400, "messages[0]"),
-    ("/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": 5}]}', None, 400, "messages[0].content"),
+    (
+        "/chat/completions",
+        '{"model": "m", "messages": [{"role": "user", "content": 5}]}',
+        None,
+        400,
+        "messages[0].content",
+    ),
     ("/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 3}', None, 400, "n"),
-    ("/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', None, 400, "stream"),
+    (
+        "/chat/completions",
+        '{"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+        None,
+        400,
+        "stream",
+    ),
     ("/completions", '{"model": "m"}', None, 400, "prompt"),
     ("/embeddings", '{"model": "m", "input": "x"}', None, 404, None),
     ("/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "x"}]}', "sk-rock-wrong", 401, None),
-]  # fmt: skip
+]
 
 
 async def test_malformed_requests_get_openai_style_errors(make_config) -> None:  # type: ignore[no-untyped-def]
@@ -104,19 +116,26 @@ print(json.dumps(out))
 async def test_keys_are_per_sandbox(make_config, mode) -> None:  # type: ignore[no-untyped-def]
     agent = "import os; print(os.environ['OPENAI_API_KEY'])"
     async with Sandbox(make_config()) as a, Sandbox(make_config()) as b:
-        key_a = (await a.arun(f"python3 -c \"{agent}\"")).output.strip()
-        key_b = (await b.arun(f"python3 -c \"{agent}\"")).output.strip()
+        key_a = (await a.arun(f'python3 -c "{agent}"')).output.strip()
+        key_b = (await b.arun(f'python3 -c "{agent}"')).output.strip()
         assert key_a.startswith("sk-rock-") and key_a != key_b
         # b's own endpoint refuses a's key: a sandbox cannot make (or see) calls as another
-        cases = json.dumps([["/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "x"}]}', key_a]])
+        cases = json.dumps(
+            [["/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "x"}]}', key_a]]
+        )
         result = await b.arun(await script(b, "raw.py", RAW) + " " + _quote(cases))
         assert json.loads(result.output)[0][0] == 401
         if mode == "server":  # over the server's /v1 routes, a key reaches only its own sandbox
             url = a.config.base_url
             async with httpx.AsyncClient(base_url=url) as http:
-                call = asyncio.ensure_future(http.post("/v1/chat/completions", headers={"authorization": f"Bearer {key_a}"},
-                                                       json={"model": "m", "messages": [{"role": "user", "content": "direct"}]},
-                                                       timeout=60))  # fmt: skip
+                call = asyncio.ensure_future(
+                    http.post(
+                        "/v1/chat/completions",
+                        headers={"authorization": f"Bearer {key_a}"},
+                        json={"model": "m", "messages": [{"role": "user", "content": "direct"}]},
+                        timeout=60,
+                    )
+                )
                 (taken,) = await a.model_service.next_calls(timeout=30)
                 assert taken.sandbox_id == a.id and await b.model_service.next_calls(timeout=0) == []
                 await taken.respond("to a")
@@ -131,7 +150,7 @@ async def test_a_removed_sandbox_fails_fast_and_keeps_its_trajectory(make_config
     sb = await Sandbox(make_config()).start()
     service, sid = sb.model_service, sb.id
     agent = "import openai; openai.OpenAI(max_retries=0).chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'q'}])"
-    await sb.run_job(f"{_python()} -c \"{agent}\"")
+    await sb.run_job(f'{_python()} -c "{agent}"')
     (call,) = await service.next_calls(timeout=30)
     if mode == "server":
         key = (await sb.arun("printenv OPENAI_API_KEY")).output.strip()
@@ -145,8 +164,11 @@ async def test_a_removed_sandbox_fails_fast_and_keeps_its_trajectory(make_config
     assert record.status == "error" and record.error["type"] == "sandbox_removed"  # type: ignore[index]
     if mode == "server":
         async with httpx.AsyncClient(base_url=sb.config.base_url) as http:
-            late = await http.post("/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
-                                   json={"model": "m", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+            late = await http.post(
+                "/v1/chat/completions",
+                headers={"authorization": f"Bearer {key}"},
+                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+            )
             assert late.status_code == 410 and late.headers["x-should-retry"] == "false"
     await service.aclose()
 
@@ -160,7 +182,7 @@ def _python() -> str:
 async def test_trainer_mistakes_are_clear(make_config) -> None:  # type: ignore[no-untyped-def]
     async with Sandbox(make_config()) as sb:
         agent = "import openai; print(openai.OpenAI(max_retries=0).chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'q'}]).choices[0].message.content)"
-        job = await sb.run_job(f"{_python()} -c \"{agent}\"")
+        job = await sb.run_job(f'{_python()} -c "{agent}"')
         (call,) = await sb.model_service.next_calls(timeout=30)
         with pytest.raises(InvalidRequestError, match="non-empty `choices`"):
             await call.respond({"not": "a completion"})
@@ -175,4 +197,4 @@ async def test_trainer_mistakes_are_clear(make_config) -> None:  # type: ignore[
         SandboxConfig(model_service="proxy")
     async with Sandbox(make_config(model_service=None)) as plain:
         with pytest.raises(InvalidRequestError, match="no model service"):
-            plain.model_service
+            _ = plain.model_service

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from agentic_helpers import run_with_answers, script
+
 from rock_envs.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -33,8 +33,12 @@ async def test_openai_client_through_the_proxy(make_config, upstream) -> None:  
         result = await run_with_answers(sb, await script(sb, "agent.py", CLIENT), None)
         assert result.exit_code == 0, result.stderr
         out = json.loads(result.output)
-        assert out == {"chat": "upstream: hi", "stream": "upstream: streamed", "completion": "upstream: p",
-                       "error": [400, "upstream says no"]}  # fmt: skip
+        assert out == {
+            "chat": "upstream: hi",
+            "stream": "upstream: streamed",
+            "completion": "upstream: p",
+            "error": [400, "upstream says no"],
+        }
         assert {s["auth"] for s in upstream.seen} == {"Bearer sk-upstream"}  # the upstream key, never the sandbox's
         records = await sb.model_service.trajectory()
         assert [r.status for r in records] == ["answered", "answered", "answered", "error"]

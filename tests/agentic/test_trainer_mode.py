@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from agentic_helpers import run_with_answers, script
+
 from rock_envs.sandbox import Sandbox
 from rock_envs.sandbox.model_service import ModelCall
 
@@ -57,12 +57,19 @@ async def test_openai_client_in_sandbox_gets_the_trainers_answers(make_config) -
 
 
 async def test_a_whole_completion_object_is_passed_through(make_config) -> None:  # type: ignore[no-untyped-def]
-    agent = ("import openai; r = openai.OpenAI(max_retries=0).chat.completions.create(model='m', "
-             "messages=[{'role': 'user', 'content': 'x'}]); print(r.id, r.choices[0].finish_reason, "
-             "r.choices[0].message.content, r.usage.completion_tokens)")  # fmt: skip
-    completion = {"id": "chatcmpl-fixed", "object": "chat.completion", "created": 1, "model": "m",
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"}, "finish_reason": "length"}],
-                  "usage": {"prompt_tokens": 1, "completion_tokens": 9, "total_tokens": 10}}  # fmt: skip
+    agent = (
+        "import openai; r = openai.OpenAI(max_retries=0).chat.completions.create(model='m', "
+        "messages=[{'role': 'user', 'content': 'x'}]); print(r.id, r.choices[0].finish_reason, "
+        "r.choices[0].message.content, r.usage.completion_tokens)"
+    )
+    completion = {
+        "id": "chatcmpl-fixed",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"}, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 9, "total_tokens": 10},
+    }
 
     async def answer(call: ModelCall) -> None:
         await call.respond(completion)

@@ -18,16 +18,38 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         self.server.seen.append({"path": self.path, "auth": self.headers.get("authorization"), "body": body})
         if body.get("model") == "fail":
-            return self._json(400, {"error": {"message": "upstream says no", "type": "invalid_request_error",
-                                              "param": "model", "code": None}})  # fmt: skip
+            return self._json(
+                400,
+                {
+                    "error": {
+                        "message": "upstream says no",
+                        "type": "invalid_request_error",
+                        "param": "model",
+                        "code": None,
+                    }
+                },
+            )
         chat = self.path.endswith("/chat/completions")
         text = "upstream: " + (body["messages"][-1]["content"] if chat else body["prompt"])
         usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
         if not body.get("stream"):
-            choice = {"index": 0, "finish_reason": "stop", "logprobs": None,
-                      **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}  # fmt: skip
-            return self._json(200, {"id": "up-1", "object": "chat.completion" if chat else "text_completion",
-                                    "created": 1, "model": body["model"], "choices": [choice], "usage": usage})  # fmt: skip
+            choice = {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                **({"message": {"role": "assistant", "content": text}} if chat else {"text": text}),
+            }
+            return self._json(
+                200,
+                {
+                    "id": "up-1",
+                    "object": "chat.completion" if chat else "text_completion",
+                    "created": 1,
+                    "model": body["model"],
+                    "choices": [choice],
+                    "usage": usage,
+                },
+            )
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")

@@ -18,7 +18,8 @@ def test_cartpole_through_rock_envs_passes_gymnasiums_checker():
     env = rock_envs.make("CartPole-v1")
     assert isinstance(env, gymnasium.Env) and isinstance(env, rock_envs.Env)
     assert env.observation_space == gymnasium.spaces.Box(
-        -np.inf, np.inf, (4,), np.float32) or env.observation_space.shape == (4,)
+        -np.inf, np.inf, (4,), np.float32
+    ) or env.observation_space.shape == (4,)
     assert env.action_space == gymnasium.spaces.Discrete(2)
     with pytest.warns(UserWarning):  # Gymnasium's own notes on CartPole's infinite bounds
         check_env(env, skip_render_check=True)
@@ -68,8 +69,11 @@ def _trajectory(env, seed, actions):
 
 @pytest.mark.parametrize("env_id", [SOKOBAN, "game:Game2048-v0-easy", "game:GuessTheNumber-v0-random"])
 def test_same_seed_same_trajectory_even_when_gem_envs_interleave(env_id):
-    actions = [MOVES[k % 4] for k in range(12)] if "Sokoban" in env_id or "2048" in env_id else \
-        [f"\\boxed{{{k}}}" for k in range(1, 13)]
+    actions = (
+        [MOVES[k % 4] for k in range(12)]
+        if "Sokoban" in env_id or "2048" in env_id
+        else [f"\\boxed{{{k}}}" for k in range(1, 13)]
+    )
     alone = _trajectory(rock_envs.make(env_id), 7, actions)
     a, b = rock_envs.make(env_id), rock_envs.make(env_id)
     # Interleave two envs stepping from different seeds: GEM draws from Python's global `random`,
@@ -137,6 +141,7 @@ def test_unknown_backend_is_named():
 
 def test_unseeded_resets_after_a_seeded_one_repeat_too():
     """GEM's Sokoban draws an unseeded room from OS entropy; rock-envs derives those seeds instead."""
+
     def episodes(seed):
         env = rock_envs.make(SOKOBAN)
         boards = [env.reset(seed=seed)[1]["suffix"]]

@@ -45,8 +45,9 @@ def test_a_factory_pickled_by_value_raises_in_another_process_with_this_files_na
     """The other process cannot import this test module (its folder is not on its path), as a worker."""
     data = pickling.dumps(factory)
     assert b"test_pickling" in data  # by value: the class and its code are in the bytes
-    out = subprocess.run([sys.executable, "-c", LOAD_AND_STEP], input=data, capture_output=True,
-                         cwd="/", check=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_STEP], input=data, capture_output=True, cwd="/", check=True, timeout=60
+    )
     filename, lineno, name = out.stdout.decode().strip().split("|")
     assert (filename, int(lineno), name) == (__file__, _raising_line(), "step")
 
@@ -64,6 +65,7 @@ def test_what_it_writes_is_plain_pickle_data():
 def test_code_from_another_python_version_fails_with_both_versions_named(monkeypatch):
     data = pickling.dumps(factory)
     monkeypatch.setattr(pickling, "_PYTHON", (3, 0))
-    with pytest.raises(CodeVersionError, match=r"pickled by value under Python 3\.\d+, but this worker runs Python 3\.0"):
+    with pytest.raises(
+        CodeVersionError, match=r"pickled by value under Python 3\.\d+, but this worker runs Python 3\.0"
+    ):
         pickling.loads(data)
-

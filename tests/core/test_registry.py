@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -14,11 +13,23 @@ from tests.conftest import PYTHON
 
 
 def test_runtime_registration_with_spec_defaults(runtime_ids):
-    spec = rock_envs.register("acme:Guess-v0", entry_point="gem.envs.game_env.guess_the_number:GuessTheNumberEnv",
-                              kwargs={"min_number": 1, "max_number": 3, "max_turns": 2},
-                              backend="subprocess", image="acme:latest", cpus=0.5, memory="256m")
+    spec = rock_envs.register(
+        "acme:Guess-v0",
+        entry_point="gem.envs.game_env.guess_the_number:GuessTheNumberEnv",
+        kwargs={"min_number": 1, "max_number": 3, "max_turns": 2},
+        backend="subprocess",
+        image="acme:latest",
+        cpus=0.5,
+        memory="256m",
+    )
     assert rock_envs.spec("acme:Guess-v0") is spec
-    assert (spec.backend, spec.image, spec.cpus, spec.memory, spec.source) == ("subprocess", "acme:latest", 0.5, "256m", "runtime")
+    assert (spec.backend, spec.image, spec.cpus, spec.memory, spec.source) == (
+        "subprocess",
+        "acme:latest",
+        0.5,
+        "256m",
+        "runtime",
+    )
     env = rock_envs.make("acme:Guess-v0", backend="local", max_turns=5)
     assert env.unwrapped.max_turns == 5 and env.unwrapped.max_number == 3
     with pytest.raises(rock_envs.EnvArgumentError, match="already registered"):
@@ -38,7 +49,8 @@ def test_runtime_registration_takes_callables_and_wins_over_every_source(runtime
 
 def test_catalog_files_ship_and_extra_folders_join(tmp_path, monkeypatch):
     assert rock_envs.spec("rock:Sokoban-v0-tiny").source == "catalog:rock.toml"
-    (tmp_path / "mine.toml").write_text(textwrap.dedent('''
+    (tmp_path / "mine.toml").write_text(
+        textwrap.dedent("""
         [[env]]
         id = "mine:Hanoi-v0"
         entry_point = "gem.envs.game_env.tower_of_hanoi:TowerofHanoiEnv"
@@ -48,7 +60,8 @@ def test_catalog_files_ship_and_extra_folders_join(tmp_path, monkeypatch):
         id = "game:Sokoban-v0-easy"
         entry_point = "gem.envs.game_env.sokoban.sokoban:SokobanEnv"
         kwargs = { dim_room = [5, 5], num_boxes = 1, max_turns = 3 }
-    '''))
+    """)
+    )
     monkeypatch.setenv("ROCK_ENVS_CATALOG_PATH", str(tmp_path))
     registry.refresh()
     try:
@@ -72,7 +85,7 @@ def test_list_envs_globs_and_every_source_shows():
     assert any(s.id == "CartPole-v1" for s in rock_envs.list_envs("Cart*"))
 
 
-PLUGIN_PYPROJECT = '''
+PLUGIN_PYPROJECT = """
 [build-system]
 requires = ["hatchling"]
 build-backend = "hatchling.build"
@@ -86,9 +99,9 @@ acme = "acme_rock_maze:envs"
 
 [tool.hatch.build.targets.wheel]
 packages = ["acme_rock_maze"]
-'''
+"""
 
-PLUGIN_CODE = '''
+PLUGIN_CODE = """
 import gymnasium
 from gymnasium import spaces
 
@@ -112,7 +125,7 @@ class Maze(gymnasium.Env):
 
 def envs():
     return [{"id": "acme:Maze-v0", "entry_point": "acme_rock_maze:Maze", "kwargs": {"size": 3}}]
-'''
+"""
 
 
 @pytest.fixture
@@ -129,7 +142,7 @@ def installed_plugin(tmp_path):
 
 def test_installed_package_contributes_ids_through_the_entry_point_group(installed_plugin):
     # A fresh interpreter, as a user would have after `pip install acme-rock-maze`.
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import rock_envs
         spec = rock_envs.spec("acme:Maze-v0")
         env = rock_envs.make("acme:Maze-v0")
@@ -139,7 +152,7 @@ def test_installed_package_contributes_ids_through_the_entry_point_group(install
             obs, r, term, trunc, _ = env.step(0)
             total += r
         print(spec.source, spec.kwargs["size"], obs, total, term)
-    ''')
+    """)
     out = subprocess.run([PYTHON, "-c", code], check=True, capture_output=True, text=True).stdout.split()
     assert out == ["plugin:acme-rock-maze", "3", "8", "1.0", "True"]
 
@@ -147,5 +160,8 @@ def test_installed_package_contributes_ids_through_the_entry_point_group(install
 def test_order_of_sources_is_documented_and_held():
     assert registry.SOURCES == ("runtime", "plugin", "catalog", "gem", "gymnasium")
     doc = registry.__doc__
-    positions = [doc.index(word) for word in ("run-time", "entry-point group", "catalog files", "GEM's registry", "Gymnasium's registry")]
+    positions = [
+        doc.index(word)
+        for word in ("run-time", "entry-point group", "catalog files", "GEM's registry", "Gymnasium's registry")
+    ]
     assert positions == sorted(positions)

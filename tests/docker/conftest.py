@@ -10,9 +10,8 @@ import os
 import time
 from typing import Iterator
 
-import pytest
-
 import docker_support
+import pytest
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,7 +38,9 @@ def anyio_backend() -> str:
 
 def mine() -> list[object]:
     """Containers owned by this test process (embedded managers label them with our pid)."""
-    return [c for c in docker_support.containers() if c.labels.get("rock-envs.manager", "").startswith(f"{os.getpid()}:")]
+    return [
+        c for c in docker_support.containers() if c.labels.get("rock-envs.manager", "").startswith(f"{os.getpid()}:")
+    ]
 
 
 @pytest.fixture(scope="session", autouse=True)

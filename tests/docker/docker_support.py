@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from dataclasses import dataclass
 
 import pytest
@@ -18,7 +17,7 @@ REQUIRE = os.environ.get("ROCK_ENVS_REQUIRE_DOCKER") == "1"
 SANDBOX_LABEL = "rock-envs.sandbox"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _engine_problem() -> str | None:
     try:
         import docker
@@ -54,7 +53,7 @@ def require_engine() -> None:
         _unavailable(why)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _image() -> tuple[str | None, str | None]:
     tag = os.environ.get("ROCK_ENVS_TEST_IMAGE")
     if tag:

@@ -6,11 +6,10 @@ seeding, env errors and `docker kill` of a worker; this file checks what only do
 
 from __future__ import annotations
 
+import docker_support
 import numpy as np
 
 import rock_envs
-
-import docker_support
 
 SOKOBAN = "game:Sokoban-v0-easy"
 
@@ -56,8 +55,13 @@ def test_the_default_packs_many_envs_per_container(image: str) -> None:
 def test_the_specs_image_and_memory_are_the_containers_when_the_call_gives_none(image: str) -> None:
     import docker
 
-    rock_envs.register("test:ImagedCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv",
-                       backend="docker", image=image, memory="300m")  # fmt: skip
+    rock_envs.register(
+        "test:ImagedCartPole-v0",
+        entry_point="gymnasium.envs.classic_control:CartPoleEnv",
+        backend="docker",
+        image=image,
+        memory="300m",
+    )
     with rock_envs.make_vec("test:ImagedCartPole-v0", 2, num_workers=1) as venv:
         assert venv.group.name == "docker"
         venv.reset(seed=0)

@@ -12,11 +12,10 @@ import textwrap
 import time
 
 import docker
+import docker_support
 import pytest
 
 from rock_envs.sandbox import Sandbox, SandboxConfig, SyncSandbox
-
-import docker_support
 
 pytestmark = pytest.mark.anyio
 PYTHON = sys.executable
@@ -41,8 +40,15 @@ def _owner(runtime_dir: str) -> str:
 
 
 async def test_container_is_limited_labelled_and_unprivileged(image: str) -> None:
-    config = SandboxConfig(runtime="docker", image=image, runtime_dir=_short_dir(), cpus=0.5, memory="256m",
-                           pids_limit=100, labels={"team": "rl"})  # fmt: skip
+    config = SandboxConfig(
+        runtime="docker",
+        image=image,
+        runtime_dir=_short_dir(),
+        cpus=0.5,
+        memory="256m",
+        pids_limit=100,
+        labels={"team": "rl"},
+    )
     async with Sandbox(config) as sb:
         [found] = docker_support.containers(**{"rock-envs.sandbox": sb.id})
         container = docker.from_env().containers.get(found.id)
@@ -91,7 +97,9 @@ def test_a_missing_image_is_a_clear_error(image: str) -> None:
     from rock_envs.sandbox import SandboxStartError
 
     with pytest.raises(SandboxStartError, match="rock-envs image build"):
-        with SyncSandbox(SandboxConfig(runtime="docker", image="rock-envs-test:no-such-image", runtime_dir=_short_dir())):
+        with SyncSandbox(
+            SandboxConfig(runtime="docker", image="rock-envs-test:no-such-image", runtime_dir=_short_dir())
+        ):
             pass
 
 
@@ -131,15 +139,32 @@ class _Server:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.url, self.token, self.runtime_dir = f"http://127.0.0.1:{self.port}", "t-" + os.urandom(8).hex(), _short_dir()
+        self.url, self.token, self.runtime_dir = (
+            f"http://127.0.0.1:{self.port}",
+            "t-" + os.urandom(8).hex(),
+            _short_dir(),
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         import httpx
 
-        self.proc = subprocess.Popen([PYTHON, "-m", "rock_envs.sandbox.server", "--port", str(self.port), "--token",
-                                      self.token, "--runtime-dir", self.runtime_dir, "--runtime", "docker"],
-                                     stdout=subprocess.DEVNULL)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "rock_envs.sandbox.server",
+                "--port",
+                str(self.port),
+                "--token",
+                self.token,
+                "--runtime-dir",
+                self.runtime_dir,
+                "--runtime",
+                "docker",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
 
         def up() -> bool:
             try:
@@ -157,8 +182,12 @@ class _Server:
     def create(self, image: str) -> str:
         import httpx
 
-        r = httpx.post(self.url + "/sandboxes", json={"runtime": "docker", "image": image},
-                       headers={"Authorization": f"Bearer {self.token}"}, timeout=120)  # fmt: skip
+        r = httpx.post(
+            self.url + "/sandboxes",
+            json={"runtime": "docker", "image": image},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=120,
+        )
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
@@ -174,16 +203,31 @@ def test_a_restarted_server_removes_what_a_killed_one_left(image: str) -> None:
         # make one, labelled as this server's, to check that the restarted server sweeps it.
         assert server.proc is not None
         client = docker.from_env()
-        client.containers.run(image, ["sleep", "600"], detach=True, init=True, network_mode="none",
-                              labels={"rock-envs.owner": owner, "rock-envs.sandbox": "sb-orphan",
-                                      "rock-envs.host": os.uname().nodename,
-                                      "rock-envs.manager": f"{server.proc.pid}:0"})  # fmt: skip
+        client.containers.run(
+            image,
+            ["sleep", "600"],
+            detach=True,
+            init=True,
+            network_mode="none",
+            labels={
+                "rock-envs.owner": owner,
+                "rock-envs.sandbox": "sb-orphan",
+                "rock-envs.host": os.uname().nodename,
+                "rock-envs.manager": f"{server.proc.pid}:0",
+            },
+        )
         client.close()
         server.kill(signal.SIGKILL)
         server.start()  # the same runtime dir, so the same owner
         fresh = server.create(image)
-        others = lambda: [c for c in docker_support.containers(**{"rock-envs.owner": owner})  # noqa: E731
-                          if c.labels["rock-envs.sandbox"] != fresh]
+
+        def others() -> list[object]:
+            return [
+                c
+                for c in docker_support.containers(**{"rock-envs.owner": owner})
+                if c.labels["rock-envs.sandbox"] != fresh
+            ]
+
         assert _wait_until(lambda: not others())
         assert len(docker_support.containers(**{"rock-envs.owner": owner})) == 1
     finally:

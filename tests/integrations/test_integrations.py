@@ -11,9 +11,9 @@ import subprocess
 import warnings
 
 import gymnasium
-from gymnasium.utils.env_checker import check_env
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 import rock_envs
 from tests.conftest import PYTHON, ROOT
@@ -23,13 +23,20 @@ SOKOBAN = "game:Sokoban-v0-easy"
 
 def run_example(name: str, *args: str, timeout: float = 600) -> str:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # examples start their own Ray
-    out = subprocess.run([PYTHON, str(ROOT / "examples" / name), *args], capture_output=True, text=True,
-                         timeout=timeout, cwd=ROOT, env=env)
+    out = subprocess.run(
+        [PYTHON, str(ROOT / "examples" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     return out.stdout
 
 
 # ---- Gymnasium ---------------------------------------------------------------------------------
+
 
 def test_gymnasium_ids_map_both_ways():
     from rock_envs.integrations import gymnasium as rgym
@@ -76,6 +83,7 @@ def test_gymnasium_make_vec_uses_rock_envs_vector_env():
 
 # ---- Stable-Baselines3 -------------------------------------------------------------------------
 
+
 def test_sb3_vecenv_autoreset_as_sb3_expects():
     pytest.importorskip("stable_baselines3")
     from rock_envs.integrations.sb3 import RockVecEnv
@@ -112,6 +120,7 @@ def test_sb3_ppo_example_trains():
 
 # ---- RLlib ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_rllib_ppo_example_samples_through_rock_envs():
@@ -126,9 +135,11 @@ def test_rllib_ppo_example_samples_through_rock_envs():
 
 # ---- GEM -----------------------------------------------------------------------------------------
 
+
 def test_gem_wrappers_on_a_rock_envs_env():
-    import rock_envs.integrations.gem as rgem
     from gem.wrappers.episode_tracking_wrapper import EpisodeTrackingWrapper
+
+    import rock_envs.integrations.gem as rgem
 
     env = rgem.make(SOKOBAN, wrappers="concat_with_action,episode_tracking")
     assert isinstance(env, EpisodeTrackingWrapper)
@@ -149,15 +160,28 @@ def test_gem_loop_example_runs_on_local_and_subprocess():
 
 # ---- a ROLL-style rollout -----------------------------------------------------------------------
 
+
 def test_roll_style_rollout_writes_seeded_groups(tmp_path):
     path = tmp_path / "rollouts.jsonl"
-    out = run_example("roll_rollout.py", "--groups", "3", "--group-size", "2", "--episodes", "2",
-                      "--max-turns", "5", "--out", str(path))
+    out = run_example(
+        "roll_rollout.py",
+        "--groups",
+        "3",
+        "--group-size",
+        "2",
+        "--episodes",
+        "2",
+        "--max-turns",
+        "5",
+        "--out",
+        str(path),
+    )
     assert "12 trajectories from 3 groups x 2 envs x 2 episodes" in out
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(records) == 12
-    assert {(r["group"], r["episode"], r["seed"]) for r in records} == \
-        {(g, e, 1000 * g + e) for g in range(3) for e in range(2)}
+    assert {(r["group"], r["episode"], r["seed"]) for r in records} == {
+        (g, e, 1000 * g + e) for g in range(3) for e in range(2)
+    }
     for r in records:
         assert 1 <= len(r["turns"]) <= 5 and r["turns"][0]["observation"].startswith("You are solving the Sokoban")
         assert r["return"] == sum(t["reward"] for t in r["turns"])

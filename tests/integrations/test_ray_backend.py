@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 import cloudpickle
-
 import numpy as np
 import pytest
 
@@ -25,8 +24,7 @@ MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
 
 
 def _text_rollout(backend: str, steps: int = 6, **options):
-    with rock_envs.make_vec(SOKOBAN, 6, backend=backend, num_workers=1 if backend == "local" else 3,
-                            **options) as venv:
+    with rock_envs.make_vec(SOKOBAN, 6, backend=backend, num_workers=1 if backend == "local" else 3, **options) as venv:
         out = [venv.reset(seed=3)[0]]
         for t in range(steps):
             obs, rewards, terms, truncs, _ = venv.step([MOVES[(t + i) % 4] for i in range(6)])
@@ -65,8 +63,9 @@ def test_send_recv_returns_ready_envs(ray_cluster):
 
 
 def test_placement_group_pack(ray_cluster):
-    with rock_envs.make_vec("CartPole-v1", 4, backend="ray", num_workers=2, placement="pack",
-                            worker_resources={"num_cpus": 0.5}) as venv:
+    with rock_envs.make_vec(
+        "CartPole-v1", 4, backend="ray", num_workers=2, placement="pack", worker_resources={"num_cpus": 0.5}
+    ) as venv:
         assert venv.group._pg is not None
         venv.reset(seed=0)
         venv.step(np.zeros(4, dtype=np.int64))

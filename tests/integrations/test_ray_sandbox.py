@@ -12,9 +12,9 @@ pytestmark = pytest.mark.ray
 
 
 def test_sandbox_started_through_a_ray_actor_runs_commands(ray_cluster):
+    from rock_envs.sandbox.local import LocalSandboxAPI
     from rock_envs.sandbox.manager import SandboxManager
     from rock_envs.sandbox.models import RunRequest, SandboxSpec
-    from rock_envs.sandbox.local import LocalSandboxAPI
     from rock_envs.sandbox.runtime.ray import RayPlacedRuntime
 
     async def scenario():

@@ -10,9 +10,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import rock_envs  # noqa: E402
 from remote_support import RemoteServer, agent_pids, settle, worker_pids  # noqa: E402
 
+import rock_envs  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,7 +42,7 @@ def own_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., RemoteS
     yield _start
     for srv in made:
         srv.stop()
-        assert settle(lambda: not worker_pids(srv.runtime_dir)), "env workers outlived their server"
+        assert settle(lambda srv=srv: not worker_pids(srv.runtime_dir)), "env workers outlived their server"
         shutil.rmtree(srv.runtime_dir, ignore_errors=True)
 
 

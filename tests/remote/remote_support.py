@@ -41,8 +41,18 @@ class RemoteServer:
         return {"Authorization": f"Bearer {self.token}"}
 
     def start(self) -> RemoteServer:
-        cmd = [sys.executable, "-m", "rock_envs.sandbox.server", "--port", str(self.port), "--token", self.token,
-               "--runtime-dir", self.runtime_dir, *self.args]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "rock_envs.sandbox.server",
+            "--port",
+            str(self.port),
+            "--token",
+            self.token,
+            "--runtime-dir",
+            self.runtime_dir,
+            *self.args,
+        ]
         with open(os.path.join(self.runtime_dir, "server.log"), "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from remote_support import MOVES, SOKOBAN
 
 import rock_envs
-from remote_support import MOVES, SOKOBAN
 from rock_envs.backends.remote import RemoteBackendError
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.sandbox.errors import SandboxLimitError
@@ -71,8 +71,9 @@ def test_a_wrong_token_or_no_server_is_a_clear_error(server):
     from remote_support import free_port
 
     with pytest.raises(RemoteBackendError, match="unreachable"):
-        rock_envs.make_vec("CartPole-v1", 2, backend="remote", url=f"http://127.0.0.1:{free_port()}", token="x",
-                           reconnect_timeout=0.5)  # fmt: skip
+        rock_envs.make_vec(
+            "CartPole-v1", 2, backend="remote", url=f"http://127.0.0.1:{free_port()}", token="x", reconnect_timeout=0.5
+        )
     with pytest.raises(EnvArgumentError, match="url="):
         rock_envs.make_vec("CartPole-v1", 2, backend="remote")
 

@@ -19,10 +19,10 @@ import signal
 import cloudpickle
 import numpy as np
 import pytest
-
 import remote_envs
-import rock_envs
 from remote_support import settle, worker_pids
+
+import rock_envs
 from rock_envs.backends.remote import RemoteBackendError
 
 cloudpickle.register_pickle_by_value(remote_envs)

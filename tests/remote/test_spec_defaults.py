@@ -15,23 +15,33 @@ def _specs(server) -> list[dict]:  # type: ignore[no-untyped-def]
 
 
 def test_the_specs_cpus_and_memory_limit_each_sandbox_and_the_call_overrides_them(server):
-    rock_envs.register("test:LimitedCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv",
-                       cpus=0.5, memory="300m", backend="remote")  # fmt: skip
+    rock_envs.register(
+        "test:LimitedCartPole-v0",
+        entry_point="gymnasium.envs.classic_control:CartPoleEnv",
+        cpus=0.5,
+        memory="300m",
+        backend="remote",
+    )
     with rock_envs.make_vec("test:LimitedCartPole-v0", 2, url=server.url, token=server.token, num_workers=1) as venv:
         assert venv.group.name == "remote"  # the spec's backend: the call named none
         venv.reset(seed=0)
         [spec] = _specs(server)
         assert (spec["cpus"], spec["memory"]) == (0.5, "300m")
-    with rock_envs.make_vec("test:LimitedCartPole-v0", 1, backend="remote", url=server.url, token=server.token,
-                            memory="400m") as venv:  # fmt: skip
+    with rock_envs.make_vec(
+        "test:LimitedCartPole-v0", 1, backend="remote", url=server.url, token=server.token, memory="400m"
+    ) as venv:
         venv.reset(seed=0)
         [spec] = _specs(server)
         assert (spec["cpus"], spec["memory"]) == (0.5, "400m")
 
 
 def test_make_runs_on_the_specs_backend(server):
-    rock_envs.register("test:RemoteCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv",
-                       backend="remote", memory="300m")  # fmt: skip
+    rock_envs.register(
+        "test:RemoteCartPole-v0",
+        entry_point="gymnasium.envs.classic_control:CartPoleEnv",
+        backend="remote",
+        memory="300m",
+    )
     with rock_envs.make("test:RemoteCartPole-v0", url=server.url, token=server.token) as env:
         env.reset(seed=1)
         assert [s["memory"] for s in _specs(server)] == ["300m"]

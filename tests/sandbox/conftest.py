@@ -16,9 +16,9 @@ import time
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
+from sandbox_helpers import MODES, RUNTIMES, Server, agent_pids, short_tmp, start_server
 
 from rock_envs.sandbox import Sandbox, SandboxConfig
-from sandbox_helpers import MODES, RUNTIMES, Server, agent_pids, short_tmp, start_server
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docker"))
 import docker_support  # noqa: E402

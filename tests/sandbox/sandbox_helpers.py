@@ -60,8 +60,19 @@ class Server:
     log: str = ""
 
     def start(self) -> None:
-        cmd = [PYTHON, "-m", "rock_envs.sandbox.server", "--host", "127.0.0.1", "--port", str(self.port),
-               "--token", self.token, "--runtime-dir", self.runtime_dir]  # fmt: skip
+        cmd = [
+            PYTHON,
+            "-m",
+            "rock_envs.sandbox.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--token",
+            self.token,
+            "--runtime-dir",
+            self.runtime_dir,
+        ]
         if "docker" in RUNTIMES:
             cmd += ["--runtime", "docker"]
         self.log = os.path.join(self.runtime_dir, "server.log")

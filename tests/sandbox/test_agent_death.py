@@ -30,8 +30,14 @@ async def test_a_command_whose_agent_dies_marks_the_sandbox_dead_for_every_later
     with pytest.raises(SandboxDiedError, match="is gone"):
         await sb.arun(KILL_THE_AGENT, timeout=60)
     assert (await sb.status()).status == "dead"
-    calls = [lambda: sb.arun("true"), lambda: sb.list_files("."), lambda: sb.run_job("true"),
-             lambda: drain(sb, "true"), lambda: sb.read_file("x"), lambda: sb.write_file("x", "y")]  # fmt: skip
+    calls = [
+        lambda: sb.arun("true"),
+        lambda: sb.list_files("."),
+        lambda: sb.run_job("true"),
+        lambda: drain(sb, "true"),
+        lambda: sb.read_file("x"),
+        lambda: sb.write_file("x", "y"),
+    ]
     for call in calls:
         with pytest.raises(SandboxDiedError, match="is dead"):
             await call()

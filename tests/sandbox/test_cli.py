@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sandbox_helpers import Server
 from typer.testing import CliRunner
 
 from rock_envs.cli import sandbox as sandbox_cli
 from rock_envs.cli import serve as serve_cli
-from sandbox_helpers import Server
 
 runner = CliRunner()
 
@@ -28,7 +28,9 @@ def test_sandbox_commands_end_to_end(server: Server, tmp_path: Path) -> None:
 
         (tmp_path / "in.txt").write_text("payload\n")
         assert runner.invoke(sandbox_cli.app, ["cp", str(tmp_path / "in.txt"), f"{sid}:d/in.txt", *opts]).exit_code == 0
-        assert runner.invoke(sandbox_cli.app, ["cp", f"{sid}:d/in.txt", str(tmp_path / "out.txt"), *opts]).exit_code == 0
+        assert (
+            runner.invoke(sandbox_cli.app, ["cp", f"{sid}:d/in.txt", str(tmp_path / "out.txt"), *opts]).exit_code == 0
+        )
         assert (tmp_path / "out.txt").read_text() == "payload\n"
         assert runner.invoke(sandbox_cli.app, ["cp", f"{sid}:d", str(tmp_path / "tree"), *opts]).exit_code == 0
         assert (tmp_path / "tree" / "in.txt").read_text() == "payload\n"

@@ -30,7 +30,9 @@ async def test_write_read_list_delete(sb: Sandbox) -> None:
     assert [e.name for e in await sb.list_files("dir")] == ["b.bin"]
     with pytest.raises(SandboxFileNotFoundError, match="dir/a.txt"):
         await sb.read_file("dir/a.txt")
-    assert (await sb.arun("cat dir/b.bin | md5sum")).output.split()[0] == __import__("hashlib").md5(ALL_BYTES).hexdigest()
+    assert (await sb.arun("cat dir/b.bin | md5sum")).output.split()[0] == __import__("hashlib").md5(
+        ALL_BYTES
+    ).hexdigest()
 
 
 async def test_upload_download_file_and_dir(sb: Sandbox, tmp_path: Path) -> None:

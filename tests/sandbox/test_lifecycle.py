@@ -11,10 +11,9 @@ import textwrap
 
 import httpx
 import pytest
+from sandbox_helpers import agent_pids, short_tmp, start_server
 
 from rock_envs.sandbox import Sandbox, SandboxClosedError, SandboxConfig, SandboxNotFoundError, SyncSandbox
-
-from sandbox_helpers import agent_pids, short_tmp, start_server
 
 pytestmark = pytest.mark.anyio
 
@@ -85,7 +84,9 @@ def test_server_killed_with_sigkill_leaves_nothing_after_restart() -> None:
             os.kill(srv.pid(), signal.SIGKILL)
             srv.proc.wait()  # type: ignore[union-attr]
             srv.start()  # the same runtime dir: the new server reaps what the old one left
-            assert httpx.get(srv.url + "/sandboxes", headers={"Authorization": f"Bearer {srv.token}"}).json() == {"sandboxes": []}
+            assert httpx.get(srv.url + "/sandboxes", headers={"Authorization": f"Bearer {srv.token}"}).json() == {
+                "sandboxes": []
+            }
         leftover = agent_pids() - before - {srv.pid()}
         # the new server's own zygote is expected; no sandbox process of the first server may remain
         for pid in leftover:

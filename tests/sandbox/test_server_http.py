@@ -7,7 +7,6 @@ from typing import Iterator
 
 import httpx
 import pytest
-
 from sandbox_helpers import Server
 
 
@@ -27,8 +26,12 @@ def sid(client: httpx.Client) -> Iterator[str]:
 
 def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
     assert httpx.get(server.url + "/health").json()["ok"] is True
-    for method, path in [("GET", "/sandboxes"), ("POST", "/sandboxes"), ("GET", "/openapi.json"),
-                         ("POST", "/sandboxes/x/commands")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/sandboxes"),
+        ("POST", "/sandboxes"),
+        ("GET", "/openapi.json"),
+        ("POST", "/sandboxes/x/commands"),
+    ]:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": server.token}):
             response = httpx.request(method, server.url + path, headers=headers, json={})
             if path == "/openapi.json":
@@ -82,8 +85,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "status"), BAD, ids=[f"{m} {p} {s}" for m, p, _, s in BAD])
-def test_bad_input_gets_a_clear_4xx(client: httpx.Client, sid: str, method: str, path: str,
-                                    kwargs: dict, status: int) -> None:  # fmt: skip
+def test_bad_input_gets_a_clear_4xx(
+    client: httpx.Client, sid: str, method: str, path: str, kwargs: dict, status: int
+) -> None:
     response = client.request(method, path.format(sid=sid), **kwargs)
     assert response.status_code == status, response.text
     body = response.json()
@@ -93,15 +97,18 @@ def test_bad_input_gets_a_clear_4xx(client: httpx.Client, sid: str, method: str,
 
 
 def test_oversized_body_is_413(client: httpx.Client, sid: str) -> None:
-    response = client.post(f"/sandboxes/{sid}/commands", content=b"x" * (17 * 1024 * 1024),
-                           headers={"content-type": "application/json"})  # fmt: skip
+    response = client.post(
+        f"/sandboxes/{sid}/commands", content=b"x" * (17 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413 and response.json()["error"]["type"] == "PayloadTooLargeError"
 
     def chunked() -> Iterator[bytes]:
         for _ in range(20):
             yield b"x" * (1024 * 1024)
 
-    response = client.post(f"/sandboxes/{sid}/commands", content=chunked(), headers={"content-type": "application/json"})
+    response = client.post(
+        f"/sandboxes/{sid}/commands", content=chunked(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
 
 

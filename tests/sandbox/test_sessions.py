@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_session_keeps_cwd_exports_and_functions(sb: Sandbox) -> None:
     await sb.create_session("s")
-    await sb.arun("mkdir -p work && cd work && export GREETING=hi && greet() { echo \"$GREETING $1\"; }", session="s")
+    await sb.arun('mkdir -p work && cd work && export GREETING=hi && greet() { echo "$GREETING $1"; }', session="s")
     result = await sb.arun("pwd; greet there", session="s")
     assert result.exit_code == 0
     lines = result.output.splitlines()

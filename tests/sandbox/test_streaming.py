@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import Server
 
 from rock_envs.sandbox import SandboxConfig, SyncSandbox
-from sandbox_helpers import Server
 
 MB = 1 << 20
 

@@ -6,26 +6,25 @@ its workers are processes on this machine (the tests that send real signals need
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
-
 import dataclasses
 import os
 import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 import cloudpickle
 import pytest
-
-import rock_envs
 import vector_helpers
 from vector_helpers import ProbeEnv
+
+import rock_envs
 
 cloudpickle.register_pickle_by_value(vector_helpers)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docker"))
 import docker_support  # noqa: E402
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "remote"))
 from remote_support import RemoteServer  # noqa: E402
-
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,9 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         request.getfixturevalue("ray_cluster")
     if request.param.name == "remote":
         server = request.getfixturevalue("remote_server")
-        return dataclasses.replace(request.param, kwargs={**request.param.kwargs, "url": server.url, "token": server.token})
+        return dataclasses.replace(
+            request.param, kwargs={**request.param.kwargs, "url": server.url, "token": server.token}
+        )
     if request.param.name == "docker":  # skips loudly without an engine
         return dataclasses.replace(request.param, kwargs={**request.param.kwargs, "image": docker_support.test_image()})
     return request.param

@@ -16,7 +16,8 @@ def test_is_a_gymnasium_vector_env_with_batched_spaces(make):
         assert isinstance(venv, gymnasium.vector.VectorEnv)
         assert venv.num_envs == 4
         assert venv.single_observation_space == gymnasium.spaces.Box(
-            venv.single_observation_space.low, venv.single_observation_space.high, (4,), np.float32)
+            venv.single_observation_space.low, venv.single_observation_space.high, (4,), np.float32
+        )
         assert venv.observation_space.shape == (4, 4)
         assert venv.single_action_space == gymnasium.spaces.Discrete(2)
         assert venv.action_space == gymnasium.spaces.MultiDiscrete([2, 2, 2, 2])

@@ -8,8 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from vector_helpers import CARTPOLE, SOKOBAN
-from vector_helpers import NORMAL, SLOW
+from vector_helpers import CARTPOLE, NORMAL, SLOW, SOKOBAN
 
 import rock_envs
 
@@ -25,28 +24,44 @@ def test_step_async_then_step_wait(make):
 def test_out_of_order_calls_raise_exact_messages(make):
     venv = make(CARTPOLE, 2)
     venv.reset(seed=0)
-    with pytest.raises(rock_envs.CallOrderError, match=re.escape(
-            "`step_wait`: no step is pending; call `step_async(actions)` first.")):
+    with pytest.raises(
+        rock_envs.CallOrderError, match=re.escape("`step_wait`: no step is pending; call `step_async(actions)` first.")
+    ):
         venv.step_wait()
     venv.step_async([0, 1])
-    for call, again in [("step_async", lambda: venv.step_async([0, 1])), ("reset", venv.reset),
-                        ("send", lambda: venv.send([0, 1])), ("get_attr", lambda: venv.get_attr("spec")),
-                        ("call", lambda: venv.call("render")), ("async_reset", venv.async_reset)]:  # fmt: skip
-        with pytest.raises(rock_envs.CallOrderError, match=re.escape(
-                f"`{call}`: a `step_async` is still waiting; call `step_wait()` first.")):
+    for call, again in [
+        ("step_async", lambda: venv.step_async([0, 1])),
+        ("reset", venv.reset),
+        ("send", lambda: venv.send([0, 1])),
+        ("get_attr", lambda: venv.get_attr("spec")),
+        ("call", lambda: venv.call("render")),
+        ("async_reset", venv.async_reset),
+    ]:
+        with pytest.raises(
+            rock_envs.CallOrderError,
+            match=re.escape(f"`{call}`: a `step_async` is still waiting; call `step_wait()` first."),
+        ):
             again()
     venv.step_wait()
-    with pytest.raises(rock_envs.CallOrderError, match=re.escape(
-            "`recv`: nothing is in flight; call `send(actions, env_ids)` first.")):
+    with pytest.raises(
+        rock_envs.CallOrderError, match=re.escape("`recv`: nothing is in flight; call `send(actions, env_ids)` first.")
+    ):
         venv.recv()
     venv.send([0], [1])
-    with pytest.raises(rock_envs.CallOrderError, match=re.escape(
-            "`send`: envs [1] still have a step in flight; `recv()` them first.")):
+    with pytest.raises(
+        rock_envs.CallOrderError, match=re.escape("`send`: envs [1] still have a step in flight; `recv()` them first.")
+    ):
         venv.send([0], [1])
-    for call, again in [("step_async", lambda: venv.step_async([0, 1])), ("reset", venv.reset),
-                        ("get_attr", lambda: venv.get_attr("spec")), ("async_reset", venv.async_reset)]:  # fmt: skip
-        with pytest.raises(rock_envs.CallOrderError, match=re.escape(
-                f"`{call}`: envs [1] still have a `send` in flight; `recv()` them first.")):
+    for call, again in [
+        ("step_async", lambda: venv.step_async([0, 1])),
+        ("reset", venv.reset),
+        ("get_attr", lambda: venv.get_attr("spec")),
+        ("async_reset", venv.async_reset),
+    ]:
+        with pytest.raises(
+            rock_envs.CallOrderError,
+            match=re.escape(f"`{call}`: envs [1] still have a `send` in flight; `recv()` them first."),
+        ):
             again()
     venv.recv()
     assert venv.step([0, 0])[0].shape == (2, 4)  # and the env goes on

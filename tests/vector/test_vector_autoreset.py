@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from vector_helpers import CARTPOLE, GUESS
 from gymnasium.vector import AutoresetMode
+from vector_helpers import CARTPOLE, GUESS
 
 import rock_envs
 

@@ -9,8 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from vector_helpers import CARTPOLE, SOKOBAN
-from vector_helpers import NORMAL, RAISE, SLOW
+from vector_helpers import CARTPOLE, NORMAL, RAISE, SLOW, SOKOBAN
 
 import rock_envs
 
@@ -101,8 +100,12 @@ def test_a_call_past_its_timeout_names_the_envs_and_the_env_recovers(make, proce
     venv = make(probe, 4, delay=20.0)
     venv.reset(seed=0)
     venv.step_async([NORMAL, NORMAL, NORMAL, SLOW])
-    with pytest.raises(rock_envs.WorkerTimeoutError, match=re.escape(
-            "`step_wait`: no answer within the timeout from env(s) [2, 3]. Their workers ([1]) were restarted")) as caught:
+    with pytest.raises(
+        rock_envs.WorkerTimeoutError,
+        match=re.escape(
+            "`step_wait`: no answer within the timeout from env(s) [2, 3]. Their workers ([1]) were restarted"
+        ),
+    ) as caught:
         venv.step_wait(timeout=0.5)
     assert caught.value.env_ids == [2, 3]  # env 3 is stuck; env 2 shares its worker and its reply
     assert isinstance(caught.value, TimeoutError)
@@ -111,12 +114,15 @@ def test_a_call_past_its_timeout_names_the_envs_and_the_env_recovers(make, proce
     assert venv.step([NORMAL] * 4)[1].tolist() == [1.0] * 4
 
 
-@pytest.mark.parametrize("actions, message", [
-    ([0, 1], "`step`: expected 3 actions (one per env), got 2."),
-    (1, "`step`: expected a sequence of 3 actions, got a single int; pass one action per env, e.g. a list."),
-    ([0, 1, 2], "`step`: action 2 is 2, outside Discrete(2) (expected 0 <= a < 2)."),
-    ([0.5, 1, 0], "`step`: expected 3 integer actions for Discrete(2), got float64 with shape (3,)."),
-])
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ([0, 1], "`step`: expected 3 actions (one per env), got 2."),
+        (1, "`step`: expected a sequence of 3 actions, got a single int; pass one action per env, e.g. a list."),
+        ([0, 1, 2], "`step`: action 2 is 2, outside Discrete(2) (expected 0 <= a < 2)."),
+        ([0.5, 1, 0], "`step`: expected 3 integer actions for Discrete(2), got float64 with shape (3,)."),
+    ],
+)
 def test_bad_actions_are_clear_errors_and_leave_the_workers_unharmed(make, actions, message):
     venv = make(CARTPOLE, 3)
     venv.reset(seed=0)
@@ -128,7 +134,9 @@ def test_bad_actions_are_clear_errors_and_leave_the_workers_unharmed(make, actio
 def test_text_envs_reject_non_str_actions(make):
     venv = make(SOKOBAN, 2)
     venv.reset(seed=0)
-    with pytest.raises(rock_envs.ActionError, match=re.escape("`step`: text envs take str actions; action 1 is a int (3).")):
+    with pytest.raises(
+        rock_envs.ActionError, match=re.escape("`step`: text envs take str actions; action 1 is a int (3).")
+    ):
         venv.step(["\\boxed{up}", 3])
     assert len(venv.step(["\\boxed{up}", "\\boxed{up}"])[0]) == 2
 

@@ -45,11 +45,21 @@ def _one(worker, request):
     return reply
 
 
-@pytest.mark.parametrize("message", [
-    Make([0, 1], b"f", "same_step", "raise"), Reset([0], [3], [None]), Step([0, 1], [1, 0], 0.01),
-    Call([0], "x", None), SetAttr([0], "a", [1]), Close(), Built(None, None, {}, None),
-    Batch([0], np.zeros((1, 2)), [1.0], [False], [True], [{}], False), Values([1]), Failure("E", "m", "tb"),
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        Make([0, 1], b"f", "same_step", "raise"),
+        Reset([0], [3], [None]),
+        Step([0, 1], [1, 0], 0.01),
+        Call([0], "x", None),
+        SetAttr([0], "a", [1]),
+        Close(),
+        Built(None, None, {}, None),
+        Batch([0], np.zeros((1, 2)), [1.0], [False], [True], [{}], False),
+        Values([1]),
+        Failure("E", "m", "tb"),
+    ],
+)
 def test_every_message_survives_the_wire(message):
     back = decode(encode(message))
     assert type(back) is type(message)

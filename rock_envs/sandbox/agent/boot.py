@@ -27,8 +27,12 @@ import sys
 from typing import Any
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
-    0x00020000, 0x04000000, 0x08000000, 0x20000000, 0x40000000,
-)  # fmt: skip
+    0x00020000,
+    0x04000000,
+    0x08000000,
+    0x20000000,
+    0x40000000,
+)
 MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_NOEXEC = 16384, 1 << 18, 2, 4, 8
 PR_SET_PDEATHSIG = 1
 
@@ -87,10 +91,16 @@ def launch(spec: dict[str, Any]) -> None:
                 _launcher(init)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the launcher
             _check(libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None), "mount --make-rprivate /")
-            _check(libc.mount(b"proc", b"/proc", b"proc", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None), "mount /proc")
+            _check(
+                libc.mount(b"proc", b"/proc", b"proc", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None),
+                "mount /proc",
+            )
             from .isolate import lock_down
 
-            info = {"pid_namespace": True, "isolation": ["namespaces"] + lock_down(os.path.dirname(spec["socket"]), bool(spec.get("own_net")))}
+            info = {
+                "pid_namespace": True,
+                "isolation": ["namespaces"] + lock_down(os.path.dirname(spec["socket"]), bool(spec.get("own_net"))),
+            }
         for item in spec.get("rlimit") or []:
             name, _, value = item.partition("=")
             resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (int(value), int(value)))

@@ -141,7 +141,7 @@ class Files:
 
 
 _HAS_FILTERS = hasattr(tarfile, "data_filter")
-_FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_FILTERS else (ValueError,)  # type: ignore[attr-defined]
+_FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_FILTERS else (ValueError,)
 
 
 def _check_member(member: tarfile.TarInfo, dest: str) -> None:

@@ -35,10 +35,16 @@ async def run_command(
     cmd: str, cwd: str, env: dict[str, str], timeout: float, limit: int, on_chunk: OnChunk | None = None
 ) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
-        "bash", "-c", cmd, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=cwd, env=env, start_new_session=True,
-    )  # fmt: skip
+        "bash",
+        "-c",
+        cmd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+    )
     assert proc.stdout and proc.stderr
     out = Output(limit, on_chunk)
     pumps = asyncio.gather(_pump(proc.stdout, "stdout", out), _pump(proc.stderr, "stderr", out))
@@ -61,9 +67,13 @@ async def run_command(
     except asyncio.TimeoutError:
         pumps.cancel()
     return {
-        "output": out.text("stdout"), "stderr": out.text("stderr"), "exit_code": proc.returncode,
-        "timed_out": timed_out, "truncated": out.truncated, "note": "",
-    }  # fmt: skip
+        "output": out.text("stdout"),
+        "stderr": out.text("stderr"),
+        "exit_code": proc.returncode,
+        "timed_out": timed_out,
+        "truncated": out.truncated,
+        "note": "",
+    }
 
 
 class Job:
@@ -82,8 +92,15 @@ class Job:
     def info(self) -> dict[str, Any]:
         code = self.proc.returncode
         status = "running" if code is None else ("killed" if self.killed else "exited")
-        return {"job_id": self.id, "command": self.cmd, "pid": self.proc.pid, "status": status,
-                "exit_code": code, "started_at": self.started, "ended_at": self.ended}  # fmt: skip
+        return {
+            "job_id": self.id,
+            "command": self.cmd,
+            "pid": self.proc.pid,
+            "status": status,
+            "exit_code": code,
+            "started_at": self.started,
+            "ended_at": self.ended,
+        }
 
 
 class Jobs:
@@ -97,9 +114,16 @@ class Jobs:
         paths = [os.path.join(self.logdir, f"{job_id}.{s}") for s in ("stdout", "stderr")]
         with open(paths[0], "wb") as fo, open(paths[1], "wb") as fe:
             proc = await asyncio.create_subprocess_exec(
-                "bash", "-c", cmd, stdin=asyncio.subprocess.DEVNULL, stdout=fo, stderr=fe,
-                cwd=cwd or self.cwd, env={**self.env, **(env or {})}, start_new_session=True,
-            )  # fmt: skip
+                "bash",
+                "-c",
+                cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=fo,
+                stderr=fe,
+                cwd=cwd or self.cwd,
+                env={**self.env, **(env or {})},
+                start_new_session=True,
+            )
         job = Job(job_id, cmd, proc, self.logdir)
         self.by_id[job_id] = job
         return job.info()
@@ -108,16 +132,20 @@ class Jobs:
         try:
             return self.by_id[job_id]
         except KeyError:
-            raise Fault("JobNotFoundError", f"`{call}`: no job {job_id!r} in this sandbox; "
-                        "use the `job_id` returned by `run_job`.") from None  # fmt: skip
+            raise Fault(
+                "JobNotFoundError",
+                f"`{call}`: no job {job_id!r} in this sandbox; use the `job_id` returned by `run_job`.",
+            ) from None
 
     async def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
         job = self.get(job_id, "wait_job")
         try:
             await asyncio.wait_for(asyncio.shield(job.waiter), timeout)
         except asyncio.TimeoutError:
-            raise Fault("CommandTimeoutError", f"`wait_job`: job {job_id!r} still running after {timeout} s; "
-                        "wait longer, poll it, or kill it.") from None  # fmt: skip
+            raise Fault(
+                "CommandTimeoutError",
+                f"`wait_job`: job {job_id!r} still running after {timeout} s; wait longer, poll it, or kill it.",
+            ) from None
         return job.info()
 
     def logs(self, job_id: str, stream: str, offset: int, limit: int) -> tuple[dict[str, Any], bytes]:

@@ -101,8 +101,15 @@ class Agent:
         except (ConnectionError, asyncio.IncompleteReadError):
             raise
         except Exception as exc:  # report, never crash the agent
-            wire.write_message(writer, {"t": "error", "type": "AgentError",
-                                        "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})  # fmt: skip
+            wire.write_message(
+                writer,
+                {
+                    "t": "error",
+                    "type": "AgentError",
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                },
+            )
 
     # ---- basics -------------------------------------------------------------------------------
 
@@ -132,8 +139,10 @@ class Agent:
     async def op_exec(self, h: dict[str, Any], writer: asyncio.StreamWriter, **_: Any) -> dict[str, Any]:
         on_chunk = None
         if h.get("stream"):
+
             def on_chunk(stream: str, chunk: bytes) -> None:
                 wire.write_message(writer, {"t": "chunk", "stream": stream}, chunk)
+
         timeout, limit = float(h.get("timeout", 60)), int(h.get("max_output") or DEFAULT_LIMIT)
         if h.get("session"):
             session = self.sessions.get(h["session"], "run")
@@ -159,8 +168,9 @@ class Agent:
         return await self.jobs.wait(h["job_id"], float(h.get("timeout", 60)))
 
     async def op_job__logs(self, h: dict[str, Any], **_: Any) -> tuple[dict[str, Any], bytes]:
-        return self.jobs.logs(h["job_id"], h.get("stream", "stdout"), int(h.get("offset", 0)),
-                              int(h.get("limit") or DEFAULT_LIMIT))  # fmt: skip
+        return self.jobs.logs(
+            h["job_id"], h.get("stream", "stdout"), int(h.get("offset", 0)), int(h.get("limit") or DEFAULT_LIMIT)
+        )
 
     async def op_job__kill(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
         return await self.jobs.kill(h["job_id"])
@@ -248,9 +258,13 @@ class Agent:
             if not argv:
                 raise Fault("InvalidRequestError", "`open_worker`: expected a non-empty argv.")
             proc = await asyncio.create_subprocess_exec(
-                *argv, pass_fds=(fd,), cwd=self._cwd(h) or self.root, env={**self.env, **(h.get("env") or {})},
-                stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                *argv,
+                pass_fds=(fd,),
+                cwd=self._cwd(h) or self.root,
+                env={**self.env, **(h.get("env") or {})},
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
             theirs.close()
             self.workers.add(proc)
             asyncio.ensure_future(proc.wait()).add_done_callback(lambda _: self.workers.discard(proc))

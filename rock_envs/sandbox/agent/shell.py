@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from .fault import Fault
 from .output import OnChunk, Output, child_groups, kill_group
@@ -93,7 +93,7 @@ class _Stream:
             del self.pending[:cut]
 
 
-async def _settle(futs: list[asyncio.Future[bytes]], timeout: float) -> list[bytes] | None | bool:
+async def _settle(futs: list[asyncio.Future[bytes]], timeout: float) -> list[bytes] | None | Literal[False]:
     """Results once all are done; None if time ran out; False if the shell's pipes closed."""
     if timeout > 0:
         await asyncio.wait(futs, timeout=timeout)
@@ -116,10 +116,16 @@ class BashSession:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            "bash", "--noprofile", "--norc",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=self.cwd, env=self.env, start_new_session=True,
-        )  # fmt: skip
+            "bash",
+            "--noprofile",
+            "--norc",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=self.cwd,
+            env=self.env,
+            start_new_session=True,
+        )
         assert self.proc.stdout and self.proc.stderr and self.proc.stdin
         self.streams = {"stdout": _Stream("stdout", self.proc.stdout), "stderr": _Stream("stderr", self.proc.stderr)}
         self.tasks = [asyncio.create_task(s.pump()) for s in self.streams.values()]
@@ -166,7 +172,9 @@ class BashSession:
                 fut.cancel()
             await self.close()
             if timed_out:
-                note = f"session {self.name!r} did not come back after the timeout and was restarted; its state was lost"
+                note = (
+                    f"session {self.name!r} did not come back after the timeout and was restarted; its state was lost"
+                )
             else:
                 note = f"session {self.name!r} exited (did the command run `exit`?); it restarts on the next call"
             codes = [b"-9" if timed_out else b"-1"]
@@ -177,9 +185,13 @@ class BashSession:
         if timed_out and exit_code == 0:
             exit_code = -9
         return {
-            "output": out.text("stdout"), "stderr": out.text("stderr"), "exit_code": exit_code,
-            "timed_out": timed_out, "truncated": out.truncated, "note": note,
-        }  # fmt: skip
+            "output": out.text("stdout"),
+            "stderr": out.text("stderr"),
+            "exit_code": exit_code,
+            "timed_out": timed_out,
+            "truncated": out.truncated,
+            "note": note,
+        }
 
     async def close(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -203,8 +215,10 @@ class Sessions:
 
     async def create(self, name: str, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         if name in self.by_name:
-            raise Fault("SessionExistsError", f"`create_session`: a session named {name!r} already exists; "
-                        "pick another name or close it first.")  # fmt: skip
+            raise Fault(
+                "SessionExistsError",
+                f"`create_session`: a session named {name!r} already exists; pick another name or close it first.",
+            )
         session = BashSession(name, cwd or self.cwd, {**self.env, **(env or {})})
         self.by_name[name] = session
         try:
@@ -218,8 +232,11 @@ class Sessions:
             return self.by_name[name]
         except KeyError:
             known = ", ".join(sorted(self.by_name)) or "none"
-            raise Fault("SessionNotFoundError", f"`{call}`: no session {name!r} in this sandbox (sessions: {known}); "
-                        "create it with `create_session` first.") from None  # fmt: skip
+            raise Fault(
+                "SessionNotFoundError",
+                f"`{call}`: no session {name!r} in this sandbox (sessions: {known}); "
+                "create it with `create_session` first.",
+            ) from None
 
     async def close(self, name: str) -> None:
         session = self.get(name, "close_session")

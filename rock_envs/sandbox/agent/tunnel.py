@@ -36,8 +36,10 @@ class Tunnel:
         try:
             server = await asyncio.start_server(self._accept, "127.0.0.1", int(header.get("port") or 0))
         except OSError as exc:
-            wire.write_message(writer, {"t": "error", "type": "SandboxError",
-                                        "message": f"`tunnel.open`: cannot listen on 127.0.0.1: {exc}"})  # fmt: skip
+            wire.write_message(
+                writer,
+                {"t": "error", "type": "SandboxError", "message": f"`tunnel.open`: cannot listen on 127.0.0.1: {exc}"},
+            )
             await writer.drain()
             return
         port = server.sockets[0].getsockname()[1]

@@ -55,14 +55,23 @@ class ModelCall:
 
 
 class ModelService:
-    def __init__(self, base_url: str | None = None, token: str | None = None, *, sandbox_id: str | None = None,
-                 hub: ModelHub | None = None, client: ServerClient | None = None,
-                 request_timeout: float = 30.0):  # fmt: skip
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        sandbox_id: str | None = None,
+        hub: ModelHub | None = None,
+        client: ServerClient | None = None,
+        request_timeout: float = 30.0,
+    ):
         if (base_url is None) == (hub is None):
             from ..errors import InvalidRequestError
 
-            raise InvalidRequestError("`ModelService`: give `base_url` (a server) or use `sb.model_service` "
-                                      "(an embedded sandbox); got " + ("both." if base_url else "neither."))  # fmt: skip
+            raise InvalidRequestError(
+                "`ModelService`: give `base_url` (a server) or use `sb.model_service` "
+                "(an embedded sandbox); got " + ("both." if base_url else "neither.")
+            )
         self.sandbox_id, self.hub, self.base_url = sandbox_id, hub, base_url
         self._client, self._own_client = client, False
         self._token, self._request_timeout = token, request_timeout

@@ -100,8 +100,11 @@ class ModelHub:
             if item.record.sandbox_id == sandbox_id:
                 del self.pending[call_id]
                 if not item.future.done():
-                    item.future.set_exception(oa.OpenAIError(410, f"sandbox {sandbox_id!r} was removed while this "
-                                                             "call waited.", "sandbox_removed"))  # fmt: skip
+                    item.future.set_exception(
+                        oa.OpenAIError(
+                            410, f"sandbox {sandbox_id!r} was removed while this call waited.", "sandbox_removed"
+                        )
+                    )
         if box.tunnel is not None:
             await box.tunnel.close()
         self.retired[sandbox_id] = box.records
@@ -122,44 +125,83 @@ class ModelHub:
 
     # ---- the agent's side -----------------------------------------------------------------------
 
-    async def handle(self, sandbox_id: str | None, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    async def handle(
+        self, sandbox_id: str | None, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> Reply:
         """Answer one HTTP request of a sandbox's agent (from the tunnel or the server's ``/v1`` routes)."""
         try:
             return await self._handle(sandbox_id, method, path.split("?", 1)[0].rstrip("/"), headers, body)
         except oa.OpenAIError as exc:
             return error_reply(exc)
 
-    async def _handle(self, sandbox_id: str | None, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    async def _handle(
+        self, sandbox_id: str | None, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> Reply:
         box = self.boxes.get(sandbox_id or "")
         scheme, _, given = (headers.get("authorization") or "").partition(" ")
         if box is None and sandbox_id in self.retired:
-            raise oa.OpenAIError(410, f"sandbox {sandbox_id!r} was removed; its calls are no longer answered.",
-                                 "sandbox_removed")  # fmt: skip
-        if box is None or scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), box.key.encode()):
-            raise oa.OpenAIError(401, "invalid API key: use the OPENAI_API_KEY set in this sandbox.",
-                                 "invalid_request_error", code="invalid_api_key")  # fmt: skip
+            raise oa.OpenAIError(
+                410, f"sandbox {sandbox_id!r} was removed; its calls are no longer answered.", "sandbox_removed"
+            )
+        if (
+            box is None
+            or scheme.lower() != "bearer"
+            or not secrets.compare_digest(given.strip().encode(), box.key.encode())
+        ):
+            raise oa.OpenAIError(
+                401,
+                "invalid API key: use the OPENAI_API_KEY set in this sandbox.",
+                "invalid_request_error",
+                code="invalid_api_key",
+            )
         if method == "GET" and path == "/v1/models":
             import json
 
-            return Reply(200, json.dumps({"object": "list", "data": [
-                {"id": "rock-envs", "object": "model", "created": 0, "owned_by": box.spec.mode}]}).encode())  # fmt: skip
-        endpoints: dict[str, oa.Endpoint] = {"/v1/chat/completions": "chat.completions", "/v1/completions": "completions"}
+            return Reply(
+                200,
+                json.dumps(
+                    {
+                        "object": "list",
+                        "data": [{"id": "rock-envs", "object": "model", "created": 0, "owned_by": box.spec.mode}],
+                    }
+                ).encode(),
+            )
+        endpoints: dict[str, oa.Endpoint] = {
+            "/v1/chat/completions": "chat.completions",
+            "/v1/completions": "completions",
+        }
         if path not in endpoints:
-            raise oa.OpenAIError(404, f"no route {method} {path}; this endpoint serves POST /v1/chat/completions "
-                                 "and POST /v1/completions.", code="unknown_url")  # fmt: skip
+            raise oa.OpenAIError(
+                404,
+                f"no route {method} {path}; this endpoint serves POST /v1/chat/completions and POST /v1/completions.",
+                code="unknown_url",
+            )
         if method != "POST":
             raise oa.OpenAIError(405, f"{path} takes POST, got {method}.")
         endpoint = endpoints[path]
         request = oa.check_request(endpoint, body)
         if box.waiting >= box.spec.max_pending:
-            raise oa.OpenAIError(429, f"sandbox {box.sandbox_id!r} already has {box.waiting} calls waiting, its "
-                                 "limit (`max_pending`); wait for answers before sending more.", "rate_limit_error")  # fmt: skip
+            raise oa.OpenAIError(
+                429,
+                f"sandbox {box.sandbox_id!r} already has {box.waiting} calls waiting, its "
+                "limit (`max_pending`); wait for answers before sending more.",
+                "rate_limit_error",
+            )
         if len(box.records) >= box.spec.max_calls:
-            raise oa.OpenAIError(429, f"sandbox {box.sandbox_id!r} made {len(box.records)} calls, its limit "
-                                 "(`max_calls`).", "rate_limit_error")  # fmt: skip
-        record = CallRecord(call_id="call-" + secrets.token_hex(8), sandbox_id=box.sandbox_id, index=len(box.records),
-                            endpoint=endpoint, request=request, stream=bool(request.get("stream")),
-                            created_at=time.time())  # fmt: skip
+            raise oa.OpenAIError(
+                429,
+                f"sandbox {box.sandbox_id!r} made {len(box.records)} calls, its limit (`max_calls`).",
+                "rate_limit_error",
+            )
+        record = CallRecord(
+            call_id="call-" + secrets.token_hex(8),
+            sandbox_id=box.sandbox_id,
+            index=len(box.records),
+            endpoint=endpoint,
+            request=request,
+            stream=bool(request.get("stream")),
+            created_at=time.time(),
+        )
         box.records.append(record)
         box.waiting += 1
         try:
@@ -185,9 +227,14 @@ class ModelHub:
         try:
             answer, usage = await asyncio.wait_for(asyncio.shield(future), box.spec.timeout)
         except asyncio.TimeoutError:
-            raise oa.OpenAIError(504, f"nobody answered this call within {box.spec.timeout} s: the trainer must take "
-                                 "it from `model_service.calls()` and `respond`; raise `model_service.timeout` if it "
-                                 "needs longer.", "timeout", code="trainer_timeout") from None  # fmt: skip
+            raise oa.OpenAIError(
+                504,
+                f"nobody answered this call within {box.spec.timeout} s: the trainer must take "
+                "it from `model_service.calls()` and `respond`; raise `model_service.timeout` if it "
+                "needs longer.",
+                "timeout",
+                code="trainer_timeout",
+            ) from None
         except asyncio.CancelledError:  # the agent hung up
             if record.status == "pending":
                 _finish(record, "cancelled")
@@ -217,18 +264,24 @@ class ModelHub:
         return self._changed
 
     def _unclaimed(self, sandbox_id: str | None) -> list[_Pending]:
-        return [p for p in self.pending.values()
-                if not p.claimed and (sandbox_id is None or p.record.sandbox_id == sandbox_id)]  # fmt: skip
+        return [
+            p
+            for p in self.pending.values()
+            if not p.claimed and (sandbox_id is None or p.record.sandbox_id == sandbox_id)
+        ]
 
-    async def next_calls(self, sandbox_id: str | None = None, max_calls: int = 64, timeout: float | None = 10.0) -> list[CallRecord]:
+    async def next_calls(
+        self, sandbox_id: str | None = None, max_calls: int = 64, timeout: float | None = 10.0
+    ) -> list[CallRecord]:
         """Take up to ``max_calls`` unanswered calls (waiting up to ``timeout`` for a first). Each call is
         handed out once. A removed or unknown ``sandbox_id`` raises :class:`SandboxNotFoundError`."""
         self._check_sandbox(sandbox_id, "next_calls")
         cond = self._cond()
         async with cond:
             try:
-                await asyncio.wait_for(cond.wait_for(lambda: bool(self._unclaimed(sandbox_id)) or self._gone(sandbox_id)),
-                                       timeout)  # fmt: skip
+                await asyncio.wait_for(
+                    cond.wait_for(lambda: bool(self._unclaimed(sandbox_id)) or self._gone(sandbox_id)), timeout
+                )
             except asyncio.TimeoutError:
                 return []
             self._check_sandbox(sandbox_id, "next_calls")
@@ -243,16 +296,20 @@ class ModelHub:
     def _check_sandbox(self, sandbox_id: str | None, call: str) -> None:
         if sandbox_id is not None and sandbox_id not in self.boxes:
             state = "was removed" if sandbox_id in self.retired else "has no model service (or never existed)"
-            raise SandboxNotFoundError(f"`{call}`: sandbox {sandbox_id!r} {state}; its trajectory stays readable "
-                                       "with `trajectory`.")  # fmt: skip
+            raise SandboxNotFoundError(
+                f"`{call}`: sandbox {sandbox_id!r} {state}; its trajectory stays readable with `trajectory`."
+            )
 
-    def respond(self, call_id: str, answer: Any = None, usage: dict[str, Any] | None = None,
-                error: str | None = None) -> CallRecord:  # fmt: skip
+    def respond(
+        self, call_id: str, answer: Any = None, usage: dict[str, Any] | None = None, error: str | None = None
+    ) -> CallRecord:
         """Answer a waiting call with text or a whole completion (or ``error``: fail it with a 500)."""
         item = self.pending.get(call_id)
         if item is None or item.future.done():
-            raise CallNotFoundError(f"`respond`: no waiting call {call_id!r}; it was answered already, timed out, or "
-                                    "its sandbox was removed. Take calls from `calls()` and answer each once.")  # fmt: skip
+            raise CallNotFoundError(
+                f"`respond`: no waiting call {call_id!r}; it was answered already, timed out, or "
+                "its sandbox was removed. Take calls from `calls()` and answer each once."
+            )
         if error is not None:
             item.future.set_result((oa.OpenAIError(500, error, "trainer_error"), None))
             return item.record
@@ -269,8 +326,10 @@ class ModelHub:
             return list(box.records)
         if sandbox_id in self.retired:
             return list(self.retired[sandbox_id])
-        raise SandboxNotFoundError(f"`trajectory`: no sandbox {sandbox_id!r} with a model service here (or it was "
-                                   f"removed longer ago than the last {self.retain}).")  # fmt: skip
+        raise SandboxNotFoundError(
+            f"`trajectory`: no sandbox {sandbox_id!r} with a model service here (or it was "
+            f"removed longer ago than the last {self.retain})."
+        )
 
 
 def _finish(record: CallRecord, status: str, **fields: Any) -> None:

@@ -30,7 +30,7 @@ class ModelServiceSpec(_Model):
     """The loopback port inside the sandbox; 0 picks a free one (``OPENAI_BASE_URL`` says which)."""
 
     @model_validator(mode="after")
-    def _upstream(self) -> "ModelServiceSpec":
+    def _upstream(self) -> ModelServiceSpec:
         if self.mode == "proxy" and not self.upstream_url:
             raise ValueError("model_service mode 'proxy' needs `upstream_url`, e.g. 'http://host:8000/v1'")
         return self

@@ -18,10 +18,24 @@ ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 class OpenAIError(Exception):
     """An error answered to the agent as an OpenAI-style body with ``status``."""
 
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, retry: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        retry: bool = False,
+    ):
         super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code, self.retry = status, message, type_, param, code, retry
+        self.status, self.message, self.type, self.param, self.code, self.retry = (
+            status,
+            message,
+            type_,
+            param,
+            code,
+            retry,
+        )
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -44,19 +58,29 @@ def check_request(endpoint: Endpoint, body: bytes) -> dict[str, Any]:
     if endpoint == "chat.completions":
         messages = req.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise OpenAIError(400, "`messages` is required: a non-empty list of {role, content} objects.",
-                              param="messages")  # fmt: skip
+            raise OpenAIError(
+                400, "`messages` is required: a non-empty list of {role, content} objects.", param="messages"
+            )
         for i, msg in enumerate(messages):
             if not isinstance(msg, dict) or msg.get("role") not in ROLES:
-                raise OpenAIError(400, f"`messages[{i}]` must be an object whose `role` is one of "
-                                  f"{', '.join(sorted(ROLES))}; got {msg!r:.200}.", param=f"messages[{i}]")  # fmt: skip
+                raise OpenAIError(
+                    400,
+                    f"`messages[{i}]` must be an object whose `role` is one of "
+                    f"{', '.join(sorted(ROLES))}; got {msg!r:.200}.",
+                    param=f"messages[{i}]",
+                )
             content = msg.get("content")
             if content is not None and not isinstance(content, (str, list)):
-                raise OpenAIError(400, f"`messages[{i}].content` must be a string, a list of parts or null, "
-                                  f"got {type(content).__name__}.", param=f"messages[{i}].content")  # fmt: skip
+                raise OpenAIError(
+                    400,
+                    f"`messages[{i}].content` must be a string, a list of parts or null, got {type(content).__name__}.",
+                    param=f"messages[{i}].content",
+                )
     else:
         prompt = req.get("prompt")
-        if not (isinstance(prompt, str) or isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str)):
+        if not (
+            isinstance(prompt, str) or isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str)
+        ):
             raise OpenAIError(400, "`prompt` is required: a string (or a list of exactly one string).", param="prompt")
     return req
 
@@ -65,21 +89,28 @@ def new_id(endpoint: Endpoint) -> str:
     return ("chatcmpl-" if endpoint == "chat.completions" else "cmpl-") + secrets.token_hex(12)
 
 
-def completion(endpoint: Endpoint, request: dict[str, Any], answer: str | dict[str, Any],
-               usage: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def completion(
+    endpoint: Endpoint, request: dict[str, Any], answer: str | dict[str, Any], usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A whole ``chat.completion`` / ``text_completion`` from the trainer's text, or its dict completed."""
     if isinstance(answer, str):
         if endpoint == "chat.completions":
-            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": answer},
-                                      "finish_reason": "stop", "logprobs": None}  # fmt: skip
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
         else:
             choice = {"index": 0, "text": answer, "finish_reason": "stop", "logprobs": None}
         out: dict[str, Any] = {"choices": [choice]}
     elif isinstance(answer, dict):
         choices = answer.get("choices")
         if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-            raise ValueError("a dict answer must be a whole completion with a non-empty `choices` list, "
-                             f"got keys {sorted(answer)}; pass the text alone to have one built.")  # fmt: skip
+            raise ValueError(
+                "a dict answer must be a whole completion with a non-empty `choices` list, "
+                f"got keys {sorted(answer)}; pass the text alone to have one built."
+            )
         out = dict(answer)
     else:
         raise TypeError(f"an answer must be text or a completion dict, got {type(answer).__name__}.")
@@ -120,8 +151,14 @@ def stream_chunks(endpoint: Endpoint, request: dict[str, Any], done: dict[str, A
         base["object"] = "text_completion"
         for piece in _pieces(choice.get("text") or ""):
             yield sse({**base, "choices": [{"index": 0, "text": piece, "finish_reason": None, "logprobs": None}]})
-        yield sse({**base, "choices": [{"index": 0, "text": "", "finish_reason": choice.get("finish_reason") or "stop",
-                                        "logprobs": None}]})  # fmt: skip
+        yield sse(
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "text": "", "finish_reason": choice.get("finish_reason") or "stop", "logprobs": None}
+                ],
+            }
+        )
     if include_usage and done.get("usage"):
         yield sse({**base, "choices": [], "usage": done["usage"]})
     yield sse("[DONE]")

@@ -16,7 +16,9 @@ async def forward(client: httpx.AsyncClient, spec: ModelServiceSpec, record: Cal
     from .hub import Reply, _finish
 
     assert spec.upstream_url is not None  # checked at register
-    url = spec.upstream_url.rstrip("/") + ("/chat/completions" if record.endpoint == "chat.completions" else "/completions")
+    url = spec.upstream_url.rstrip("/") + (
+        "/chat/completions" if record.endpoint == "chat.completions" else "/completions"
+    )
     headers = {"content-type": "application/json"}
     if spec.upstream_api_key:
         headers["authorization"] = f"Bearer {spec.upstream_api_key}"
@@ -24,11 +26,19 @@ async def forward(client: httpx.AsyncClient, spec: ModelServiceSpec, record: Cal
     try:
         response = await client.send(request, stream=True)
     except httpx.TimeoutException:
-        raise oa.OpenAIError(504, f"the upstream {spec.upstream_url} did not answer within {spec.timeout} s.",
-                             "timeout", code="upstream_timeout") from None  # fmt: skip
+        raise oa.OpenAIError(
+            504,
+            f"the upstream {spec.upstream_url} did not answer within {spec.timeout} s.",
+            "timeout",
+            code="upstream_timeout",
+        ) from None
     except httpx.TransportError as exc:
-        raise oa.OpenAIError(502, f"cannot reach the upstream {spec.upstream_url} ({type(exc).__name__}: {exc}).",
-                             "upstream_error", code="upstream_unreachable") from None  # fmt: skip
+        raise oa.OpenAIError(
+            502,
+            f"cannot reach the upstream {spec.upstream_url} ({type(exc).__name__}: {exc}).",
+            "upstream_error",
+            code="upstream_unreachable",
+        ) from None
     kind = response.headers.get("content-type", "")
     if response.status_code >= 400 or "text/event-stream" not in kind:
         try:
@@ -40,8 +50,11 @@ async def forward(client: httpx.AsyncClient, spec: ModelServiceSpec, record: Cal
         except ValueError:
             parsed = None
         if response.status_code >= 400:
-            error = parsed.get("error") if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict) else \
-                {"message": data[:2000].decode(errors="replace"), "type": "upstream_error"}  # fmt: skip
+            error = (
+                parsed.get("error")
+                if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+                else {"message": data[:2000].decode(errors="replace"), "type": "upstream_error"}
+            )
             _finish(record, "error", error=error)
         else:
             usage = parsed.get("usage") if isinstance(parsed, dict) else None
@@ -57,8 +70,12 @@ async def forward(client: httpx.AsyncClient, spec: ModelServiceSpec, record: Cal
             done = assembler.result()
             _finish(record, "answered", response=done, usage=done.get("usage"))
         except httpx.HTTPError as exc:
-            _finish(record, "error", response=assembler.result(),
-                    error={"message": f"the upstream stream broke: {exc}", "type": "upstream_error"})
+            _finish(
+                record,
+                "error",
+                response=assembler.result(),
+                error={"message": f"the upstream stream broke: {exc}", "type": "upstream_error"},
+            )
         finally:
             if record.status == "pending":
                 _finish(record, "cancelled", response=assembler.result())

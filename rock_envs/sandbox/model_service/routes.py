@@ -17,7 +17,7 @@ trainer_router = APIRouter(tags=["model service"], include_in_schema=False)  # l
 
 
 def _hub(request: Request) -> ModelHub:
-    return request.app.state.manager.models  # type: ignore[no-any-return]
+    return request.app.state.manager.models
 
 
 @agent_router.api_route("/v1/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
@@ -27,8 +27,12 @@ async def openai_compatible(rest: str, request: Request) -> Response:
     sandbox_id = hub.sandbox_for_key(key.strip()) if scheme.lower() == "bearer" else None
     reply = await hub.handle(sandbox_id, request.method, "/v1/" + rest, dict(request.headers), await request.body())
     if reply.stream is not None:
-        return StreamingResponse(reply.stream, status_code=reply.status, media_type=reply.media_type,
-                                 headers={"cache-control": "no-cache", **reply.headers})  # fmt: skip
+        return StreamingResponse(
+            reply.stream,
+            status_code=reply.status,
+            media_type=reply.media_type,
+            headers={"cache-control": "no-cache", **reply.headers},
+        )
     return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers)
 
 
@@ -44,8 +48,9 @@ async def respond(call_id: str, req: RespondRequest, request: Request) -> CallRe
 
 
 @trainer_router.get("/model/trajectories/{sandbox_id}", response_model=Trajectory)
-async def trajectory(sandbox_id: str, request: Request,
-                     format: Annotated[Literal["json", "jsonl"], Query()] = "json") -> Response:  # fmt: skip
+async def trajectory(
+    sandbox_id: str, request: Request, format: Annotated[Literal["json", "jsonl"], Query()] = "json"
+) -> Response:
     records = _hub(request).trajectory(sandbox_id)
     if format == "jsonl":
         return Response("".join(r.model_dump_json() + "\n" for r in records), media_type="application/x-ndjson")

@@ -38,8 +38,10 @@ class HubTunnel:
             await writer.drain()
             msg, _ = await wire.read_message(reader)
         except (OSError, asyncio.IncompleteReadError, wire.WireError) as exc:
-            raise SandboxDiedError(f"`model_service`: cannot open the tunnel to sandbox {self.sandbox_id!r} "
-                                   f"({type(exc).__name__}: {exc}); the sandbox is gone.") from exc  # fmt: skip
+            raise SandboxDiedError(
+                f"`model_service`: cannot open the tunnel to sandbox {self.sandbox_id!r} "
+                f"({type(exc).__name__}: {exc}); the sandbox is gone."
+            ) from exc
         if msg.get("t") == "error":
             writer.close()
             raise from_wire(str(msg.get("type")), str(msg.get("message")))
@@ -104,8 +106,9 @@ class HubTunnel:
                         return
                 elif isinstance(event, h11.EndOfMessage):
                     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-                    reply = await self.hub.handle(self.sandbox_id, request.method.decode(), request.target.decode(),
-                                                  headers, bytes(body))  # fmt: skip
+                    reply = await self.hub.handle(
+                        self.sandbox_id, request.method.decode(), request.target.decode(), headers, bytes(body)
+                    )
                     await self._reply(conn, cid, reply)
                     if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                         return
@@ -142,5 +145,7 @@ class HubTunnel:
         from .hub import Reply
 
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}})
+            body = json.dumps(
+                {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+            )
             await self._reply(conn, cid, Reply(status, body.encode(), headers={"connection": "close"}))

@@ -119,12 +119,21 @@ class DockerRuntime(Runtime):
 
     name = "docker"
 
-    def __init__(self, image: str | None = None, python: str = DEFAULT_PYTHON, client: Any = None,
-                 user: str | None = None, read_only: bool = True, max_concurrency: int = 32):  # fmt: skip
+    def __init__(
+        self,
+        image: str | None = None,
+        python: str = DEFAULT_PYTHON,
+        client: Any = None,
+        user: str | None = None,
+        read_only: bool = True,
+        max_concurrency: int = 32,
+    ):
         try:
             import docker
         except ImportError as exc:
-            raise InvalidRequestError("`runtime='docker'` needs the Docker SDK: pip install 'rock-envs[docker]'.") from exc
+            raise InvalidRequestError(
+                "`runtime='docker'` needs the Docker SDK: pip install 'rock-envs[docker]'."
+            ) from exc
         self.image = image or os.environ.get("ROCK_ENVS_IMAGE") or DEFAULT_IMAGE
         self.python = python
         self.user = user if user is not None else (None if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}")
@@ -133,7 +142,9 @@ class DockerRuntime(Runtime):
         try:
             self.client = client or docker.from_env(max_pool_size=max_concurrency, timeout=120)
         except docker.errors.DockerException as exc:
-            raise SandboxStartError(f"`Sandbox.start`: no Docker engine answers ({exc}); start one or set DOCKER_HOST.") from exc
+            raise SandboxStartError(
+                f"`Sandbox.start`: no Docker engine answers ({exc}); start one or set DOCKER_HOST."
+            ) from exc
         self.host = socket.gethostname()
         self.pool = concurrent.futures.ThreadPoolExecutor(max_concurrency, thread_name_prefix="rock-envs-docker")
         self.live: dict[str, str] = {}  # container id -> sandbox id
@@ -147,10 +158,25 @@ class DockerRuntime(Runtime):
     # ---- start -------------------------------------------------------------------------------
 
     def _environment(self, spec: SandboxSpec) -> dict[str, str]:
-        path = ":".join([os.path.dirname(self.python), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
-                         "/usr/bin", "/sbin", "/bin"])  # fmt: skip
-        base = {"PATH": path, "HOME": f"{MOUNT}/root", "LANG": "C.UTF-8", "TERM": "dumb",
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        path = ":".join(
+            [
+                os.path.dirname(self.python),
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ]
+        )
+        base = {
+            "PATH": path,
+            "HOME": f"{MOUNT}/root",
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         return {**base, **spec.env}
 
     def _create(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, owner: str) -> tuple[str, list[str]]:
@@ -159,8 +185,21 @@ class DockerRuntime(Runtime):
         if owner not in self.swept:
             self.swept.add(owner)
             self.sweep(owner)
-        command = [self.python, "-I", "-c", BOOT, f"{MOUNT}/agent.log", "--socket", f"{MOUNT}/agent.sock",
-                   "--root", f"{MOUNT}/root", "--state", MOUNT, "--rlimit", "core=0"]  # fmt: skip
+        command = [
+            self.python,
+            "-I",
+            "-c",
+            BOOT,
+            f"{MOUNT}/agent.log",
+            "--socket",
+            f"{MOUNT}/agent.sock",
+            "--root",
+            f"{MOUNT}/root",
+            "--state",
+            MOUNT,
+            "--rlimit",
+            "core=0",
+        ]
         if spec.cpu_time:
             command += ["--rlimit", f"cpu={spec.cpu_time}"]
         isolation = ["container", "no-capabilities"]
@@ -181,17 +220,34 @@ class DockerRuntime(Runtime):
             options["tmpfs"] = {"/tmp": "rw,nosuid,nodev,mode=1777", "/dev/shm": "rw,nosuid,nodev,mode=1777"}
             isolation.append("readonly-image")
         container = None
-        labels = {_label("owner"): owner, _label("sandbox"): sandbox_id, _label("host"): self.host,
-                  _label("manager"): _manager_label(), **{_label("user." + k): v for k, v in spec.labels.items()}}  # fmt: skip
+        labels = {
+            _label("owner"): owner,
+            _label("sandbox"): sandbox_id,
+            _label("host"): self.host,
+            _label("manager"): _manager_label(),
+            **{_label("user." + k): v for k, v in spec.labels.items()},
+        }
         try:
             # create + start, never ``containers.run``: that one pulls a missing image
             container = self.client.containers.create(
-                spec.image or self.image, command, detach=True, init=True, auto_remove=True,
-                name=f"rock-envs-{sandbox_id}", labels=labels, user=self.user, working_dir=f"{MOUNT}/root",
-                environment=self._environment(spec), network_mode="host" if spec.network else "none",
-                volumes={dirs.base: {"bind": MOUNT, "mode": "rw"}}, cap_drop=["ALL"],
-                security_opt=["no-new-privileges"], privileged=False, stdin_open=False, **options,
-            )  # fmt: skip
+                spec.image or self.image,
+                command,
+                detach=True,
+                init=True,
+                auto_remove=True,
+                name=f"rock-envs-{sandbox_id}",
+                labels=labels,
+                user=self.user,
+                working_dir=f"{MOUNT}/root",
+                environment=self._environment(spec),
+                network_mode="host" if spec.network else "none",
+                volumes={dirs.base: {"bind": MOUNT, "mode": "rw"}},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                privileged=False,
+                stdin_open=False,
+                **options,
+            )
             with self.lock:
                 self.live[container.id] = sandbox_id
             container.start()
@@ -215,8 +271,9 @@ class DockerRuntime(Runtime):
         owner = _owner_of(dirs)
         deadline = time.monotonic() + timeout
         cid, isolation = await self._run(self._create, sandbox_id, spec, dirs, owner)
-        placement = Placement(sandbox_id, dirs.socket, f"{MOUNT}/root", isolation,
-                              {"container": cid, "owner": owner, "host": self.host})  # fmt: skip
+        placement = Placement(
+            sandbox_id, dirs.socket, f"{MOUNT}/root", isolation, {"container": cid, "owner": owner, "host": self.host}
+        )
         try:
             await self._wait_ready(cid, dirs, deadline, timeout)
         except BaseException:
@@ -231,8 +288,10 @@ class DockerRuntime(Runtime):
                 return
             now = time.monotonic()
             if now > deadline:
-                raise SandboxStartError(f"`Sandbox.start`: the container's agent was not ready after {timeout} s; "
-                                        f"raise `startup_timeout` or see {dirs.log}.")  # fmt: skip
+                raise SandboxStartError(
+                    f"`Sandbox.start`: the container's agent was not ready after {timeout} s; "
+                    f"raise `startup_timeout` or see {dirs.log}."
+                )
             if now - checked > 0.5:
                 checked = now
                 status = await self._run(self._status, cid)
@@ -342,7 +401,7 @@ def _tail(path: str, size: int = 2000) -> str:
         return ""
 
 
-_LIVE: "weakref.WeakSet[DockerRuntime]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[DockerRuntime] = weakref.WeakSet()
 
 
 @atexit.register

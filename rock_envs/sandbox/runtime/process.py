@@ -70,8 +70,10 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.proc = subprocess.Popen(
             agent_argv(self.python, "zygote") + ["--fd", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         theirs.close()
         self.sock = ours
         return ours
@@ -109,10 +111,25 @@ class ProcessRuntime(Runtime):
         self.zygote = Zygote(self.python)
 
     def _env(self, spec: SandboxSpec, dirs: SandboxDirs) -> dict[str, str]:
-        path = os.pathsep.join([os.path.dirname(self.python), "/usr/local/sbin", "/usr/local/bin",
-                                "/usr/sbin", "/usr/bin", "/sbin", "/bin"])  # fmt: skip
-        base = {"PATH": path, "HOME": dirs.root, "LANG": os.environ.get("LANG", "C.UTF-8"), "TERM": "dumb",
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        path = os.pathsep.join(
+            [
+                os.path.dirname(self.python),
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ]
+        )
+        base = {
+            "PATH": path,
+            "HOME": dirs.root,
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "TERM": "dumb",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         return {**base, **spec.env}
 
     async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
@@ -121,8 +138,10 @@ class ProcessRuntime(Runtime):
             try:
                 groups = self.cgroups.create(sandbox_id, spec.pids_limit, spec.memory_bytes(), spec.cpus)
             except OSError as exc:
-                raise SandboxStartError(f"`Sandbox.start`: could not set up the sandbox's cgroups ({exc}); "
-                                        "check the limits (memory, pids_limit, cpus) for this host.") from exc
+                raise SandboxStartError(
+                    f"`Sandbox.start`: could not set up the sandbox's cgroups ({exc}); "
+                    "check the limits (memory, pids_limit, cpus) for this host."
+                ) from exc
         rlimits = ["core=0"]
         if spec.cpu_time:
             rlimits.append(f"cpu={spec.cpu_time}")
@@ -131,10 +150,15 @@ class ProcessRuntime(Runtime):
         if spec.memory and not any(g.controller in ("memory", "v2") for g in groups):
             rlimits.append(f"as={spec.memory_bytes()}")
         launch = {
-            "socket": dirs.socket, "root": dirs.root, "state": dirs.base, "env": self._env(spec, dirs),
-            "namespaces": self.namespaces, "own_net": self.namespaces and not spec.network,
-            "cgroup": [g.procs for g in groups], "rlimit": rlimits,
-        }  # fmt: skip
+            "socket": dirs.socket,
+            "root": dirs.root,
+            "state": dirs.base,
+            "env": self._env(spec, dirs),
+            "namespaces": self.namespaces,
+            "own_net": self.namespaces and not spec.network,
+            "cgroup": [g.procs for g in groups],
+            "rlimit": rlimits,
+        }
         ready_r, ready_w = os.pipe()
         try:
             pid = await asyncio.to_thread(self.zygote.spawn, launch, ready_w)
@@ -150,8 +174,10 @@ class ProcessRuntime(Runtime):
             line = await asyncio.wait_for(_read_line(ready_r), timeout)
         except asyncio.TimeoutError:
             await self.kill(placement)
-            raise SandboxStartError(f"`Sandbox.start`: the agent was not ready after {timeout} s; "
-                                    "raise `startup_timeout` or check the host's load.") from None  # fmt: skip
+            raise SandboxStartError(
+                f"`Sandbox.start`: the agent was not ready after {timeout} s; "
+                "raise `startup_timeout` or check the host's load."
+            ) from None
         finally:
             os.close(ready_r)
         if line != b"ready":
@@ -187,7 +213,7 @@ async def _read_line(fd: int) -> bytes:
     while not buf.endswith(b"\n"):
         fut: asyncio.Future[bytes] = loop.create_future()
 
-        def readable() -> None:
+        def readable(fut: asyncio.Future[bytes] = fut) -> None:
             if not fut.done():
                 try:
                     fut.set_result(os.read(fd, 4096))

@@ -38,8 +38,14 @@ class SandboxHost:
         placement = await self.runtime.start(sandbox_id, SandboxSpec(**spec), SandboxDirs(base), timeout)
         import ray
 
-        return {"socket": placement.socket, "root": placement.root, "isolation": placement.isolation,
-                "extra": placement.extra, "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        return {
+            "socket": placement.socket,
+            "root": placement.root,
+            "isolation": placement.isolation,
+            "extra": placement.extra,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+        }
 
     async def kill(self, sandbox_id: str, extra: dict[str, Any]) -> None:
         await self.runtime.kill(Placement(sandbox_id, "", "", [], extra))
@@ -49,16 +55,19 @@ class SandboxHost:
 class RayPlacedRuntime(Runtime):
     name: ClassVar[str] = "ray"
 
-    def __init__(self, inner: str = "process", inner_options: dict[str, Any] | None = None,
-                 node_id: str | None = None):
+    def __init__(self, inner: str = "process", inner_options: dict[str, Any] | None = None, node_id: str | None = None):
         self.inner = inner
         self.inner_options = inner_options or {}
         self.node_id = node_id
         self._actors: dict[str, Any] = {}
 
     def _options(self, sandbox_id: str, spec: SandboxSpec) -> dict[str, Any]:
-        options: dict[str, Any] = {"num_cpus": float(spec.cpus or 0), "name": f"rock-envs-{sandbox_id}",
-                                   "max_restarts": 0, "max_concurrency": 4}
+        options: dict[str, Any] = {
+            "num_cpus": float(spec.cpus or 0),
+            "name": f"rock-envs-{sandbox_id}",
+            "max_restarts": 0,
+            "max_concurrency": 4,
+        }
         memory = spec.memory_bytes()
         if memory:
             options["memory"] = memory
@@ -72,18 +81,28 @@ class RayPlacedRuntime(Runtime):
         import ray
 
         if not ray.is_initialized():
-            raise SandboxStartError("`Sandbox.start` with Ray placement: Ray is not initialised in this process; "
-                                    "call `ray.init(address=...)` first.")
-        actor = ray.remote(SandboxHost).options(**self._options(sandbox_id, spec)).remote(self.inner, self.inner_options)
+            raise SandboxStartError(
+                "`Sandbox.start` with Ray placement: Ray is not initialised in this process; "
+                "call `ray.init(address=...)` first."
+            )
+        actor = (
+            ray.remote(SandboxHost).options(**self._options(sandbox_id, spec)).remote(self.inner, self.inner_options)
+        )
         self._actors[sandbox_id] = actor
         try:
-            placed = await actor.start.remote(sandbox_id, spec.model_dump(), dirs.base, timeout)
+            start: Any = actor.start  # a Ray actor handle's method: `.remote(...)` calls it
+            placed = await start.remote(sandbox_id, spec.model_dump(), dirs.base, timeout)
         except Exception as exc:
             self._forget(sandbox_id)
-            raise SandboxStartError(f"`Sandbox.start` on Ray: the {self.inner} runtime could not start the sandbox "
-                                    f"on its node: {exc}") from exc
-        extra = {"inner": placed["extra"], "node_id": placed["node_id"], "host_pid": placed["pid"],
-                 "actor": f"rock-envs-{sandbox_id}"}
+            raise SandboxStartError(
+                f"`Sandbox.start` on Ray: the {self.inner} runtime could not start the sandbox on its node: {exc}"
+            ) from exc
+        extra = {
+            "inner": placed["extra"],
+            "node_id": placed["node_id"],
+            "host_pid": placed["pid"],
+            "actor": f"rock-envs-{sandbox_id}",
+        }
         return Placement(sandbox_id, placed["socket"], placed["root"], list(placed["isolation"]), extra)
 
     async def kill(self, placement: Placement) -> None:

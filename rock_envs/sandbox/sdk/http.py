@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import AsyncIterator
 
+from .. import models as m
 from ..api import SandboxAPI
 from ..errors import from_wire
-from .. import models as m
 from .mux import WorkerMux
 from .server_client import ServerClient, raise_for  # noqa: F401 - raise_for: kept importable from here
 from .worker import WorkerChannel
@@ -46,15 +46,19 @@ class HttpSandboxAPI(SandboxAPI):
         return await self.client.call("POST", _at(sandbox_id, "/sessions"), "create_session", m.SessionRef, body=req)
 
     async def close_session(self, sandbox_id: str, req: m.SessionRef) -> m.SessionRef:
-        return await self.client.call("DELETE", _at(sandbox_id, f"/sessions/{req.session}"), "close_session", m.SessionRef)
+        return await self.client.call(
+            "DELETE", _at(sandbox_id, f"/sessions/{req.session}"), "close_session", m.SessionRef
+        )
 
     async def run(self, sandbox_id: str, req: m.RunRequest) -> m.CommandResult:
-        return await self.client.call("POST", _at(sandbox_id, "/commands"), "arun", m.CommandResult, body=req,
-                                      extra_timeout=req.timeout)  # fmt: skip
+        return await self.client.call(
+            "POST", _at(sandbox_id, "/commands"), "arun", m.CommandResult, body=req, extra_timeout=req.timeout
+        )
 
     async def run_stream(self, sandbox_id: str, req: m.RunRequest) -> AsyncIterator[m.CommandEvent]:
-        response = await self.client.stream("POST", _at(sandbox_id, "/commands/stream"), "stream", body=req,
-                                            timeout=self.client.timeout + req.timeout)  # fmt: skip
+        response = await self.client.stream(
+            "POST", _at(sandbox_id, "/commands/stream"), "stream", body=req, timeout=self.client.timeout + req.timeout
+        )
 
         async def events() -> AsyncIterator[m.CommandEvent]:
             try:
@@ -81,30 +85,51 @@ class HttpSandboxAPI(SandboxAPI):
         return await self.client.call("GET", _at(sandbox_id, "/jobs"), "list_jobs", m.JobList)
 
     async def wait_job(self, sandbox_id: str, req: m.WaitJobRequest) -> m.JobInfo:
-        return await self.client.call("POST", _at(sandbox_id, f"/jobs/{req.job_id}/wait"), "wait_job", m.JobInfo,
-                                      params={"timeout": req.timeout}, extra_timeout=req.timeout)  # fmt: skip
+        return await self.client.call(
+            "POST",
+            _at(sandbox_id, f"/jobs/{req.job_id}/wait"),
+            "wait_job",
+            m.JobInfo,
+            params={"timeout": req.timeout},
+            extra_timeout=req.timeout,
+        )
 
     async def job_logs(self, sandbox_id: str, req: m.JobLogsRequest) -> m.JobLogs:
-        return await self.client.call("GET", _at(sandbox_id, f"/jobs/{req.job_id}/logs"), "job_logs", m.JobLogs,
-                                      params=req.model_dump(exclude={"job_id"}))  # fmt: skip
+        return await self.client.call(
+            "GET",
+            _at(sandbox_id, f"/jobs/{req.job_id}/logs"),
+            "job_logs",
+            m.JobLogs,
+            params=req.model_dump(exclude={"job_id"}),
+        )
 
     async def kill_job(self, sandbox_id: str, req: m.JobRef) -> m.JobInfo:
         return await self.client.call("POST", _at(sandbox_id, f"/jobs/{req.job_id}/kill"), "kill_job", m.JobInfo)
 
     async def list_files(self, sandbox_id: str, req: m.FileQuery) -> m.FileList:
-        return await self.client.call("GET", _at(sandbox_id, "/files"), "list_files", m.FileList, params=req.model_dump())
+        return await self.client.call(
+            "GET", _at(sandbox_id, "/files"), "list_files", m.FileList, params=req.model_dump()
+        )
 
     async def delete_file(self, sandbox_id: str, req: m.FileQuery) -> m.TransferResult:
-        return await self.client.call("DELETE", _at(sandbox_id, "/files"), "delete_file", m.TransferResult,
-                                      params=req.model_dump())  # fmt: skip
+        return await self.client.call(
+            "DELETE", _at(sandbox_id, "/files"), "delete_file", m.TransferResult, params=req.model_dump()
+        )
 
     async def upload(self, sandbox_id: str, req: m.UploadRequest, chunks: AsyncIterator[bytes]) -> m.TransferResult:
-        return await self.client.call("PUT", _at(sandbox_id, "/files/tar" if req.tar else "/files/content"), "upload",
-                                      m.TransferResult, params=req.model_dump(exclude={"tar"}), content=chunks)  # fmt: skip
+        return await self.client.call(
+            "PUT",
+            _at(sandbox_id, "/files/tar" if req.tar else "/files/content"),
+            "upload",
+            m.TransferResult,
+            params=req.model_dump(exclude={"tar"}),
+            content=chunks,
+        )
 
     async def download(self, sandbox_id: str, req: m.DownloadRequest) -> AsyncIterator[bytes]:
-        response = await self.client.stream("GET", _at(sandbox_id, "/files/tar" if req.tar else "/files/content"),
-                                            "download", params={"path": req.path})  # fmt: skip
+        response = await self.client.stream(
+            "GET", _at(sandbox_id, "/files/tar" if req.tar else "/files/content"), "download", params={"path": req.path}
+        )
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
@@ -126,4 +151,3 @@ class HttpSandboxAPI(SandboxAPI):
             await mux.close()
         if self.owns_client:
             await self.client.aclose()
-

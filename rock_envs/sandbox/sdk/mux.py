@@ -46,7 +46,7 @@ class MuxChannel(WorkerChannel):
         if item is _CLOSED:
             self.inbox.put_nowait(_CLOSED)
             raise SandboxDiedError(f"`WorkerChannel.recv`: the worker's channel closed ({self.closed_reason}).")
-        return item  # type: ignore[no-any-return]
+        return item
 
     def _push(self, frame: bytes) -> None:
         if self.deliver is not None:
@@ -101,13 +101,21 @@ class WorkerMux:
             try:
                 self.conn = await connect(self.url, additional_headers=self.headers, max_size=None, compression=None)
             except InvalidStatus as exc:
-                raise AuthenticationError(f"`open_worker`: the server refused the WebSocket ({exc}); check the token.") from exc
+                raise AuthenticationError(
+                    f"`open_worker`: the server refused the WebSocket ({exc}); check the token."
+                ) from exc
             except OSError as exc:
                 raise SandboxError(f"`open_worker`: cannot reach {self.url} ({exc}).") from exc
             self.reader = asyncio.create_task(self._read())
 
-    async def open(self, sandbox_id: str, argv: list[str], env: dict[str, str] | None, timeout: float = 60.0,
-                   deliver: Deliver | None = None) -> MuxChannel:  # fmt: skip
+    async def open(
+        self,
+        sandbox_id: str,
+        argv: list[str],
+        env: dict[str, str] | None,
+        timeout: float = 60.0,
+        deliver: Deliver | None = None,
+    ) -> MuxChannel:
         """A worker in `sandbox_id`. With `deliver`, its frames go there (from the event loop's thread)
         instead of to `recv()`: a caller multiplexing many workers reads them from one place."""
         await self.connect()
@@ -116,7 +124,9 @@ class WorkerMux:
         self.channels[cid] = channel
         ready = asyncio.get_running_loop().create_future()
         self.pending[cid] = ready
-        await self.ws().send(json.dumps({"op": "open", "channel": cid, "sandbox_id": sandbox_id, "argv": argv, "env": env}))
+        await self.ws().send(
+            json.dumps({"op": "open", "channel": cid, "sandbox_id": sandbox_id, "argv": argv, "env": env})
+        )
         try:
             await asyncio.wait_for(ready, timeout)
         except BaseException:

@@ -9,10 +9,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
 
+from .. import models as m
+from ..api import SandboxAPI
 from ..config import SandboxConfig
 from ..errors import InvalidRequestError, SandboxClosedError, SandboxNotFoundError
-from ..api import SandboxAPI
-from .. import models as m
 from .worker import WorkerChannel
 
 if TYPE_CHECKING:
@@ -81,8 +81,9 @@ class Sandbox:
     async def attach(cls, sandbox_id: str, config: SandboxConfig) -> Sandbox:
         """A handle on an existing sandbox of a server (``config.base_url``). ``detach()`` leaves it running."""
         if config.base_url is None:
-            raise InvalidRequestError("`Sandbox.attach`: needs `base_url`; an embedded sandbox lives only in the "
-                                      "process that made it.")  # fmt: skip
+            raise InvalidRequestError(
+                "`Sandbox.attach`: needs `base_url`; an embedded sandbox lives only in the process that made it."
+            )
         sandbox, api = cls(config), _http_api(config)
         try:
             sandbox._info = await api.info(sandbox_id)
@@ -125,8 +126,9 @@ class Sandbox:
     def _b(self, call: str) -> SandboxAPI:
         if self._api is None:
             state = "was stopped" if self._stopped else "is not started"
-            raise SandboxClosedError(f"`Sandbox.{call}`: the sandbox {state}; use `async with Sandbox(...)` "
-                                     "or `await sb.start()` first.")  # fmt: skip
+            raise SandboxClosedError(
+                f"`Sandbox.{call}`: the sandbox {state}; use `async with Sandbox(...)` or `await sb.start()` first."
+            )
         return self._api
 
     @property
@@ -136,18 +138,20 @@ class Sandbox:
             return self._model_service
         api = self._b("model_service")
         if self._info is None or self._info.spec.model_service is None:
-            raise InvalidRequestError("`Sandbox.model_service`: this sandbox has no model service; create it with "
-                                      "`SandboxConfig(model_service=\"trainer\")` (or \"proxy\").")  # fmt: skip
+            raise InvalidRequestError(
+                "`Sandbox.model_service`: this sandbox has no model service; create it with "
+                '`SandboxConfig(model_service="trainer")` (or "proxy").'
+            )
         if self._model_service is None:  # one per sandbox; it outlives stop() for reading trajectories
-            from ..model_service.client import ModelService
-
             from ..local import LocalSandboxAPI
+            from ..model_service.client import ModelService
 
             if isinstance(api, LocalSandboxAPI):
                 self._model_service = ModelService(hub=api.manager.models, sandbox_id=self.id)
             else:
-                self._model_service = ModelService(base_url=self.config.base_url, token=self.config.resolve_token(),
-                                                   sandbox_id=self.id)  # fmt: skip
+                self._model_service = ModelService(
+                    base_url=self.config.base_url, token=self.config.resolve_token(), sandbox_id=self.id
+                )
         return self._model_service
 
     async def status(self) -> m.SandboxInfo:
@@ -156,23 +160,32 @@ class Sandbox:
 
     # ---- sessions and commands ----------------------------------------------------------------
 
-    async def create_session(self, session: str = "default", env: dict[str, str] | None = None,
-                             cwd: str | None = None) -> str:  # fmt: skip
+    async def create_session(
+        self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> str:
         await self._b("create_session").create_session(self.id, m.SessionRequest(session=session, env=env, cwd=cwd))
         return session
 
     async def close_session(self, session: str) -> None:
         await self._b("close_session").close_session(self.id, m.SessionRef(session=session))
 
-    async def arun(self, cmd: str, session: str | None = None, timeout: float = 60.0, max_output: int | None = None,
-                   env: dict[str, str] | None = None, cwd: str | None = None) -> m.CommandResult:  # fmt: skip
+    async def arun(
+        self,
+        cmd: str,
+        session: str | None = None,
+        timeout: float = 60.0,
+        max_output: int | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> m.CommandResult:
         """Run ``cmd`` in ``session`` (state kept) or alone; on timeout its processes are killed and
         ``timed_out`` is set, with the output so far."""
         req = m.RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output, env=env, cwd=cwd)
         return await self._b("arun").run(self.id, req)
 
-    async def stream(self, cmd: str, session: str | None = None, timeout: float = 60.0,
-                     max_output: int | None = None) -> AsyncIterator[OutputChunk | m.CommandResult]:  # fmt: skip
+    async def stream(
+        self, cmd: str, session: str | None = None, timeout: float = 60.0, max_output: int | None = None
+    ) -> AsyncIterator[OutputChunk | m.CommandResult]:
         """Yield :class:`OutputChunk` as output arrives, then the :class:`m.CommandResult`."""
         req = m.RunRequest(cmd=cmd, session=session, timeout=timeout, max_output=max_output)
         async for event in await self._b("stream").run_stream(self.id, req):
@@ -197,8 +210,9 @@ class Sandbox:
         """Wait for the job to end; :class:`CommandTimeoutError` if it runs past ``timeout``."""
         return await self._b("wait_job").wait_job(self.id, m.WaitJobRequest(job_id=job_id, timeout=timeout))
 
-    async def job_logs(self, job_id: str, stream: Literal["stdout", "stderr"] = "stdout", offset: int = 0,
-                       limit: int | None = None) -> m.JobLogs:  # fmt: skip
+    async def job_logs(
+        self, job_id: str, stream: Literal["stdout", "stderr"] = "stdout", offset: int = 0, limit: int | None = None
+    ) -> m.JobLogs:
         """Log text from ``offset``; pass ``next_offset`` back to follow it."""
         req = m.JobLogsRequest(job_id=job_id, stream=stream, offset=offset, limit=limit)
         return await self._b("job_logs").job_logs(self.id, req)
@@ -272,7 +286,9 @@ class Sandbox:
 
     async def open_worker(self, argv: list[str] | None = None, env: dict[str, str] | None = None) -> WorkerChannel:
         """Start an env worker (``python -m rock_envs.worker --fd N``) in the sandbox; frames go to it untouched."""
-        return await self._b("open_worker").open_worker(self.id, m.WorkerRequest(argv=list(argv or m.WORKER_ARGV), env=env))
+        return await self._b("open_worker").open_worker(
+            self.id, m.WorkerRequest(argv=list(argv or m.WORKER_ARGV), env=env)
+        )
 
 
 async def _read_chunks(fh: io.BufferedIOBase | Any) -> AsyncIterator[bytes]:

@@ -51,13 +51,24 @@ class ServerClient:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
         self.http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self.headers, timeout=httpx.Timeout(timeout),
+            base_url=self.base_url,
+            headers=self.headers,
+            timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(16, max_connections)),
-        )  # fmt: skip
+        )
 
-    async def send(self, method: str, path: str, call: str, *, body: BaseModel | dict[str, Any] | None = None,
-                   params: dict[str, Any] | None = None, content: Any = None, timeout: float | None = None,
-                   extra_timeout: float = 0.0) -> httpx.Response:  # fmt: skip
+    async def send(
+        self,
+        method: str,
+        path: str,
+        call: str,
+        *,
+        body: BaseModel | dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        content: Any = None,
+        timeout: float | None = None,
+        extra_timeout: float = 0.0,
+    ) -> httpx.Response:
         """One request; raises the server's error, or :class:`ServerUnreachableError` naming ``call``.
 
         ``timeout=None`` waits ``self.timeout + extra_timeout``; a streamed ``content`` waits as long as it takes."""
@@ -69,8 +80,9 @@ class ServerClient:
         streamed = content is not None and not isinstance(content, (bytes, str))
         wait = None if streamed else timeout if timeout is not None else self.timeout + extra_timeout
         try:
-            response = await self.http.request(method, path, content=content, params=_params(params), headers=headers,
-                                               timeout=wait)  # fmt: skip
+            response = await self.http.request(
+                method, path, content=content, params=_params(params), headers=headers, timeout=wait
+            )
         except httpx.TransportError as exc:
             raise ServerUnreachableError(unreachable(call, self.base_url, exc)) from exc
         await raise_for(response, call)
@@ -80,13 +92,22 @@ class ServerClient:
         """:meth:`send`, with the answer read as ``model``."""
         return model.model_validate_json((await self.send(method, path, call, **kwargs)).content)
 
-    async def stream(self, method: str, path: str, call: str, *, body: BaseModel | None = None,
-                     params: dict[str, Any] | None = None, timeout: float | None = None) -> httpx.Response:  # fmt: skip
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        call: str,
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
         """A response whose body is read as it comes (the caller closes it); errors raise before any of it."""
         content = body.model_dump_json(exclude_none=True).encode() if body is not None else None
         headers = {"content-type": "application/json"} if body is not None else None
-        request = self.http.build_request(method, path, params=_params(params), content=content, headers=headers,
-                                          timeout=timeout)  # fmt: skip
+        request = self.http.build_request(
+            method, path, params=_params(params), content=content, headers=headers, timeout=timeout
+        )
         try:
             response = await self.http.send(request, stream=True)
         except httpx.TransportError as exc:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Coroutine, Iterator, Literal, TypeVar
 
+from ...core.loop_thread import LoopThread
 from ..config import SandboxConfig
 from ..models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, TransferResult
-from ...core.loop_thread import LoopThread
 from .sandbox import OutputChunk, Sandbox
 from .worker import WorkerChannel
 
@@ -105,19 +105,29 @@ class SyncSandbox:
     def status(self) -> SandboxInfo:
         return self._run(self._sandbox.status())
 
-    def create_session(self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None) -> str:
+    def create_session(
+        self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> str:
         return self._run(self._sandbox.create_session(session, env, cwd))
 
     def close_session(self, session: str) -> None:
         self._run(self._sandbox.close_session(session))
 
-    def run(self, cmd: str, session: str | None = None, timeout: float = 60.0, max_output: int | None = None,
-            env: dict[str, str] | None = None, cwd: str | None = None) -> CommandResult:  # fmt: skip
+    def run(
+        self,
+        cmd: str,
+        session: str | None = None,
+        timeout: float = 60.0,
+        max_output: int | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
         return self._run(self._sandbox.arun(cmd, session, timeout, max_output, env, cwd))
 
-    def stream(self, cmd: str, session: str | None = None, timeout: float = 60.0,
-               max_output: int | None = None) -> Iterator[OutputChunk | CommandResult]:  # fmt: skip
-        agen = self._sandbox.stream(cmd, session, timeout, max_output)
+    def stream(
+        self, cmd: str, session: str | None = None, timeout: float = 60.0, max_output: int | None = None
+    ) -> Iterator[OutputChunk | CommandResult]:
+        agen: Any = self._sandbox.stream(cmd, session, timeout, max_output)  # an async generator
         try:
             while True:
                 try:
@@ -139,15 +149,16 @@ class SyncSandbox:
     def wait_job(self, job_id: str, timeout: float = 60.0) -> JobInfo:
         return self._run(self._sandbox.wait_job(job_id, timeout))
 
-    def job_logs(self, job_id: str, stream: Literal["stdout", "stderr"] = "stdout", offset: int = 0,
-                 limit: int | None = None) -> JobLogs:  # fmt: skip
+    def job_logs(
+        self, job_id: str, stream: Literal["stdout", "stderr"] = "stdout", offset: int = 0, limit: int | None = None
+    ) -> JobLogs:
         return self._run(self._sandbox.job_logs(job_id, stream, offset, limit))
 
     def kill_job(self, job_id: str) -> JobInfo:
         return self._run(self._sandbox.kill_job(job_id))
 
     def read_file(self, path: str, encoding: str | None = "utf-8") -> str | bytes:
-        return self._run(self._sandbox.read_file(path, encoding))  # type: ignore[call-overload,no-any-return]
+        return self._run(self._sandbox.read_file(path, encoding))  # type: ignore[return-value]
 
     def write_file(self, path: str, content: str | bytes, mode: int | None = None) -> TransferResult:
         return self._run(self._sandbox.write_file(path, content, mode))

@@ -15,7 +15,6 @@ from ...core.frames import MAX_FRAME, frame, read_frame_async  # noqa: F401 - MA
 from ..errors import CommandTimeoutError, SandboxClosedError, SandboxDiedError
 
 
-
 class WorkerChannel(ABC):
     """One worker process in a sandbox. ``close()`` ends it (the worker sees end-of-stream)."""
 
@@ -30,8 +29,10 @@ class WorkerChannel(ABC):
         try:
             return await asyncio.wait_for(self._recv(), timeout)
         except asyncio.TimeoutError:
-            raise CommandTimeoutError(f"`WorkerChannel.recv`: no frame from the worker within {timeout} s; "
-                                      "raise `timeout` or check that the worker got a request.") from None  # fmt: skip
+            raise CommandTimeoutError(
+                f"`WorkerChannel.recv`: no frame from the worker within {timeout} s; "
+                "raise `timeout` or check that the worker got a request."
+            ) from None
 
     async def request(self, payload: bytes, timeout: float | None = 60.0) -> bytes:
         await self.send(payload)
@@ -77,7 +78,9 @@ class SocketChannel(WorkerChannel):
         try:
             return await read_frame_async(reader, "`WorkerChannel.recv`")
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            raise SandboxDiedError("`WorkerChannel.recv`: the worker closed its end (it exited or was killed).") from exc
+            raise SandboxDiedError(
+                "`WorkerChannel.recv`: the worker closed its end (it exited or was killed)."
+            ) from exc
 
     async def aclose(self) -> None:
         on_close, self.on_close = self.on_close, None

@@ -7,16 +7,17 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from fastapi import Depends, FastAPI, Request
-from starlette.requests import HTTPConnection
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError
 from ..local import LocalSandboxAPI
 from ..manager import SandboxManager
-from ..model_service.routes import agent_router as model_agent_router, trainer_router as model_trainer_router
+from ..model_service.routes import agent_router as model_agent_router
+from ..model_service.routes import trainer_router as model_trainer_router
 from .limits import Limits, Quota
 from .routes import router
 from .workers import router as workers_router
@@ -47,8 +48,12 @@ class BodyLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    response = _error(413, "PayloadTooLargeError", f"request body of {int(value)} bytes is over "
-                                      f"this server's limit of {limit} bytes; send less or raise the limit.")  # fmt: skip
+                    response = _error(
+                        413,
+                        "PayloadTooLargeError",
+                        f"request body of {int(value)} bytes is over "
+                        f"this server's limit of {limit} bytes; send less or raise the limit.",
+                    )
                     return await response(scope, receive, send)
         if not upload:  # small JSON bodies: read up to the limit here, answer 413 past it
             chunks, seen, more = [], 0, True
@@ -60,8 +65,11 @@ class BodyLimit:
                 seen += len(chunks[-1])
                 more = message.get("more_body", False)
                 if seen > limit:
-                    response = _error(413, "PayloadTooLargeError", f"request body is over this server's limit "
-                                      f"of {limit} bytes; send less or raise the limit.")  # fmt: skip
+                    response = _error(
+                        413,
+                        "PayloadTooLargeError",
+                        f"request body is over this server's limit of {limit} bytes; send less or raise the limit.",
+                    )
                     return await response(scope, receive, send)
             body = b"".join(chunks)
             replayed = False
@@ -81,8 +89,9 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLargeError(f"request body is over this server's limit of {limit} bytes; "
-                                           "send less or raise the limit.")  # fmt: skip
+                raise PayloadTooLargeError(
+                    f"request body is over this server's limit of {limit} bytes; send less or raise the limit."
+                )
             return message
 
         await self.app(scope, counted, send)
@@ -104,8 +113,9 @@ def create_app(
     ``extra_tokens`` are accepted too (each its own holder for the per-token caps of ``limits``).
     """
     token = token or secrets.token_urlsafe(32)
-    manager = manager or SandboxManager(runtime_dir=runtime_dir, allowed_runtimes=runtimes,
-                                        runtime_options=runtime_options)  # fmt: skip
+    manager = manager or SandboxManager(
+        runtime_dir=runtime_dir, allowed_runtimes=runtimes, runtime_options=runtime_options
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,13 +128,16 @@ def create_app(
     def check_token(header: str) -> bool:
         scheme, _, given = header.partition(" ")
         given_bytes = given.strip().encode()
-        return scheme.lower() == "bearer" and any([secrets.compare_digest(given_bytes, t.encode())
-                                                   for t in (token, *extra_tokens)])  # fmt: skip
+        return scheme.lower() == "bearer" and any(
+            [secrets.compare_digest(given_bytes, t.encode()) for t in (token, *extra_tokens)]
+        )
 
     async def require_token(request: HTTPConnection) -> None:
         if not check_token(request.headers.get("authorization", "")):
-            raise AuthenticationError("missing or wrong bearer token; send `Authorization: Bearer <token>` "
-                                      "with the token `rock-envs serve` printed (also in its token file).")  # fmt: skip
+            raise AuthenticationError(
+                "missing or wrong bearer token; send `Authorization: Bearer <token>` "
+                "with the token `rock-envs serve` printed (also in its token file)."
+            )
 
     app = FastAPI(title="rock-envs sandbox server", version="1", lifespan=lifespan)
     app.state.token = token

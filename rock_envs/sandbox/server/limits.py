@@ -71,19 +71,25 @@ class Quota:
     def admit(self, manager: SandboxManager, authorization: str, spec: SandboxSpec) -> Iterator[dict[str, str]]:
         """Reserve room for one sandbox or raise 429; put its id in the yielded dict once created."""
         tok, envs = token_id(authorization), declared_envs(spec)
-        checks = [(None, "", self.limits.max_sandboxes, self.limits.max_envs),
-                  (tok, " per token", self.limits.max_sandboxes_per_token, self.limits.max_envs_per_token)]  # fmt: skip
+        checks = [
+            (None, "", self.limits.max_sandboxes, self.limits.max_envs),
+            (tok, " per token", self.limits.max_sandboxes_per_token, self.limits.max_envs_per_token),
+        ]
         for who, scope, max_sandboxes, max_envs in checks:
             sandboxes, held_envs = self.usage(manager, who)
             holder = "this server holds" if who is None else "this token holds"
             if max_sandboxes is not None and sandboxes + 1 > max_sandboxes:
-                raise SandboxLimitError(f"`create`: the cap on sandboxes{scope} is {max_sandboxes} and {holder} "
-                                        f"{sandboxes}; delete some, or raise it (`rock-envs serve "
-                                        f"--max-sandboxes{scope.replace(' ', '-')}`).")  # fmt: skip
+                raise SandboxLimitError(
+                    f"`create`: the cap on sandboxes{scope} is {max_sandboxes} and {holder} "
+                    f"{sandboxes}; delete some, or raise it (`rock-envs serve "
+                    f"--max-sandboxes{scope.replace(' ', '-')}`)."
+                )
             if max_envs is not None and held_envs + envs > max_envs:
-                raise SandboxLimitError(f"`create`: the cap on envs{scope} is {max_envs} and {holder} {held_envs} "
-                                        f"(this sandbox asks for {envs} more); use fewer envs, or raise it "
-                                        f"(`rock-envs serve --max-envs{scope.replace(' ', '-')}`).")  # fmt: skip
+                raise SandboxLimitError(
+                    f"`create`: the cap on envs{scope} is {max_envs} and {holder} {held_envs} "
+                    f"(this sandbox asks for {envs} more); use fewer envs, or raise it "
+                    f"(`rock-envs serve --max-envs{scope.replace(' ', '-')}`)."
+                )
         ticket = next(self._tickets)
         self.reserved[ticket] = (tok, envs)
         created: dict[str, str] = {}

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 
+from .. import models as m
 from ..errors import InvalidRequestError, SandboxError
 from ..local import LocalSandboxAPI
-from .. import models as m
 
 router = APIRouter()
 Path = Annotated[str, Query(min_length=1, max_length=4096, description="path relative to the sandbox root")]
@@ -23,7 +23,7 @@ JobId = Annotated[str, PathParam(min_length=1, max_length=128)]
 
 
 def _api(request: Request) -> LocalSandboxAPI:
-    return request.app.state.api  # type: ignore[no-any-return]
+    return request.app.state.api
 
 
 @router.post("/sandboxes", status_code=201, response_model=m.SandboxInfo, tags=["sandboxes"])
@@ -77,8 +77,9 @@ async def run_command(sid: str, req: m.RunRequest, request: Request) -> Response
     return Response(result.model_dump_json(), media_type="application/json")
 
 
-@router.post("/sandboxes/{sid}/commands/stream", tags=["commands"],
-             responses={200: {"content": {"application/x-ndjson": {}}}})  # fmt: skip
+@router.post(
+    "/sandboxes/{sid}/commands/stream", tags=["commands"], responses={200: {"content": {"application/x-ndjson": {}}}}
+)
 async def stream_command(sid: str, req: m.RunRequest, request: Request) -> StreamingResponse:
     """NDJSON: ``{"type": "chunk", "stream", "data"}`` lines as output arrives, then ``{"type": "result", ...}``,
     or ``{"type": "error", "error": {"type", "message"}}`` if the sandbox failed mid-stream."""
@@ -89,7 +90,11 @@ async def stream_command(sid: str, req: m.RunRequest, request: Request) -> Strea
             async for event in events:
                 yield json.dumps(event).encode() + b"\n"
         except SandboxError as exc:  # the status line is sent: the error goes as the last event
-            yield m.ErrorEvent(error=m.ErrorDetail(type=type(exc).__name__, message=exc.message)).model_dump_json().encode()
+            yield (
+                m.ErrorEvent(error=m.ErrorDetail(type=type(exc).__name__, message=exc.message))
+                .model_dump_json()
+                .encode()
+            )
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -110,16 +115,21 @@ async def get_job(sid: str, job_id: JobId, request: Request) -> m.JobInfo:
 
 
 @router.post("/sandboxes/{sid}/jobs/{job_id}/wait", response_model=m.JobInfo, tags=["jobs"])
-async def wait_job(sid: str, job_id: JobId, request: Request,
-                   timeout: Annotated[float, Query(gt=0, le=24 * 3600)] = 60.0) -> m.JobInfo:  # fmt: skip
+async def wait_job(
+    sid: str, job_id: JobId, request: Request, timeout: Annotated[float, Query(gt=0, le=24 * 3600)] = 60.0
+) -> m.JobInfo:
     return await _api(request).wait_job(sid, m.WaitJobRequest(job_id=job_id, timeout=timeout))
 
 
 @router.get("/sandboxes/{sid}/jobs/{job_id}/logs", response_model=m.JobLogs, tags=["jobs"])
 async def job_logs(
-    sid: str, job_id: JobId, request: Request, stream: Literal["stdout", "stderr"] = "stdout",
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[Optional[int], Query(ge=1, le=1 << 30)] = None,
-) -> m.JobLogs:  # fmt: skip
+    sid: str,
+    job_id: JobId,
+    request: Request,
+    stream: Literal["stdout", "stderr"] = "stdout",
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[Optional[int], Query(ge=1, le=1 << 30)] = None,
+) -> m.JobLogs:
     return await _api(request).job_logs(sid, m.JobLogsRequest(job_id=job_id, stream=stream, offset=offset, limit=limit))
 
 
@@ -144,23 +154,37 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
             yield chunk
 
 
-@router.put("/sandboxes/{sid}/files/content", response_model=m.TransferResult, tags=["files"],
-            openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
-async def upload_file(sid: str, request: Request, path: Path,
-                      mode: Annotated[Optional[int], Query(ge=0, le=0o7777)] = None) -> m.TransferResult:  # fmt: skip
+@router.put(
+    "/sandboxes/{sid}/files/content",
+    response_model=m.TransferResult,
+    tags=["files"],
+    openapi_extra={
+        "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+async def upload_file(
+    sid: str, request: Request, path: Path, mode: Annotated[Optional[int], Query(ge=0, le=0o7777)] = None
+) -> m.TransferResult:
     """The body is the file's bytes, streamed to the sandbox as they arrive."""
     return await _api(request).upload(sid, m.UploadRequest(path=path, mode=mode), _body(request))
 
 
-@router.get("/sandboxes/{sid}/files/content", tags=["files"],
-            responses={200: {"content": {"application/octet-stream": {}}}})  # fmt: skip
+@router.get(
+    "/sandboxes/{sid}/files/content", tags=["files"], responses={200: {"content": {"application/octet-stream": {}}}}
+)
 async def download_file(sid: str, request: Request, path: Path) -> StreamingResponse:
     chunks = await _api(request).download(sid, m.DownloadRequest(path=path))
     return StreamingResponse(chunks, media_type="application/octet-stream")
 
 
-@router.put("/sandboxes/{sid}/files/tar", response_model=m.TransferResult, tags=["files"],
-            openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
+@router.put(
+    "/sandboxes/{sid}/files/tar",
+    response_model=m.TransferResult,
+    tags=["files"],
+    openapi_extra={
+        "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
 async def upload_tar(sid: str, request: Request, path: Path) -> m.TransferResult:
     """The body is a tar stream, extracted under ``path`` (members escaping it are refused)."""
     return await _api(request).upload(sid, m.UploadRequest(path=path, tar=True), _body(request))

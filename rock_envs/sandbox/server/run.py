@@ -58,13 +58,26 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token"):
         p.add_argument(f"--{name}", type=int, default=None)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    serve(args.host, args.port, args.runtime, args.token, args.token_file, args.runtime_dir,
-          **limit_options(args.max_sandboxes, args.max_envs, args.max_sandboxes_per_token, args.max_envs_per_token,
-                          args.extra_token))  # fmt: skip
+    serve(
+        args.host,
+        args.port,
+        args.runtime,
+        args.token,
+        args.token_file,
+        args.runtime_dir,
+        **limit_options(
+            args.max_sandboxes, args.max_envs, args.max_sandboxes_per_token, args.max_envs_per_token, args.extra_token
+        ),
+    )
 
 
-def limit_options(max_sandboxes: int | None, max_envs: int | None, max_sandboxes_per_token: int | None,
-                  max_envs_per_token: int | None, extra_tokens: list[str]) -> dict[str, Any]:  # fmt: skip
+def limit_options(
+    max_sandboxes: int | None,
+    max_envs: int | None,
+    max_sandboxes_per_token: int | None,
+    max_envs_per_token: int | None,
+    extra_tokens: list[str],
+) -> dict[str, Any]:
     """``create_app`` keywords for the caps (see ``limits.py``) and the extra tokens."""
     from .limits import Limits
 

@@ -81,8 +81,12 @@ class Router:
             msg = json.loads(text)
             op, cid = msg["op"], int(msg["channel"])
         except (ValueError, KeyError, TypeError):
-            await self._say(op="error", channel=None, type="InvalidRequestError",
-                            message="control messages are JSON objects with `op` and an integer `channel`.")  # fmt: skip
+            await self._say(
+                op="error",
+                channel=None,
+                type="InvalidRequestError",
+                message="control messages are JSON objects with `op` and an integer `channel`.",
+            )
             return
         if op == "close":
             if self._drop(cid):
@@ -116,7 +120,9 @@ class Router:
 
     async def _frame(self, data: bytes) -> None:
         if len(data) < 4:
-            await self._say(op="error", channel=None, type="InvalidRequestError", message="binary message under 4 bytes.")
+            await self._say(
+                op="error", channel=None, type="InvalidRequestError", message="binary message under 4 bytes."
+            )
             return
         (cid,) = U32.unpack_from(data)
         channel = self.channels.get(cid)
