@@ -238,19 +238,15 @@ class SandboxManager:
         :class:`SandboxDiedError`). During: it counts as busy, so the reaper never removes it. After:
         its idle clock restarts; if the agent turned out to be gone, the sandbox is marked ``dead``.
         """
-        entry = self.get(sandbox_id, call)
-        if entry.status != "running" or entry.agent is None:
-            raise SandboxDiedError(f"`{call}`: sandbox {sandbox_id!r} is {entry.status}; create a new one.")
-        entry.busy += 1
-        entry.last_used_at = time.time()
+        entry = self.hold(sandbox_id, call)
+        assert entry.agent is not None  # hold() checked it
         try:
             yield entry.agent
         except SandboxDiedError:
             entry.status = "dead"
             raise
         finally:
-            entry.busy -= 1
-            entry.last_used_at = time.time()
+            self.release(entry)
 
     def hold(self, sandbox_id: str, call: str) -> Entry:
         """Mark a running sandbox in use (never reaped) until :meth:`release`; for long-lived channels."""

@@ -9,7 +9,7 @@ from .. import models as m
 from ..api import SandboxAPI
 from ..errors import from_wire
 from .mux import WorkerMux
-from .server_client import ServerClient, raise_for  # noqa: F401 - raise_for: kept importable from here
+from .server_client import ServerClient
 from .worker import WorkerChannel
 
 
