@@ -41,7 +41,11 @@ class WorkerGroup(abc.ABC):
     """
 
     name: str = "?"
-    num_workers: int
+
+    def __init__(self, num_workers: int):
+        self.num_workers = num_workers
+        self._gone = [False] * num_workers  # worker w's death was reported; it gets nothing until restart(w)
+        self._closed = False
 
     @abc.abstractmethod
     def start(self) -> None: ...
@@ -55,8 +59,16 @@ class WorkerGroup(abc.ABC):
     @abc.abstractmethod
     def restart(self, w: int) -> None: ...
 
+    def close(self) -> None:
+        """Stop every worker and free what the group holds; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close()
+
     @abc.abstractmethod
-    def close(self) -> None: ...
+    def _close(self) -> None:
+        """What `close` does, once: stop the workers, free processes, containers, actors, memory."""
 
     def on_built(self, w: int, env_ids: list[int], built: Built) -> None:  # noqa: B027 - a hook, optional
         """Called once worker `w` built its envs: a backend may set up shared memory here."""

@@ -20,8 +20,8 @@ import asyncio
 import os
 from typing import Any
 
+from rock_envs.backends.options import DockerOptions
 from rock_envs.backends.sockets import SocketWorkers
-from rock_envs.core.errors import EnvArgumentError
 from rock_envs.core.loop_thread import LoopThread
 
 STARTUP_TIMEOUT = 120.0
@@ -30,37 +30,18 @@ STARTUP_TIMEOUT = 120.0
 class DockerGroup(SocketWorkers):
     name = "docker"
 
-    def __init__(
-        self,
-        num_workers: int,
-        image: str | None = None,
-        envs_per_container: int | None = None,
-        cpus: float | None = None,
-        memory: int | str | None = None,
-        docker_client: Any = None,
-        runtime_dir: str | None = None,
-    ):
-        if envs_per_container is not None and int(envs_per_container) < 1:
-            raise EnvArgumentError(
-                f"`make_vec(envs_per_container=...)`: expected a positive integer, got {envs_per_container!r}."
-            )
-        from rock_envs.sandbox.models import SandboxSpec
-
+    def __init__(self, num_workers: int, options: DockerOptions | None = None, runtime_dir: str | None = None):
         super().__init__(num_workers)
-        self.image = image
-        try:
-            self.spec = SandboxSpec(
-                runtime="docker", image=image, cpus=cpus, memory=memory, ttl=0, labels={"role": "env-worker"}
-            )
-        except ValueError as exc:
-            raise EnvArgumentError(f"`make_vec(backend='docker')`: bad container limits: {exc}") from exc
-        self.runtime_options = {"client": docker_client} if docker_client is not None else {}
+        self.options = options or DockerOptions()
+        self.image = self.options.image
+        self.spec = self.options.sandbox_spec()
+        client = self.options.docker_client
+        self.runtime_options = {"client": client} if client is not None else {}
         self.runtime_dir = runtime_dir
         self._loop: LoopThread | None = None
         self._api: Any = None  # a LocalSandboxAPI over a manager of this group's own
         self._sandboxes: list[str | None] = [None] * num_workers
         self._containers: list[str] = [""] * num_workers
-        self._closed = False
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -106,10 +87,7 @@ class DockerGroup(SocketWorkers):
         self._sandboxes[w] = sid
         self._attach(w, sock)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _close(self) -> None:
         self._close_workers()
         if self._loop is not None:
             if self._api is not None:

@@ -23,9 +23,9 @@ import sys
 import threading
 from typing import Any
 
+from rock_envs.backends.options import START_METHODS
 from rock_envs.sandbox.agent.wire import recv_exactly
 
-START_METHODS = ("forkserver", "spawn", "fork")
 PRELOAD = ("rock_envs.worker.loop", "rock_envs.build", "gymnasium", "gem.envs")
 
 
@@ -175,4 +175,4 @@ if __name__ == "__main__":
     _main(sys.argv[1:])
 
 
-__all__: list[Any] = ["START_METHODS", "start_worker"]
+__all__: list[Any] = ["start_worker"]

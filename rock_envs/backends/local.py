@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.backends.options import LocalOptions
 from rock_envs.worker.env_worker import EnvWorker
 from rock_envs.worker.protocol import Reply, Request
 
@@ -12,15 +13,13 @@ from rock_envs.worker.protocol import Reply, Request
 class LocalGroup(WorkerGroup):
     name = "local"
 
-    def __init__(self, num_workers: int = 1):
-        self.num_workers = num_workers
+    def __init__(self, num_workers: int = 1, options: LocalOptions | None = None):
+        super().__init__(num_workers)
         self._workers: list[EnvWorker] = []
-        self._gone: list[bool] = []
         self._ready: deque[tuple[int, Reply | WorkerGone]] = deque()
 
     def start(self) -> None:
         self._workers = [EnvWorker() for _ in range(self.num_workers)]
-        self._gone = [False] * self.num_workers
 
     def send(self, w: int, request: Request) -> None:
         if self._gone[w]:
@@ -44,7 +43,7 @@ class LocalGroup(WorkerGroup):
         self._gone[w] = True
         self._ready.append((w, WorkerGone("worker killed (local backend)")))
 
-    def close(self) -> None:
+    def _close(self) -> None:
         for worker in self._workers:
             worker.close()
         self._ready.clear()

@@ -32,8 +32,9 @@ import threading
 from collections import deque
 from typing import Any
 
-from rock_envs.backends import usable_cores
 from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.backends.options import PLACEMENTS, RayOptions
+from rock_envs.core.cores import usable_cores
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.worker.env_worker import EnvWorker
 from rock_envs.worker.protocol import Close, Failure, Reply, Request
@@ -45,13 +46,14 @@ from ray.exceptions import RayActorError, RayError, RayTaskError  # noqa: E402
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group  # noqa: E402
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: E402
 
-PLACEMENTS = {
+STRATEGIES = {  # a placement option -> the strategy of the placement group made for it (None: none)
     "spread": None,
     "pack": "PACK",
     "strict_pack": "STRICT_PACK",
     "strict_spread": "STRICT_SPREAD",
     "spread_strict": "STRICT_SPREAD",
 }
+assert tuple(STRATEGIES) == PLACEMENTS  # one list of placements: the option checks it, this maps it
 CLOSE_TIMEOUT = 5.0
 
 
@@ -113,36 +115,17 @@ class _Cluster:
 class RayGroup(WorkerGroup):
     name = "ray"
 
-    def __init__(
-        self,
-        num_workers: int,
-        worker_resources: dict[str, Any] | None = None,
-        ray_address: str | None = None,
-        placement: str | PlacementGroup | None = "spread",
-    ):
-        resources = dict(worker_resources or {"num_cpus": 1})
-        unknown = set(resources) - {"num_cpus", "num_gpus", "memory", "resources"}
-        if unknown:
-            raise EnvArgumentError(
-                f"`make_vec(worker_resources=...)`: unknown keys {sorted(unknown)}; expected "
-                "num_cpus, num_gpus, memory (bytes) or resources (a dict of custom resources)."
-            )
-        if not (placement is None or isinstance(placement, PlacementGroup) or placement in PLACEMENTS):
-            raise EnvArgumentError(
-                f"`make_vec(placement=...)`: expected one of {sorted(PLACEMENTS)} or a Ray "
-                f"PlacementGroup, got {placement!r}."
-            )
-        self.num_workers = num_workers
-        self.worker_resources = resources
-        self.ray_address = ray_address
-        self.placement = placement or "spread"
+    def __init__(self, num_workers: int, options: RayOptions | None = None):
+        super().__init__(num_workers)
+        self.options = options or RayOptions()
+        self.worker_resources = self.options.resources
+        self.ray_address = self.options.ray_address
+        self.placement = self.options.placement
         self.owns_ray = False
         self._pg: PlacementGroup | None = None
         self._own_pg = False
         self._actors: list[Any] = [None] * num_workers
         self._refs: list[deque[Any]] = [deque() for _ in range(num_workers)]
-        self._gone: list[bool] = [False] * num_workers
-        self._closed = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -171,7 +154,7 @@ class RayGroup(WorkerGroup):
         if isinstance(self.placement, PlacementGroup):
             self._pg = self.placement
             return
-        strategy = PLACEMENTS[self.placement]
+        strategy = STRATEGIES[self.placement]
         if strategy is None:
             return
         bundle = {"CPU": float(self.worker_resources.get("num_cpus", 1))}
@@ -211,10 +194,7 @@ class RayGroup(WorkerGroup):
     def describe(self, w: int) -> dict[str, Any]:
         return ray.get(self._actors[w].where.remote(), timeout=60)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _close(self) -> None:
         try:
             if ray.is_initialized():
                 self._stop_actors()
@@ -283,4 +263,4 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else "no detail"
 
 
-__all__ = ["EnvWorkerActor", "PLACEMENTS", "RayGroup"]
+__all__ = ["EnvWorkerActor", "RayGroup"]

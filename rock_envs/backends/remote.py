@@ -36,68 +36,34 @@ from collections import deque
 from typing import Any, Coroutine, TypeVar
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
-from rock_envs.core.errors import EnvArgumentError, RemoteBackendError
+from rock_envs.backends.options import RemoteOptions
+from rock_envs.core.errors import RemoteBackendError
 from rock_envs.core.loop_thread import LoopThread
 from rock_envs.worker.protocol import Make, Reply, Request, decode, encode
 
 T = TypeVar("T")
 STARTUP_TIMEOUT = 120.0
-RECONNECT_TIMEOUT = 30.0
 _GONE = object()
 
 
 class RemoteGroup(WorkerGroup):
     name = "remote"
 
-    def __init__(
-        self,
-        num_workers: int,
-        url: str | None = None,
-        token: str | None = None,
-        runtime: str = "process",
-        envs_per_sandbox: int | None = None,
-        image: str | None = None,
-        cpus: float | None = None,
-        memory: int | str | None = None,
-        ttl: float = 120.0,
-        reconnect_timeout: float = RECONNECT_TIMEOUT,
-    ):
+    def __init__(self, num_workers: int, options: RemoteOptions):
         from rock_envs.sandbox.config import SandboxConfig
-        from rock_envs.sandbox.models import SandboxSpec
 
-        if not url:
-            raise EnvArgumentError(
-                "`make_vec(backend='remote')`: expected `url=` of a rock-envs server, "
-                "e.g. url='http://127.0.0.1:8080' (start one with `rock-envs serve`)."
-            )
-        if runtime not in ("process", "docker"):
-            raise EnvArgumentError(f"`make_vec(runtime=...)`: expected 'process' or 'docker', got {runtime!r}.")
-        if envs_per_sandbox is not None and int(envs_per_sandbox) < 1:
-            raise EnvArgumentError(
-                f"`make_vec(envs_per_sandbox=...)`: expected a positive integer, got {envs_per_sandbox!r}."
-            )
-        self.num_workers = num_workers
-        self.url = url.rstrip("/")
-        self.token = SandboxConfig(base_url=self.url, token=token).resolve_token()
+        super().__init__(num_workers)
+        self.options = options
+        assert options.url is not None  # RemoteOptions checks it
+        self.url = options.url.rstrip("/")
+        self.token = SandboxConfig(base_url=self.url, token=options.token).resolve_token()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        limits: dict[str, Any] = {"cpus": cpus} if cpus is not None else {}
-        try:
-            self.spec = SandboxSpec(
-                runtime=runtime,
-                image=image,
-                ttl=ttl,
-                memory=memory,
-                labels={"role": "env-worker"},
-                **limits,
-            )
-        except ValueError as exc:
-            raise EnvArgumentError(f"`make_vec(backend='remote')`: bad sandbox limits: {exc}") from exc
-        self.reconnect_timeout = reconnect_timeout
+        self.spec = options.sandbox_spec()
+        self.reconnect_timeout = options.reconnect_timeout
         self._envs: list[int] = [0] * num_workers  # declared to the server (its env caps count these)
         self._sandboxes: list[str | None] = [None] * num_workers
         self._channels: list[Any] = [None] * num_workers
         self._gen = [0] * num_workers
-        self._gone = [False] * num_workers
         self._held: list[list[bytes]] = [[] for _ in range(num_workers)]
         self._opening = [False] * num_workers
         self._lock = threading.Lock()
@@ -110,7 +76,6 @@ class RemoteGroup(WorkerGroup):
         self._thread: LoopThread | None = None
         self._mux: Any = None
         self._http: Any = None
-        self._closed = False
 
     # ---- the loop thread --------------------------------------------------------------------------
 
@@ -340,10 +305,7 @@ class RemoteGroup(WorkerGroup):
         if sid is not None:
             self._run(self._delete(sid), timeout=60)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def _close(self) -> None:
         if self._loop is None:
             return
         try:

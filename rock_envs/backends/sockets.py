@@ -18,9 +18,8 @@ from rock_envs.worker.protocol import Close, Reply, Request, decode, encode
 
 class SocketWorkers(WorkerGroup):
     def __init__(self, num_workers: int):
-        self.num_workers = num_workers
+        super().__init__(num_workers)
         self._conns: list[Connection | None] = [None] * num_workers
-        self._gone: list[bool] = [False] * num_workers
         self._poll = select.poll()
         self._fd_worker: dict[int, int] = {}
 

@@ -15,9 +15,9 @@ import uuid
 import numpy as np
 from gymnasium import spaces
 
-from rock_envs.backends.launch import START_METHODS, start_worker
+from rock_envs.backends.launch import start_worker
+from rock_envs.backends.options import SubprocessOptions
 from rock_envs.backends.sockets import SocketWorkers
-from rock_envs.core.errors import EnvArgumentError
 from rock_envs.worker.protocol import Batch, Built, Reply, decode
 from rock_envs.worker.shared_obs import AttachObs, map_array, rows_of
 
@@ -54,14 +54,11 @@ class _SharedObs:
 class SubprocessGroup(SocketWorkers):
     name = "subprocess"
 
-    def __init__(self, num_workers: int, start_method: str = "forkserver", shared_memory: bool = True):
-        if start_method not in START_METHODS:
-            raise EnvArgumentError(
-                f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {start_method!r}."
-            )
+    def __init__(self, num_workers: int, options: SubprocessOptions | None = None):
         super().__init__(num_workers)
-        self.start_method = start_method
-        self.shared_memory = shared_memory
+        self.options = options or SubprocessOptions()
+        self.start_method = self.options.start_method
+        self.shared_memory = self.options.shared_memory
         self._pids: list[int] = [0] * num_workers
         self._shared: list[_SharedObs | None] = [None] * num_workers
 
@@ -123,7 +120,7 @@ class SubprocessGroup(SocketWorkers):
         except ProcessLookupError:
             pass
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._close_workers()
         for w in range(self.num_workers):
             self._stop(w)

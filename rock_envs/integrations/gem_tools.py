@@ -75,8 +75,14 @@ class _SandboxTool(BaseTool):
         if sandbox is not None:
             sandbox.stop()
 
+    interpreter: str | None = None  # what runs a snippet file; None: the sandbox's Python
+    suffix: str = ".py"
+
     def _command(self, code: str) -> str:
-        raise NotImplementedError
+        self._count += 1
+        name = f".tool/snippet_{self._count}{self.suffix}"
+        self.sandbox.write_file(name, code)
+        return f"{self.interpreter or self.python} {name}"
 
     def execute_action(self, action: str) -> tuple[bool, bool, str, str]:
         code, parsed_action = first_block(action, self.patterns)
@@ -99,12 +105,6 @@ class SandboxPythonTool(_SandboxTool):
             "Give your final answer within \\boxed{}."
         )
 
-    def _command(self, code: str) -> str:
-        self._count += 1
-        name = f".tool/snippet_{self._count}.py"
-        self.sandbox.write_file(name, code)
-        return f"{self.python} {name}"
-
 
 class SandboxBashTool(_SandboxTool):
     """``<bash>...</bash>`` (or a fenced bash block) run with ``bash``."""
@@ -118,11 +118,7 @@ class SandboxBashTool(_SandboxTool):
             "without network and their output is shown to you after 'Code execution result:'."
         )
 
-    def _command(self, code: str) -> str:
-        self._count += 1
-        name = f".tool/snippet_{self._count}.sh"
-        self.sandbox.write_file(name, code)
-        return f"bash {name}"
+    interpreter, suffix = "bash", ".sh"
 
 
 def _ok(result: CommandResult) -> bool:

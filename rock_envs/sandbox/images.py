@@ -17,8 +17,6 @@ after a source edit only the small rock-envs wheel and the last image layers are
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import os
 import platform
@@ -27,11 +25,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from rock_envs.core.errors import ImageBuildError
+from rock_envs.sandbox import wheels
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,11 +49,6 @@ DEBIAN_PACKAGES = ("python3", "python3-venv", "bash", "procps", "ca-certificates
 VENV = "/opt/rock-envs"
 # Bump to force new images when the recipe below changes in a way the hashes cannot see.
 RECIPE_VERSION = "2"
-
-
-def _say(msg: str) -> None:
-    # Progress goes to stderr so that stdout carries only the tag (for `export X=$(...)`).
-    print(f"rock-envs image: {msg}", file=sys.stderr, flush=True)
 
 
 def _client(timeout: int = 600):
@@ -83,34 +76,6 @@ def _image_or_none(client, ref: str):
         return None
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("ROCK_ENVS_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "rock-envs"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    # Two test sessions building at once would race on tags and wheel folders; one waits instead.
-    with open(_cache_dir() / f"{name}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _run(cmd: list[str], what: str, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise ImageBuildError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
-    return proc
-
-
 def _split_tag(ref: str) -> tuple[str, str]:
     # "host:5000/a/b:dev" -> ("host:5000/a/b", "dev"); a colon before the last slash is a port.
     name, _, tag = ref.rpartition(":")
@@ -129,7 +94,7 @@ def ensure_debian_base(client=None) -> str:
     tag = f"{BASE_REPO}:{DEBIAN_SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
     if _image_or_none(client, tag):
         return tag
-    with _locked("base"):
+    with wheels.locked("base"):
         if _image_or_none(client, tag):  # someone built it while we waited
             return tag
         if os.geteuid() != 0:
@@ -140,19 +105,19 @@ def ensure_debian_base(client=None) -> str:
         if not shutil.which("debootstrap"):
             if not shutil.which("apt-get"):
                 raise ImageBuildError("debootstrap is missing and apt-get is not available to install it")
-            _say("installing debootstrap with apt-get")
+            wheels.say("installing debootstrap with apt-get")
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
-            _run(
+            wheels.run(["apt-get", "update", "-qq"], "apt-get update", env=env)
+            wheels.run(
                 ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
                 "apt-get install debootstrap",
                 env=env,
             )
-        _say(f"debootstrap {DEBIAN_SUITE} from {DEBIAN_MIRROR} (once; takes a minute or two)")
+        wheels.say(f"debootstrap {DEBIAN_SUITE} from {DEBIAN_MIRROR} (once; takes a minute or two)")
         # Under the cache dir, not /tmp: /tmp may be a small tmpfs, the rootfs is ~200 MB.
-        with tempfile.TemporaryDirectory(prefix="rootfs-", dir=_cache_dir()) as tmp:
+        with tempfile.TemporaryDirectory(prefix="rootfs-", dir=wheels.cache_dir()) as tmp:
             rootfs = Path(tmp, "rootfs")
-            _run(
+            wheels.run(
                 [
                     "debootstrap",
                     "--variant=minbase",
@@ -167,7 +132,7 @@ def ensure_debian_base(client=None) -> str:
             for pattern in ("var/lib/apt/lists/*_*", "var/cache/apt/*.bin", "var/cache/apt/archives/*.deb"):
                 for junk in rootfs.glob(pattern):
                     junk.unlink()
-            _say(f"importing the root filesystem as {tag}")
+            wheels.say(f"importing the root filesystem as {tag}")
             # --numeric-owner: file owners are the rootfs' uids, not names looked up on this host.
             tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
             try:
@@ -209,29 +174,6 @@ def find_project_root(start: Path | None = None) -> Path:
         f"no rock-envs source checkout found above {here}; the image is built from sources: "
         "pass project_root=/path/to/rock-envs"
     )
-
-
-def _requirements(root: Path, extras: Iterable[str]) -> list[str]:
-    """The project's dependencies plus those of `extras`, read from pyproject.toml now."""
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    optional = project.get("optional-dependencies", {})
-    self_name = re.compile(r"^rock[-_.]envs\s*\[([^\]]*)\]\s*$", re.I)
-    out: list[str] = list(project.get("dependencies", []))
-    todo, seen = list(extras), set()
-    while todo:
-        extra = todo.pop()
-        if extra in seen:
-            continue
-        if extra not in optional:
-            raise ImageBuildError(f"pyproject.toml has no extra {extra!r}; known: {sorted(optional)}")
-        seen.add(extra)
-        for req in optional[extra]:
-            m = self_name.match(req)  # "rock-envs[server]" inside an extra means that extra
-            if m:
-                todo += [e.strip() for e in m.group(1).split(",") if e.strip()]
-            elif req not in out:
-                out.append(req)
-    return out
 
 
 def _source_files(root: Path) -> list[Path]:
@@ -278,64 +220,6 @@ def _probe_python(client, image: str) -> tuple[str, str]:
     return version, machine
 
 
-def _installed_pins() -> list[str]:
-    """``name==version`` of every distribution in this environment but rock-envs itself.
-
-    The image gets the versions the caller runs (from the lock, with ``./run``), not whatever is
-    newest on the day it is built: the two sides exchange pickles, and CI tested these versions."""
-    pins = set()
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name and re.sub(r"[-_.]+", "-", name).lower() != "rock-envs":
-            pins.add(f"{name}=={dist.version}")
-    return sorted(pins, key=str.lower)
-
-
-def _wheelhouse(kind: str, requirements: list[str]) -> Path:
-    """A cached folder of wheels for `requirements` (and their dependencies), built once."""
-    pytag = f"cp{sys.version_info[0]}{sys.version_info[1]}-{platform.machine()}"
-    pins = _installed_pins()
-    key = hashlib.sha256("\n".join([pytag, *requirements, "--", *pins]).encode()).hexdigest()[:16]
-    house = _cache_dir() / "wheelhouse" / f"{kind}-{pytag}-{key}"
-    if not (house / ".complete").exists():
-        _say(f"collecting {kind} wheels into {house} (once per set of requirements)")
-        house.mkdir(parents=True, exist_ok=True)
-        (house / "requirements.txt").write_text("\n".join(requirements) + "\n")
-        (house / "constraints.txt").write_text("\n".join(pins) + "\n")
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--disable-pip-version-check",
-                "-q",
-                "--wheel-dir",
-                str(house),
-                "-r",
-                str(house / "requirements.txt"),
-                "-c",
-                str(house / "constraints.txt"),
-            ],
-            f"pip wheel ({kind})",
-        )
-        (house / ".complete").touch()  # only a finished wheelhouse counts as cached
-    return house
-
-
-def _dependency_wheels(requirements: list[str], dest: Path) -> None:
-    """Fill `dest` with the cached wheels for `requirements`."""
-    house = _wheelhouse("deps", requirements)
-    dest.mkdir(parents=True)
-    for wheel in house.iterdir():
-        if wheel.name != ".complete":
-            # Hard links when the context is on the same filesystem: no 100 MB copy per build.
-            try:
-                os.link(wheel, dest / wheel.name)
-            except OSError:
-                shutil.copy2(wheel, dest / wheel.name)
-
-
 def build_image(
     base: str | None = None,
     tag: str | None = None,
@@ -372,7 +256,7 @@ def build_image(
     hashed = f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
     alias = tag or DEFAULT_ALIAS
 
-    with _locked("image"):
+    with wheels.locked("image"):
         image = _image_or_none(client, hashed)
         if image is None:
             image = _build(client, root, base, extras, dockerfile, hashed)
@@ -391,36 +275,21 @@ def _build(client, root: Path, base: str, extras: tuple[str, ...], dockerfile: s
             f"{host} on {platform.machine()}; use a base with Python {host} (e.g. python:{host}-slim) "
             f"or run the build from a Python {version} environment"
         )
-    with tempfile.TemporaryDirectory(prefix="context-", dir=_cache_dir()) as tmp:
+    with tempfile.TemporaryDirectory(prefix="context-", dir=wheels.cache_dir()) as tmp:
         ctx = Path(tmp)
-        requirements = _requirements(root, extras)
-        _dependency_wheels(requirements, ctx / "deps")
+        requirements = wheels.requirements_of(root, extras)
+        wheels.link_wheels(requirements, ctx / "deps")
         (ctx / "deps" / "requirements.txt").write_text("\n".join(requirements) + "\n")
         # The build backend (hatchling) comes from a cached wheelhouse too, so that rebuilding after
         # a source edit needs no index at all (pip would otherwise retry PyPI for a minute offline).
         build_requires = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
-        tools = _wheelhouse("build", build_requires)
-        _say(f"building the rock-envs wheel from {root}")
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--disable-pip-version-check",
-                "-q",
-                "--no-deps",
-                "--no-index",
-                "--find-links",
-                str(tools),
-                "--wheel-dir",
-                str(ctx / "project"),
-                str(root),
-            ],
-            "pip wheel (rock-envs)",
+        tools = wheels.wheelhouse("build", build_requires)
+        wheels.say(f"building the rock-envs wheel from {root}")
+        wheels.pip_wheel(
+            ["--no-deps", "--no-index", "--find-links", str(tools), str(root)], ctx / "project", "pip wheel (rock-envs)"
         )
         (ctx / "Dockerfile").write_text(dockerfile)
-        _say(f"docker build {hashed} on {base}")
+        wheels.say(f"docker build {hashed} on {base}")
         try:
             # pull=False and no network inside: everything comes from the context.
             image, _ = client.images.build(

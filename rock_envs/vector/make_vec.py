@@ -6,40 +6,16 @@ from typing import Any, Callable, Literal
 
 from gymnasium.vector import AutoresetMode
 
-from rock_envs.backends import (
-    BACKENDS,
-    BackendName,
-    backend_option_names,
-    backends_taking,
-    create_group,
-    default_num_workers,
-)
+from rock_envs.backends import BACKENDS, OPTION_NAMES, OPTIONS, BackendName, create_group, options_for
 from rock_envs.build import EnvFactory
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
 from rock_envs.vector.vector_env import RockVectorEnv
+from rock_envs.worker.protocol import AutoresetName, autoreset_mode_of
 
-AUTORESET_MODES = ("next_step", "same_step", "disabled")
 SPEC_DEFAULTS = ("image", "cpus", "memory")  # `EnvSpec` fields that are backend options too
-BACKEND_OPTIONS = (
-    "start_method",
-    "shared_memory",
-    "image",
-    "envs_per_container",
-    "cpus",
-    "memory",
-    "docker_client",
-    "worker_resources",
-    "ray_address",
-    "placement",
-    "url",
-    "token",
-    "runtime",
-    "envs_per_sandbox",
-    "ttl",
-    "reconnect_timeout",
-)
+BACKEND_OPTIONS = OPTION_NAMES  # every backend option keyword, once (`rock_envs.backends.options`)
 
 
 def make_vec(
@@ -48,7 +24,7 @@ def make_vec(
     backend: BackendName | None = None,
     *,
     num_workers: int | None = None,
-    autoreset_mode: Literal["next_step", "same_step", "disabled"] | AutoresetMode = "next_step",
+    autoreset_mode: AutoresetName | AutoresetMode = AutoresetMode.NEXT_STEP,
     batch_size: int | None = None,
     on_error: Literal["reset", "raise"] = "reset",
     timeout: float | None = None,
@@ -84,9 +60,10 @@ def make_vec(
     given = {name: scope[name] for name in BACKEND_OPTIONS if scope[name] is not None}
     if not isinstance(num_envs, int) or num_envs < 1:
         raise EnvArgumentError(f"`make_vec`: num_envs must be a positive int, got {num_envs!r}.")
-    mode = autoreset_mode.name.lower() if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode
-    if mode not in AUTORESET_MODES:
-        raise EnvArgumentError(f"`make_vec`: autoreset_mode must be one of {AUTORESET_MODES}, got {autoreset_mode!r}.")
+    try:
+        mode = autoreset_mode_of(autoreset_mode)
+    except ValueError as exc:
+        raise EnvArgumentError(f"`make_vec`: {exc}.") from None
     if on_error not in ("reset", "raise"):
         raise EnvArgumentError(f"`make_vec`: on_error must be 'reset' or 'raise', got {on_error!r}.")
     env_spec: EnvSpec | None
@@ -99,19 +76,11 @@ def make_vec(
     name: str = backend or (env_spec.backend if env_spec is not None else None) or "subprocess"
     if name not in BACKENDS:
         raise EnvArgumentError(f"`make_vec`: unknown backend {name!r}; expected one of {list(BACKENDS)}.")
-    takes = backend_option_names(name)
-    for option in given:
-        if option not in takes:
-            raise EnvArgumentError(
-                f"`make_vec`: `{option}` is an option of the {' and '.join(backends_taking(option))} "
-                f"backend(s), not of {name!r}; for an env kwarg of that name pass "
-                f"env_kwargs={{{option!r}: ...}}."
-            )
-    options = dict(given)
     if env_spec is not None:  # the spec's container defaults, where the backend takes them and the caller gave none
         for option in SPEC_DEFAULTS:
-            if option in takes and option not in options and getattr(env_spec, option) is not None:
-                options[option] = getattr(env_spec, option)
+            if option in OPTIONS[name].names() and option not in given and getattr(env_spec, option) is not None:
+                given[option] = getattr(env_spec, option)
+    options = options_for(name, given)
     env_kwargs = {**kwargs, **(env_kwargs or {})}
     if env_spec is None:
         assert callable(env_id)  # neither a spec nor an id
@@ -122,7 +91,7 @@ def make_vec(
             )
     else:
         factory = EnvFactory(env_spec, env_kwargs)
-    workers = num_workers if num_workers is not None else default_num_workers(name, num_envs, options)
+    workers = num_workers if num_workers is not None else options.default_workers(num_envs)
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise EnvArgumentError(f"`make_vec`: num_workers must be in 1..num_envs ({num_envs}), got {workers!r}.")
     group = create_group(name, workers, options)

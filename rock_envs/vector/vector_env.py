@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import Any, Sequence, cast
+from typing import Any, Sequence
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -29,7 +29,6 @@ from rock_envs.core.spaces import is_array_space
 from rock_envs.vector.actions import check_actions
 from rock_envs.vector.dispatcher import Dispatcher, Purpose, Result
 from rock_envs.vector.infos import merge_infos
-from rock_envs.worker.protocol import AutoresetMode as ProtocolAutoreset
 from rock_envs.worker.protocol import Batch, Built, Call, OnError, SetAttr, Step
 
 
@@ -57,7 +56,7 @@ class RockVectorEnv(VectorEnv):
         factory: Any,
         num_envs: int,
         *,
-        autoreset_mode: str = "next_step",
+        autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
         on_error: OnError = "reset",
         batch_size: int | None = None,
         timeout: float | None = None,
@@ -71,10 +70,9 @@ class RockVectorEnv(VectorEnv):
         self.batch_size = num_envs if batch_size is None else batch_size
         if not 1 <= self.batch_size <= num_envs:
             raise EnvArgumentError(f"`make_vec`: batch_size must be in 1..{num_envs}, got {batch_size}.")
-        self._mode = AutoresetMode[autoreset_mode.upper()]
+        self._mode = autoreset_mode
         self.spec = spec
-        mode_name = cast(ProtocolAutoreset, self._mode.name.lower())
-        self._d = Dispatcher(group, num_envs, pickling.dumps(factory), mode_name, on_error)
+        self._d = Dispatcher(group, num_envs, pickling.dumps(factory), autoreset_mode, on_error)
         self.blocks, self.worker_of = self._d.blocks, self._d.worker_of
         self._state = State.DEFAULT
         self.closed = False

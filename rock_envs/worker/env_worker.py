@@ -22,6 +22,7 @@ import numpy as np
 from rock_envs.core import pickling
 from rock_envs.core.spaces import is_array_space
 from rock_envs.worker.protocol import (
+    AutoresetMode,
     Batch,
     Built,
     Call,
@@ -51,7 +52,7 @@ class EnvWorker:
     def __init__(self) -> None:
         self.envs: dict[int, Any] = {}
         self._factory: Callable[[int], Any] | None = None
-        self._mode = "next_step"
+        self._mode = AutoresetMode.NEXT_STEP
         self._on_error = "reset"
         self._needs_reset: dict[int, bool] = {}
         self._last_obs: dict[int, Any] = {}
@@ -146,7 +147,7 @@ class EnvWorker:
     def _step_all(self, ids: list[int], actions: Any) -> Batch:
         """`_step_one` for every env, inlined for the common case (an env in mid-episode)."""
         envs, needs, last = self.envs, self._needs_reset, self._last_obs
-        inline = self._mode != "same_step"
+        inline = self._mode is not AutoresetMode.SAME_STEP
         obs: list[Any] = []
         rewards: list[float] = []
         terms: list[bool] = []
@@ -186,14 +187,14 @@ class EnvWorker:
 
     def _step_one(self, i: int, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         env, mode = self.envs[i], self._mode
-        if mode == "next_step" and self._needs_reset[i]:
+        if mode is AutoresetMode.NEXT_STEP and self._needs_reset[i]:
             o, info = self._reset_one(i)
             return o, 0.0, False, False, info
         try:
             o, r, te, tr, info = env.step(action)
         except Exception as e:
             o, r, te, tr, info = self._failed_step(i, e)
-        if mode == "same_step" and (te or tr):
+        if mode is AutoresetMode.SAME_STEP and (te or tr):
             final_obs, final_info = o, info
             o, info = self._reset_one(i)
             info = {**info, "final_obs": final_obs, "final_info": final_info}

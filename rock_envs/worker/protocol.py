@@ -15,10 +15,23 @@ import traceback as tb
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
+from gymnasium.vector import AutoresetMode  # the one autoreset type, from the caller to the worker
+
 from rock_envs.core.frames import frame, read_frame  # noqa: F401 - the framing, importable from here too
 
-AutoresetMode = Literal["next_step", "same_step", "disabled"]
 OnError = Literal["reset", "raise"]
+AutoresetName = Literal["next_step", "same_step", "disabled"]
+
+
+def autoreset_mode_of(value: AutoresetMode | str) -> AutoresetMode:
+    """Gymnasium's `AutoresetMode` from itself or its name ("next_step", "same_step", "disabled")."""
+    if isinstance(value, AutoresetMode):
+        return value
+    try:
+        return AutoresetMode[str(value).upper()]
+    except KeyError:
+        names = [mode.name.lower() for mode in AutoresetMode]
+        raise ValueError(f"autoreset_mode must be one of {names} or a gymnasium AutoresetMode, got {value!r}") from None
 
 
 class Message:
@@ -38,7 +51,7 @@ class Make(Message):
 
     env_ids: list[int]
     factory: bytes  # cloudpickled Callable[[int], Env]
-    autoreset_mode: AutoresetMode = "next_step"
+    autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP
     on_error: OnError = "reset"
 
 

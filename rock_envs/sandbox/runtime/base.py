@@ -24,6 +24,22 @@ from typing import Any, ClassVar
 
 from ..models import SandboxSpec
 
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def sandbox_env(spec: SandboxSpec, python: str, home: str, lang: str) -> dict[str, str]:
+    """The environment a sandbox's agent (and every command it runs) starts with: a clean one, the
+    sandbox's Python first on PATH, then the spec's own variables."""
+    base = {
+        "PATH": ":".join([os.path.dirname(python), *SYSTEM_PATH]),
+        "HOME": home,
+        "LANG": lang,
+        "TERM": "dumb",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return {**base, **spec.env}
+
 
 @dataclass(frozen=True)
 class SandboxDirs:

@@ -15,8 +15,7 @@ What a container gets (see ``SandboxInfo.isolation`` for what applied):
 - ``network_mode="none"`` (only ``lo``) unless ``network=True``, which gives the host's network;
 - a read-only image filesystem with private tmpfs ``/tmp`` and ``/dev/shm`` (``read_only=False``
   to let programs write anywhere in the container);
-- labels: ``rock-envs.owner`` (the manager's runtime dir id), ``rock-envs.sandbox``,
-  ``rock-envs.host`` and ``rock-envs.manager`` (pid and start time of the owning process).
+- labels naming its owner, sandbox, host and owning process (see ``containers``).
 
 Leak-proofing, from the inside out: the agent exits when its owner's lifeline socket closes (the
 owner exited, crashed or was SIGKILLed), which ends the container, which docker then removes
@@ -42,13 +41,12 @@ from typing import Any
 
 from ..errors import InvalidRequestError, SandboxStartError
 from ..models import SandboxSpec
-from ..state import process_start_time
-from .base import Placement, Runtime, SandboxDirs
+from . import containers
+from .base import Placement, Runtime, SandboxDirs, sandbox_env
 
 MOUNT = "/sandbox"
 DEFAULT_IMAGE = "rock-envs:latest"
 DEFAULT_PYTHON = "/opt/rock-envs/bin/python"
-LABEL = "rock-envs"
 # Finds the installed ``rock_envs`` without running its ``__init__`` (numpy, pydantic, ...), sends
 # stderr to the sandbox's log file, then runs the agent's boot as the process runtime does, in a
 # child: under docker's init the first process leads its process group and could not ``setsid``.
@@ -67,44 +65,6 @@ BOOT = (
     "    try: os._exit(os.waitstatus_to_exitcode(os.waitpid(c,0)[1])&255)\n"
     "    except InterruptedError: pass\n"
 )
-
-
-def _label(name: str) -> str:
-    return f"{LABEL}.{name}"
-
-
-def _manager_label() -> str:
-    return f"{os.getpid()}:{process_start_time(os.getpid())}"
-
-
-def _alive(manager: str) -> bool:
-    pid, _, start = manager.partition(":")
-    try:
-        return str(process_start_time(int(pid))) == start
-    except ValueError:
-        return False
-
-
-def _owner_of(dirs: SandboxDirs) -> str:
-    """The id of the runtime dir holding ``dirs`` (``RUNTIME_DIR/sandboxes/<id>``; see ``state.py``)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(dirs.base)), "owner")
-    try:
-        with open(path) as fh:
-            return fh.read().strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
-def _ignore_gone(fn: Any, *args: Any, **kwargs: Any) -> None:
-    import docker.errors
-
-    try:
-        fn(*args, **kwargs)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:  # 409: removal already in progress (auto_remove) is fine
-        if exc.status_code != 409:
-            raise
 
 
 class DockerRuntime(Runtime):
@@ -157,28 +117,6 @@ class DockerRuntime(Runtime):
 
     # ---- start -------------------------------------------------------------------------------
 
-    def _environment(self, spec: SandboxSpec) -> dict[str, str]:
-        path = ":".join(
-            [
-                os.path.dirname(self.python),
-                "/usr/local/sbin",
-                "/usr/local/bin",
-                "/usr/sbin",
-                "/usr/bin",
-                "/sbin",
-                "/bin",
-            ]
-        )
-        base = {
-            "PATH": path,
-            "HOME": f"{MOUNT}/root",
-            "LANG": "C.UTF-8",
-            "TERM": "dumb",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        return {**base, **spec.env}
-
     def _create(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, owner: str) -> tuple[str, list[str]]:
         import docker.errors
 
@@ -221,11 +159,11 @@ class DockerRuntime(Runtime):
             isolation.append("readonly-image")
         container = None
         labels = {
-            _label("owner"): owner,
-            _label("sandbox"): sandbox_id,
-            _label("host"): self.host,
-            _label("manager"): _manager_label(),
-            **{_label("user." + k): v for k, v in spec.labels.items()},
+            containers.label("owner"): owner,
+            containers.label("sandbox"): sandbox_id,
+            containers.label("host"): self.host,
+            containers.label("manager"): containers.manager_label(),
+            **{containers.label("user." + k): v for k, v in spec.labels.items()},
         }
         try:
             # create + start, never ``containers.run``: that one pulls a missing image
@@ -239,7 +177,7 @@ class DockerRuntime(Runtime):
                 labels=labels,
                 user=self.user,
                 working_dir=f"{MOUNT}/root",
-                environment=self._environment(spec),
+                environment=sandbox_env(spec, self.python, home=f"{MOUNT}/root", lang="C.UTF-8"),
                 network_mode="host" if spec.network else "none",
                 volumes={dirs.base: {"bind": MOUNT, "mode": "rw"}},
                 cap_drop=["ALL"],
@@ -268,7 +206,7 @@ class DockerRuntime(Runtime):
             uid, _, gid = self.user.partition(":")
             for path in (dirs.base, dirs.root):
                 os.chown(path, int(uid), int(gid or uid))
-        owner = _owner_of(dirs)
+        owner = containers.owner_of(dirs)
         deadline = time.monotonic() + timeout
         cid, isolation = await self._run(self._create, sandbox_id, spec, dirs, owner)
         placement = Placement(
@@ -318,7 +256,7 @@ class DockerRuntime(Runtime):
         except docker.errors.NotFound:
             container = None
         if container is not None:
-            _ignore_gone(container.remove, force=True)
+            containers.ignore_gone(container.remove, force=True)
             try:  # auto_remove may still be at it: wait until it is really gone
                 container.wait(timeout=30, condition="removed")
             except (docker.errors.NotFound, docker.errors.APIError):
@@ -346,9 +284,9 @@ class DockerRuntime(Runtime):
         await self._run(self._reap_sync, record)
 
     def _reap_sync(self, record: dict[str, Any]) -> None:
-        filters = {"label": [f"{_label('sandbox')}={record.get('sandbox_id')}"]}
+        filters = {"label": [f"{containers.label('sandbox')}={record.get('sandbox_id')}"]}
         if record.get("owner"):
-            filters["label"].append(f"{_label('owner')}={record['owner']}")
+            filters["label"].append(f"{containers.label('owner')}={record['owner']}")
         for container in self.client.api.containers(all=True, filters=filters):
             self._remove(container["Id"])
         if record.get("owner"):
@@ -356,11 +294,11 @@ class DockerRuntime(Runtime):
 
     def sweep(self, owner: str) -> int:
         """Remove this host's containers labelled with ``owner`` whose owning process is gone."""
-        filters = {"label": [f"{_label('owner')}={owner}", f"{_label('host')}={self.host}"]}
+        filters = {"label": [f"{containers.label('owner')}={owner}", f"{containers.label('host')}={self.host}"]}
         count = 0
         for container in self.client.api.containers(all=True, filters=filters):  # no inspect: they may vanish
             cid, labels = container["Id"], container.get("Labels") or {}
-            if cid in self.live or _alive(labels.get(_label("manager"), "")):
+            if cid in self.live or containers.manager_alive(labels.get(containers.label("manager"), "")):
                 continue
             self._remove(cid)
             count += 1
@@ -410,16 +348,4 @@ def _remove_at_exit() -> None:
         runtime.remove_all_sync()
 
 
-def remove_containers(owner: str | None = None, client: Any = None) -> int:
-    """Remove every rock-envs sandbox container (of ``owner`` if given) on the engine; returns how many."""
-    import docker
-
-    client = client or docker.from_env()
-    label = f"{_label('owner')}={owner}" if owner else _label("sandbox")
-    containers = client.api.containers(all=True, filters={"label": [label]})
-    for container in containers:
-        _ignore_gone(client.api.remove_container, container["Id"], force=True)
-    return len(containers)
-
-
-__all__ = ["DockerRuntime", "remove_containers"]
+__all__ = ["DockerRuntime"]

@@ -36,7 +36,7 @@ from ..errors import SandboxStartError
 from ..models import SandboxSpec
 from ..state import process_start_time
 from . import cgroups
-from .base import Placement, Runtime, SandboxDirs
+from .base import Placement, Runtime, SandboxDirs, sandbox_env
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -110,28 +110,6 @@ class ProcessRuntime(Runtime):
         self.cgroups = cgroups.Cgroups() if isolation == "auto" and root else None
         self.zygote = Zygote(self.python)
 
-    def _env(self, spec: SandboxSpec, dirs: SandboxDirs) -> dict[str, str]:
-        path = os.pathsep.join(
-            [
-                os.path.dirname(self.python),
-                "/usr/local/sbin",
-                "/usr/local/bin",
-                "/usr/sbin",
-                "/usr/bin",
-                "/sbin",
-                "/bin",
-            ]
-        )
-        base = {
-            "PATH": path,
-            "HOME": dirs.root,
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "TERM": "dumb",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        return {**base, **spec.env}
-
     async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
         groups: list[cgroups.Group] = []
         if self.cgroups is not None and self.cgroups.available:
@@ -153,7 +131,7 @@ class ProcessRuntime(Runtime):
             "socket": dirs.socket,
             "root": dirs.root,
             "state": dirs.base,
-            "env": self._env(spec, dirs),
+            "env": sandbox_env(spec, self.python, home=dirs.root, lang=os.environ.get("LANG", "C.UTF-8")),
             "namespaces": self.namespaces,
             "own_net": self.namespaces and not spec.network,
             "cgroup": [g.procs for g in groups],
