@@ -5,7 +5,7 @@ Workers of every backend call `EnvFactory`, so an env is built the same way ever
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium
 
@@ -69,15 +69,20 @@ def adapt(raw: Any, env_spec: EnvSpec | None) -> Env:
 
 
 class EnvFactory:
-    """A picklable `factory(env_index) -> Env`: from a spec and kwargs, or from a user's callable."""
+    """A picklable `factory(env_index) -> Env`: from a spec and kwargs, or from the user's callables
+    (env i from `env_fns[i]()`)."""
 
     def __init__(
-        self, spec: EnvSpec | None, kwargs: dict[str, Any] | None = None, env_fn: Callable[[], Any] | None = None
+        self,
+        spec: EnvSpec | None,
+        kwargs: dict[str, Any] | None = None,
+        env_fns: Sequence[Callable[[], Any]] | None = None,
     ):
-        self.spec, self.kwargs, self.env_fn = spec, dict(kwargs or {}), env_fn
+        self.spec, self.kwargs = spec, dict(kwargs or {})
+        self.env_fns = list(env_fns) if env_fns is not None else None
 
     def __call__(self, index: int) -> Env:
-        if self.env_fn is not None:
-            return adapt(self.env_fn(), self.spec)
+        if self.env_fns is not None:
+            return adapt(self.env_fns[index](), self.spec)
         assert self.spec is not None
         return build_local(self.spec, self.kwargs)

@@ -11,36 +11,34 @@ import os
 import signal
 import tempfile
 import uuid
-
-import numpy as np
-from gymnasium import spaces
+from typing import Any
 
 from rock_envs.backends.launch import start_worker
 from rock_envs.backends.options import SubprocessOptions
 from rock_envs.backends.sockets import SocketWorkers
+from rock_envs.core.batching import ObsBatcher
 from rock_envs.worker.protocol import Batch, Built, Reply, decode
-from rock_envs.worker.shared_obs import AttachObs, map_array, rows_of
+from rock_envs.worker.shared_obs import AttachObs, map_leaves, rows_of
 
 
 class _SharedObs:
-    """The caller's side of one worker's shared observation array (see `rock_envs.worker.shared_obs`)."""
+    """The caller's side of one worker's shared observations (see `rock_envs.worker.shared_obs`)."""
 
-    def __init__(self, env_ids: list[int], space: spaces.Box):
+    def __init__(self, env_ids: list[int], batcher: ObsBatcher):
         self.rows = {i: r for r, i in enumerate(env_ids)}
-        self.shape = (len(env_ids), *space.shape)
-        self.dtype = np.dtype(space.dtype).str
+        self.batcher = batcher
+        self.layout = batcher.leaf_layout(len(env_ids))
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
         self.path = os.path.join(folder, f"rock-envs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
-        self.buffer, self.array = map_array(self.path, self.shape, self.dtype, create=True)
+        self.buffer, self.leaves = map_leaves(self.path, self.layout, create=True)
 
-    def read(self, env_ids: list[int]) -> np.ndarray:
+    def read(self, env_ids: list[int]) -> Any:
         """A copy of the rows of `env_ids` (the worker overwrites them on their next step)."""
-        if not env_ids:
-            return self.array[:0].copy()
-        return self.array[rows_of(self.rows, env_ids)].copy()
+        rows: slice | list[int] = rows_of(self.rows, env_ids) if env_ids else slice(0, 0)
+        return self.batcher.from_leaves([leaf[rows].copy() for leaf in self.leaves])
 
     def free(self) -> None:
-        self.array = None  # type: ignore[assignment]
+        self.leaves = []
         try:
             self.buffer.close()
         except BufferError:  # a view still exported somewhere: the GC unmaps it later
@@ -93,13 +91,13 @@ class SubprocessGroup(SocketWorkers):
         return reply  # type: ignore[return-value]
 
     def on_built(self, w: int, env_ids: list[int], built: Built) -> None:
-        space = built.observation_space
-        if not self.shared_memory or not isinstance(space, spaces.Box):
+        batcher = ObsBatcher(built.observation_space)
+        if not self.shared_memory or batcher.kind == "items":
             return
         if (old := self._shared[w]) is not None:
             old.free()
-        shared = self._shared[w] = _SharedObs(env_ids, space)
-        self.send(w, AttachObs(shared.path, shared.shape, shared.dtype, shared.rows))  # type: ignore[arg-type]
+        shared = self._shared[w] = _SharedObs(env_ids, batcher)
+        self.send(w, AttachObs(shared.path, shared.layout, shared.rows))  # type: ignore[arg-type]
 
     def restart(self, w: int) -> None:
         self._stop(w)

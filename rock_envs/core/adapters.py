@@ -155,3 +155,12 @@ class GemEnv(Env[str, str]):
 
     def __repr__(self) -> str:
         return f"<GemEnv {self._name()}>"
+
+
+def user_env(env: Any) -> Any:
+    """The env a factory or entry point made, inside rock-envs' adapter (`env` itself if none)."""
+    if isinstance(env, GymnasiumEnv):
+        return env.env
+    if isinstance(env, GemEnv):
+        return env._env
+    return env

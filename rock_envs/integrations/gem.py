@@ -27,12 +27,17 @@ from rock_envs.integrations.forwarding import ForwardsToRockEnv
 class GemFacing(ForwardsToRockEnv, gem.Env):
     """A rock-envs env with GEM's face: `reset(seed=None)` positional or keyword, `sample_random_action()`."""
 
-    def __init__(self, rock_env: Any):
+    def __init__(self, rock_env: Any, seed: Optional[int] = None):
         super().__init__()
         self.rock_env = rock_env
         self.env_id = getattr(getattr(rock_env, "spec", None), "id", None)
+        self._first_seed = seed  # `gem.make(id, seed=s)`: the first reset without a seed uses it
 
     def reset(self, seed: Optional[int] = None, **kwargs: Any):
+        if seed is None:
+            seed, self._first_seed = self._first_seed, None
+        else:
+            self._first_seed = None
         return self.rock_env.reset(seed=seed, **kwargs)
 
     def sample_random_action(self) -> Any:
@@ -61,10 +66,13 @@ def make(
     *,
     backend: BackendName = "local",
     wrappers: str | Sequence[Callable[[Any], Any]] | None = None,
+    seed: Optional[int] = None,
     **kwargs: Any,
 ) -> gem.Env:
-    """`gem.make` for every rock-envs id, on any backend, optionally wrapped with GEM wrappers."""
-    return wrap(GemFacing(rock_envs.make(env_id, backend=backend, **kwargs)), wrappers)
+    """`gem.make` for every rock-envs id, on any backend, optionally wrapped with GEM wrappers.
+
+    `seed` (which `gem.make_vec` passes, `seed + i` for env i) seeds the first reset that names none."""
+    return wrap(GemFacing(rock_envs.make(env_id, backend=backend, **kwargs), seed=seed), wrappers)
 
 
 __all__ = ["GemFacing", "make", "wrap"]

@@ -14,9 +14,10 @@ mode and moves `final_obs` there; `info["TimeLimit.truncated"]` is set as SB3 ex
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
+from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 import rock_envs
@@ -88,28 +89,25 @@ class RockVecEnv(VecEnv):
     # ---- attributes and methods of the envs --------------------------------------------------
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        values = self.venv.get_attr(attr_name)
-        return [values[i] for i in self._get_indices(indices)]
+        return list(self.venv.get_attr(attr_name, env_ids=self._get_indices(indices)))
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        chosen = set(self._get_indices(indices))
-        current = list(self.venv.get_attr(attr_name)) if len(chosen) < self.num_envs else [None] * self.num_envs
-        self.venv.set_attr(attr_name, [value if i in chosen else current[i] for i in range(self.num_envs)])
+        ids = self._get_indices(indices)
+        self.venv.set_attr(attr_name, [value] * len(ids), env_ids=ids)
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
     ) -> list[Any]:
-        values = self.venv.call(method_name, *method_args, **method_kwargs)
-        return [values[i] for i in self._get_indices(indices)]
+        return list(self.venv.call_envs(self._get_indices(indices), method_name, *method_args, **method_kwargs))
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
-        """Envs live in rock-envs workers, unwrapped by SB3 (its `Monitor` goes around this VecEnv: `VecMonitor`)."""
-        return [False for _ in self._get_indices(indices)]
+        """Whether each env its factory made is wrapped in `wrapper_class` (checked in the env's worker)."""
+        return list(self.venv.apply(lambda env: is_wrapped(env, wrapper_class), self._get_indices(indices)))
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return list(self.venv.call("render"))
 
-    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
+    def _get_indices(self, indices: VecEnvIndices) -> list[int]:
         return list(super()._get_indices(indices))
 
 

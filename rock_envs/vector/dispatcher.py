@@ -14,7 +14,7 @@ import enum
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import RemoteError, WorkerDiedError, WorkerTimeoutError
@@ -87,6 +87,7 @@ class Dispatcher:
         self.seeds: list[int | None] = [None] * num_envs
         self.restarts: dict[int, int] = {}
         self.interrupted = False
+        self.row: Callable[[Any, int], Any] = lambda obs, k: obs[k]  # one env's obs of a batch (set once built)
 
     # ---- sending -----------------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class Dispatcher:
             self.pump(deadline, what)
         for p in pendings:
             if isinstance(p.reply, Failure):
-                raise RemoteError(p.reply.type_name, p.reply.message, p.reply.traceback, where=f"`{what}`")
+                raise p.reply.to_error(where=f"`{what}`")
             if isinstance(p.reply, WorkerGone):
                 raise WorkerDiedError(
                     f"`{what}`: a worker died while answering ({p.reply.reason}); it was restarted; call again."
@@ -207,11 +208,8 @@ class Dispatcher:
             )
         elif isinstance(reply, Failure) and pending.remaining:
             self.inflight.difference_update(pending.remaining)
-            error = RemoteError(
-                reply.type_name,
-                reply.message,
-                reply.traceback,
-                where=f"worker {w} ({type(pending.request).__name__.lower()} of envs {sorted(pending.remaining)[:8]})",
+            error = reply.to_error(
+                f"worker {w} ({type(pending.request).__name__.lower()} of envs {sorted(pending.remaining)[:8]})"
             )
             pending.remaining.clear()
             self.failure = self.failure or error
@@ -223,7 +221,7 @@ class Dispatcher:
     def _file_each(self, batch: Batch) -> None:
         for k, i in enumerate(batch.env_ids):
             self.ready[i] = Result(
-                batch.obs[k],
+                self.row(batch.obs, k),
                 float(batch.rewards[k]),
                 bool(batch.terminated[k]),
                 bool(batch.truncated[k]),
@@ -233,7 +231,9 @@ class Dispatcher:
     def _file_rebuilt(self, pending: Pending, batch: Batch) -> None:
         for k, i in enumerate(batch.env_ids):
             if i in pending.owed:  # its step or reset was lost with its worker: the episode ends here
-                self.ready[i] = Result(batch.obs[k], 0.0, False, True, {**batch.infos[k], "worker_restarted": True})
+                self.ready[i] = Result(
+                    self.row(batch.obs, k), 0.0, False, True, {**batch.infos[k], "worker_restarted": True}
+                )
 
     # ---- faults ------------------------------------------------------------------------------
 

@@ -25,29 +25,30 @@ def merge_infos(
         mask = np.zeros(n, dtype=np.bool_)
         mask[[row for row, _ in items]] = True
         values = [v for _, v in items]
-        if all(isinstance(v, dict) for v in values):
+        if key != "final_obs" and all(isinstance(v, dict) for v in values):
             merged[key] = merge_infos(values, n, [row for row, _ in items])
         else:
-            merged[key] = _column(items, n)
+            merged[key] = _column(key, items, n)
         merged[f"_{key}"] = mask
     return merged
 
 
-def _column(items: list[tuple[int, Any]], n: int) -> np.ndarray:
+def _column(key: str, items: list[tuple[int, Any]], n: int) -> np.ndarray:
+    """One key's values as Gymnasium's `VectorEnv._add_info` lays them out: the first value's type
+    decides (a Python or numpy number: an array of that dtype; an array: `(n, *shape)` of its dtype;
+    anything else, and always `final_obs`: an object array with None for the envs without it)."""
     first = items[0][1]
-    if isinstance(first, (bool, np.bool_)) and all(isinstance(v, (bool, np.bool_)) for _, v in items):
-        column = np.zeros(n, dtype=np.bool_)
-    elif isinstance(first, (int, np.integer)) and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for _, v in items
-    ):
-        column = np.zeros(n, dtype=np.int64)
-    elif isinstance(first, (float, np.floating)) and all(isinstance(v, (int, float, np.number)) for _, v in items):
-        column = np.zeros(n, dtype=np.float64)
+    rows = [row for row, _ in items]
+    if key == "final_obs":
+        column = np.full(n, None, dtype=object)
+    elif type(first) in (int, float, bool) or isinstance(first, np.number):
+        column = np.zeros(n, dtype=type(first))
+        column[rows] = [value for _, value in items]
+        return column
+    elif isinstance(first, np.ndarray):
+        column = np.zeros((n, *first.shape), dtype=first.dtype)
     else:
         column = np.full(n, None, dtype=object)
-        for row, value in items:
-            column[row] = value
-        return column
     for row, value in items:
         column[row] = value
     return column

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from gymnasium.vector import AutoresetMode
 
@@ -19,8 +19,8 @@ BACKEND_OPTIONS = OPTION_NAMES  # every backend option keyword, once (`rock_envs
 
 
 def make_vec(
-    env_id: str | EnvSpec | Callable[[], Any],
-    num_envs: int,
+    env_id: str | EnvSpec | Callable[[], Any] | Sequence[Callable[[], Any]],
+    num_envs: int | None = None,
     backend: BackendName | None = None,
     *,
     num_workers: int | None = None,
@@ -29,6 +29,7 @@ def make_vec(
     on_error: Literal["reset", "raise"] = "reset",
     timeout: float | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    check_actions: bool = False,
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
@@ -49,7 +50,8 @@ def make_vec(
     **kwargs: Any,
 ) -> RockVectorEnv:
     """`num_envs` envs of `env_id` (an id, a spec, or a callable returning an env) on `backend`
-    (default: the spec's `backend`, else "subprocess"). The spec's `image`, `cpus` and `memory` are
+    (default: the spec's `backend`, else "subprocess"). Gymnasium's `env_fns` work too: a list of
+    callables, env i made by `env_fns[i]()` (`num_envs` defaults to its length). The spec's `image`, `cpus` and `memory` are
     the defaults of the backends that take them (docker, remote).
 
     The backend options after `env_kwargs` go to the backend that takes them (an option the chosen
@@ -58,7 +60,17 @@ def make_vec(
     """
     scope = locals()  # the keywords as given: a comprehension's own locals() would not see them
     given = {name: scope[name] for name in BACKEND_OPTIONS if scope[name] is not None}
-    if not isinstance(num_envs, int) or num_envs < 1:
+    env_fns = list(env_id) if isinstance(env_id, (list, tuple)) else None
+    if env_fns is not None:
+        if not env_fns or not all(callable(fn) for fn in env_fns):
+            raise EnvArgumentError("`make_vec`: a list of env functions must be non-empty and hold only callables.")
+        if num_envs is None:
+            num_envs = len(env_fns)
+        elif num_envs != len(env_fns):
+            raise EnvArgumentError(
+                f"`make_vec`: num_envs={num_envs} but {len(env_fns)} env functions were given; give one per env."
+            )
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
         raise EnvArgumentError(f"`make_vec`: num_envs must be a positive int, got {num_envs!r}.")
     try:
         mode = autoreset_mode_of(autoreset_mode)
@@ -72,7 +84,7 @@ def make_vec(
     elif isinstance(env_id, str):
         env_spec = find_spec(env_id)
     else:
-        env_spec = None  # a callable that returns an env
+        env_spec = None  # a callable (or a list of them) that returns an env
     name: str = backend or (env_spec.backend if env_spec is not None else None) or "subprocess"
     if name not in BACKENDS:
         raise EnvArgumentError(f"`make_vec`: unknown backend {name!r}; expected one of {list(BACKENDS)}.")
@@ -83,8 +95,7 @@ def make_vec(
     options = options_for(name, given)
     env_kwargs = {**kwargs, **(env_kwargs or {})}
     if env_spec is None:
-        assert callable(env_id)  # neither a spec nor an id
-        factory = EnvFactory(None, None, env_fn=env_id)
+        factory = EnvFactory(None, None, env_fns=env_fns or [env_id] * num_envs)
         if env_kwargs:
             raise EnvArgumentError(
                 f"`make_vec`: env kwargs {sorted(env_kwargs)} cannot go to a callable; bind them in it."
@@ -104,4 +115,5 @@ def make_vec(
         batch_size=batch_size,
         timeout=timeout,
         spec=env_spec,
+        check_actions=check_actions,
     )

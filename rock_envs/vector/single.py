@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from rock_envs.backends import BackendName
+from rock_envs.core.batching import ObsBatcher
 from rock_envs.core.env import Env
 from rock_envs.registry import EnvSpec
 
@@ -45,19 +46,20 @@ class RemoteEnv(Env):
         self.observation_space = self.vector_env.single_observation_space
         self.action_space = self.vector_env.single_action_space
         self.metadata = dict(self.vector_env.metadata)
+        self.render_mode = self.vector_env.render_mode
+        self._row = ObsBatcher(self.observation_space).row
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)  # this side's `np_random` too, seeded as the env's (Gymnasium's check_env looks)
         obs, infos = self.vector_env.reset(seed=seed, options=options)
-        return obs[0], unbatch_info(infos)
+        return self._row(obs, 0), unbatch_info(infos)
 
     def step(self, action: Any):
-        obs, rewards, terms, truncs, infos = self.vector_env.step(self._batch(action))
-        return obs[0], float(rewards[0]), bool(terms[0]), bool(truncs[0]), unbatch_info(infos)
+        obs, rewards, terms, truncs, infos = self.vector_env.step([action])
+        return self._row(obs, 0), float(rewards[0]), bool(terms[0]), bool(truncs[0]), unbatch_info(infos)
 
-    def _batch(self, action: Any) -> Any:
-        if isinstance(action, str):
-            return [action]
-        return np.asarray([action])
+    def render(self) -> Any:
+        return self.vector_env.call("render")[0]
 
     def sample_random_action(self) -> Any:
         return self.vector_env.call("sample_random_action")[0]

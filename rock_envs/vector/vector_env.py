@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -24,12 +24,12 @@ from gymnasium.vector.utils import batch_space
 
 from rock_envs.backends.base import WorkerGroup
 from rock_envs.core import pickling
-from rock_envs.core.errors import CallOrderError, EnvArgumentError, EnvClosedError
-from rock_envs.core.spaces import is_array_space
-from rock_envs.vector.actions import check_actions
-from rock_envs.vector.dispatcher import Dispatcher, Purpose, Result
-from rock_envs.vector.infos import merge_infos
-from rock_envs.worker.protocol import Batch, Built, Call, OnError, SetAttr, Step
+from rock_envs.core.errors import CallPendingError, EnvArgumentError, EnvClosedError, NoCallPendingError
+from rock_envs.vector.actions import split_actions
+from rock_envs.vector.assembly import Assembler
+from rock_envs.vector.dispatcher import Dispatcher, Purpose
+from rock_envs.worker.env_worker import check_same_spaces
+from rock_envs.worker.protocol import Apply, Built, Call, OnError, SetAttr, Step
 
 
 class State(enum.Enum):
@@ -62,10 +62,12 @@ class RockVectorEnv(VectorEnv):
         timeout: float | None = None,
         flush_after: float = 0.002,
         spec: Any = None,
+        check_actions: bool = False,
     ):
         self.num_envs = num_envs
         self.group = group
         self.timeout = timeout
+        self.check_actions = check_actions
         self.flush_after = flush_after
         self.batch_size = num_envs if batch_size is None else batch_size
         if not 1 <= self.batch_size <= num_envs:
@@ -88,8 +90,8 @@ class RockVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.metadata = {**built.metadata, "autoreset_mode": self._mode}
         self.render_mode = built.render_mode
-        self._stack = is_array_space(built.observation_space)
-        self._last_obs: Any = None  # the last obs of every env (array or tuple), for masked resets
+        self._assembler = Assembler(num_envs, built.observation_space)
+        self._d.row = self._assembler.obs.row
 
     @property
     def autoreset_mode(self) -> AutoresetMode:
@@ -111,7 +113,9 @@ class RockVectorEnv(VectorEnv):
 
     def step_async(self, actions: Any) -> None:
         self._require_idle("step_async")
-        actions = check_actions("step", actions, self.num_envs, self.single_action_space)
+        actions = split_actions(
+            "step", actions, self.num_envs, self.single_action_space, self.action_space, self.check_actions
+        )
         if isinstance(actions, np.ndarray) and actions.ndim == 1:
             actions = actions.tolist()  # Python scalars pickle fast, and envs check them fast
         for w, (lo, hi) in enumerate(self._d.bounds):
@@ -123,7 +127,7 @@ class RockVectorEnv(VectorEnv):
         """Wait for the step sent by `step_async`; `timeout` (seconds) overrides the vector env's."""
         self._check_open("step_wait")
         if self._state is not State.WAITING_STEP:
-            raise CallOrderError("`step_wait`: no step is pending; call `step_async(actions)` first.")
+            raise NoCallPendingError("`step_wait`: no step is pending; call `step_async(actions)` first.", "step_wait")
         try:
             return self._collect(list(range(self.num_envs)), self.timeout if timeout is None else timeout, "step_wait")
         finally:
@@ -140,12 +144,14 @@ class RockVectorEnv(VectorEnv):
         """
         self._check_open("send")
         if self._state is not State.DEFAULT:
-            raise CallOrderError("`send`: a `step_async` is still waiting; call `step_wait()` first.")
+            raise CallPendingError("`send`: a `step_async` is still waiting; call `step_wait()` first.", "step")
         ids = self._check_ids("send", env_ids)
         busy = sorted(self._d.inflight.intersection(ids))
         if busy:
-            raise CallOrderError(f"`send`: envs {busy[:8]} still have a step in flight; `recv()` them first.")
-        actions = check_actions("send", actions, len(ids), self.single_action_space)
+            raise CallPendingError(f"`send`: envs {busy[:8]} still have a step in flight; `recv()` them first.", "send")
+        actions = split_actions(
+            "send", actions, len(ids), self.single_action_space, self.action_space, self.check_actions
+        )
         position = {i: k for k, i in enumerate(ids)}
         for w, part in self._d.by_worker(ids):
             chunk: Any
@@ -168,7 +174,7 @@ class RockVectorEnv(VectorEnv):
         d = self._d
         want = min(self.batch_size, len(d.inflight) + len(d.ready))
         if want == 0:
-            raise CallOrderError("`recv`: nothing is in flight; call `send(actions, env_ids)` first.")
+            raise NoCallPendingError("`recv`: nothing is in flight; call `send(actions, env_ids)` first.", "recv")
         timeout = self.timeout if timeout is None else timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         d.restarts.clear()
@@ -177,37 +183,60 @@ class RockVectorEnv(VectorEnv):
             d.raise_failure()
         ids = list(d.ready)[:want]
         results = [d.ready.pop(i) for i in ids]
-        self._remember_obs(ids, [r.obs for r in results])
-        obs = np.stack([r.obs for r in results]) if self._stack else tuple(r.obs for r in results)
-        rewards, terms, truncs, infos = self._columns(results, len(ids), range(len(ids)))
-        return np.asarray(ids, dtype=np.int64), obs, rewards, terms, truncs, infos
+        return (np.asarray(ids, dtype=np.int64), *self._assembler.rows(ids, results))
 
     # ---- call / get_attr / set_attr --------------------------------------------------------
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        return self._call_all("call", Call([], name, args, kwargs))
+        return self.call_envs(None, name, *args, **kwargs)
 
-    def get_attr(self, name: str) -> tuple[Any, ...]:
-        return self._call_all("get_attr", Call([], name, None))
+    def render(self) -> tuple[Any, ...] | None:
+        """Every env's frame, as Gymnasium's vector envs return them (`render_mode` says what a frame is)."""
+        return self.call("render")
 
-    def set_attr(self, name: str, values: Any) -> None:
+    @property
+    def np_random_seed(self) -> tuple[Any, ...]:  # type: ignore[override]  # per env, as Gymnasium's own
+        """The seed of every env's generator (Gymnasium: `(42, 43, ...)` after `reset(seed=42)`)."""
+        return self.get_attr("np_random_seed")
+
+    @property  # type: ignore[misc]
+    def np_random(self) -> tuple[Any, ...]:  # type: ignore[override]  # per env, as Gymnasium's own
+        """Every env's generator, a copy (it lives in the env's worker)."""
+        return self.get_attr("np_random")
+
+    def get_attr(self, name: str, env_ids: Sequence[int] | None = None) -> tuple[Any, ...]:
+        """Attribute `name` of every env (or of `env_ids`, in that order), looked up through wrappers."""
+        return self._on_envs("get_attr", env_ids, lambda ids: Call(ids, name, None))
+
+    def set_attr(self, name: str, values: Any, env_ids: Sequence[int] | None = None) -> None:
+        """Set `name` on every env (or on `env_ids`): one value for all, or a list of one per env."""
+        ids = self._check_ids("set_attr", env_ids)
         if not isinstance(values, (list, tuple)):
-            values = [values] * self.num_envs
-        if len(values) != self.num_envs:
-            raise EnvArgumentError(f"`set_attr({name!r})`: expected {self.num_envs} values, got {len(values)}.")
-        self._call_all("set_attr", SetAttr([], name, list(values)))
+            values = [values] * len(ids)
+        if len(values) != len(ids):
+            raise EnvArgumentError(f"`set_attr({name!r})`: expected {len(ids)} values, got {len(values)}.")
+        value_of = dict(zip(ids, values))
+        self._on_envs("set_attr", ids, lambda part: SetAttr(part, name, [value_of[i] for i in part]))
 
-    def _call_all(self, what: str, template: Call | SetAttr) -> tuple[Any, ...]:
+    def call_envs(self, env_ids: Sequence[int] | None, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """`call(name, ...)` on `env_ids` only (None: every env); the values in the order of `env_ids`."""
+        return self._on_envs("call", env_ids, lambda ids: Call(ids, name, args, kwargs))
+
+    def apply(self, fn: Callable[[Any], Any], env_ids: Sequence[int] | None = None) -> tuple[Any, ...]:
+        """`fn(env)` for every env (or `env_ids`), run where the env lives, on the env its factory made.
+
+        `fn` is pickled by value (a lambda is fine) and its value comes back pickled."""
+        payload = pickling.dumps(fn)
+        return self._on_envs("apply", env_ids, lambda ids: Apply(ids, payload))
+
+    def _on_envs(self, what: str, env_ids: Sequence[int] | None, request_for: Callable[[list[int]], Any]) -> tuple:
         self._require_idle(what)
-        pendings = []
-        for w, block in enumerate(self.blocks):
-            if isinstance(template, SetAttr):
-                request: Any = SetAttr(block, template.name, [template.values[i] for i in block])
-            else:
-                request = Call(block, template.name, template.args, template.kwargs)
-            pendings.append(self._d.submit(w, request))
+        ids = self._check_ids(what, env_ids)
+        parts = self._d.by_worker(ids)
+        pendings = [self._d.submit(w, request_for(part)) for w, part in parts]
         self._d.wait_done(pendings, self.timeout, what)
-        return tuple(v for p in pendings for v in p.reply.values)
+        value_of = {i: v for (_, part), p in zip(parts, pendings) for i, v in zip(part, p.reply.values)}
+        return tuple(value_of[i] for i in ids)
 
     # ---- sending and waiting (the dispatcher's) -----------------------------------------------
 
@@ -216,10 +245,11 @@ class RockVectorEnv(VectorEnv):
         self._check_open(call)
         self._d.drain_interrupted(self.timeout)
         if self._state is State.WAITING_STEP:
-            raise CallOrderError(f"`{call}`: a `step_async` is still waiting; call `step_wait()` first.")
+            raise CallPendingError(f"`{call}`: a `step_async` is still waiting; call `step_wait()` first.", "step")
         if self._d.inflight:
-            raise CallOrderError(
-                f"`{call}`: envs {sorted(self._d.inflight)[:8]} still have a `send` in flight; `recv()` them first."
+            raise CallPendingError(
+                f"`{call}`: envs {sorted(self._d.inflight)[:8]} still have a `send` in flight; `recv()` them first.",
+                "send",
             )
 
     def _send_resets(self, ids: list[int], seed: Any, options: dict[str, Any] | None, purpose: Purpose) -> None:
@@ -228,87 +258,17 @@ class RockVectorEnv(VectorEnv):
 
     def _collect(self, ids: list[int], timeout: float | None, what: str):
         """Wait for every in-flight env (the whole current call), then assemble rows `ids`."""
-        return self._assemble(ids, self._d.collect(timeout, what))
+        batches = self._d.collect(timeout, what)
+        ready, self._d.ready = self._d.ready, {}
+        return self._assembler.assemble(ids, batches, ready)
 
     def _build_all(self) -> Built:
         pendings = [self._d.make(w) for w in range(self.group.num_workers)]
         self._d.wait_done(pendings, self.timeout, "make_vec")
-        return pendings[0].reply
-
-    # ---- assembling --------------------------------------------------------------------------
-
-    def _assemble(self, ids: list[int], batches: list[Batch]):
-        """Rows `ids` from whole batches (and per-env results of rebuilt envs), as Gymnasium returns them."""
-        n = self.num_envs
-        got = [i for b in batches for i in b.env_ids]
-        ready = self._d.ready
-        if not ready and got == ids:  # the hot path: batches cover `ids` in order
-            if self._stack:
-                obs: Any = batches[0].obs.copy() if len(batches) == 1 else np.concatenate([b.obs for b in batches])
-            else:
-                obs = tuple(o for b in batches for o in b.obs)
-            infos_list = [info for b in batches for info in b.infos]
-            if len(ids) == n:
-                if len(batches) == 1:
-                    b = batches[0]
-                    rewards = np.array(b.rewards, dtype=np.float64)
-                    terms = np.array(b.terminated, dtype=np.bool_)
-                    truncs = np.array(b.truncated, dtype=np.bool_)
-                else:
-                    rewards = np.array([r for b in batches for r in b.rewards], dtype=np.float64)
-                    terms = np.array([t for b in batches for t in b.terminated], dtype=np.bool_)
-                    truncs = np.array([t for b in batches for t in b.truncated], dtype=np.bool_)
-                infos = merge_infos(infos_list, n) if any(infos_list) else {}
-                self._last_obs = obs
-                return obs, rewards, terms, truncs, infos
-            results = [
-                Result(obs[k], b.rewards[j], b.terminated[j], b.truncated[j], b.infos[j])
-                for k, (b, j) in enumerate((b, j) for b in batches for j in range(len(b.env_ids)))
-            ]
-        else:
-            by_id: dict[int, Result] = {}
-            for b in batches:
-                for k, i in enumerate(b.env_ids):
-                    by_id[i] = Result(b.obs[k], b.rewards[k], b.terminated[k], b.truncated[k], b.infos[k])
-            by_id.update(ready)
-            self._d.ready = {}
-            results = [by_id[i] for i in ids]
-        self._remember_obs(ids, [r.obs for r in results])
-        obs = self._last_obs
-        if self._stack:
-            obs = obs.copy() if len(ids) < n else obs
-        rewards, terms, truncs, infos = self._columns(results, n, ids)
-        return obs, rewards, terms, truncs, infos
-
-    def _remember_obs(self, ids: Sequence[int], rows: list[Any]) -> None:
-        """Update the last obs of `ids`; a masked reset answers for every env, with these."""
-        if self._stack:
-            if len(ids) == self.num_envs and list(ids) == list(range(self.num_envs)):
-                self._last_obs = np.stack(rows)
-                return
-            if self._last_obs is None:
-                self._last_obs = np.zeros(self.observation_space.shape, dtype=self.observation_space.dtype)
-            else:
-                self._last_obs = self._last_obs.copy()
-            if rows:
-                self._last_obs[list(ids)] = np.stack(rows)
-        else:
-            last = list(self._last_obs) if self._last_obs is not None else [None] * self.num_envs
-            for i, o in zip(ids, rows):
-                last[i] = o
-            self._last_obs = tuple(last)
-
-    def _columns(self, results: list[Result], n: int, positions: Sequence[int]):
-        rewards = np.zeros(n, dtype=np.float64)
-        terms = np.zeros(n, dtype=np.bool_)
-        truncs = np.zeros(n, dtype=np.bool_)
-        pos = list(positions)
-        if results:
-            rewards[pos] = [r.reward for r in results]
-            terms[pos] = [r.terminated for r in results]
-            truncs[pos] = [r.truncated for r in results]
-        infos = merge_infos([r.info for r in results], n, pos)
-        return rewards, terms, truncs, infos
+        first = pendings[0].reply
+        for w, p in enumerate(pendings[1:], 1):
+            check_same_spaces(first, p.reply, "the envs of worker 0", f"the envs of worker {w}")
+        return first
 
     # ---- small helpers -----------------------------------------------------------------------
 

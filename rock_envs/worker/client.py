@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rock_envs.core import pickling
-from rock_envs.core.errors import RemoteError
 from rock_envs.worker.protocol import Batch, Failure, Make, Reply, Request, decode, encode
 
 
@@ -20,7 +19,7 @@ class WorkerClient:
     def receive(self) -> Reply:
         reply = decode(self.conn.recv_bytes())
         if isinstance(reply, Failure):
-            raise RemoteError(reply.type_name, reply.message, reply.traceback)
+            raise reply.to_error()
         return reply  # type: ignore[return-value]  # a worker only ever sends replies
 
     def make(self, env_ids: list[int], factory: Any, **options: Any) -> Reply:

@@ -20,8 +20,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from rock_envs.core import pickling
-from rock_envs.core.spaces import is_array_space
+from rock_envs.core.adapters import user_env
+from rock_envs.core.batching import ObsBatcher
+from rock_envs.core.errors import EnvArgumentError, SpaceMismatchError
 from rock_envs.worker.protocol import (
+    Apply,
     AutoresetMode,
     Batch,
     Built,
@@ -37,6 +40,21 @@ from rock_envs.worker.protocol import (
     Values,
     error_info,
 )
+
+
+def check_same_spaces(a: Any, b: Any, name_a: str, name_b: str) -> None:
+    """Raise `SpaceMismatchError` unless `a` and `b` (envs, or their `Built` replies) share both spaces."""
+    for which in ("observation_space", "action_space"):
+        if getattr(a, which) != getattr(b, which):
+            raise SpaceMismatchError(
+                f"`make_vec`: every env must have the same {which}; {name_a} has {getattr(a, which)}, "
+                f"{name_b} has {getattr(b, which)}. Make envs of one kind per vector env."
+            )
+
+
+def _get_wrapper_attr(env: Any, name: str) -> Any:
+    get = getattr(env, "get_wrapper_attr", None)
+    return get(name) if get is not None else getattr(env, name)
 
 
 class EnvWorker:
@@ -56,7 +74,7 @@ class EnvWorker:
         self._on_error = "reset"
         self._needs_reset: dict[int, bool] = {}
         self._last_obs: dict[int, Any] = {}
-        self._stack = False
+        self._batcher: ObsBatcher | None = None
         self.closed = False
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -74,6 +92,9 @@ class EnvWorker:
                 yield self._call(request)
             elif isinstance(request, SetAttr):
                 yield self._set_attr(request)
+            elif isinstance(request, Apply):
+                fn = pickling.loads(request.fn)
+                yield Values([fn(user_env(self.envs[i])) for i in request.env_ids])
             elif isinstance(request, Close):
                 self.close()
                 yield Values([])
@@ -90,8 +111,17 @@ class EnvWorker:
         for i in request.env_ids:
             self.envs[i] = self._factory(i)
             self._needs_reset[i] = False
+        made = [user_env(self.envs[i]) for i in request.env_ids]
+        if len({id(env) for env in made}) < len(made):
+            raise EnvArgumentError(
+                "`make_vec`: the env factory returned the same env object for several envs "
+                f"({type(made[0]).__name__}); each env needs its own, so return a new one from every call, "
+                "e.g. `lambda: gymnasium.make(...)`, not `lambda: env`."
+            )
         first = self.envs[request.env_ids[0]]
-        self._stack = is_array_space(first.observation_space)
+        for i in request.env_ids[1:]:
+            check_same_spaces(first, self.envs[i], f"env {request.env_ids[0]}", f"env {i}")
+        self._batcher = ObsBatcher(first.observation_space)
         return Built(
             first.observation_space,
             first.action_space,
@@ -197,7 +227,7 @@ class EnvWorker:
         if mode is AutoresetMode.SAME_STEP and (te or tr):
             final_obs, final_info = o, info
             o, info = self._reset_one(i)
-            info = {**info, "final_obs": final_obs, "final_info": final_info}
+            info = {"final_obs": final_obs, "final_info": final_info, **info}  # in the order Gymnasium adds them
             if "error" in final_info:  # the error stays visible where the other modes put it
                 info["error"] = final_info["error"]
         else:
@@ -206,30 +236,36 @@ class EnvWorker:
         return o, float(r), bool(te), bool(tr), info
 
     def _call(self, request: Call) -> Values:
-        """As Gymnasium's vector envs do: look through wrappers; `call` calls what is callable."""
+        """As Gymnasium's vector envs do, on the env the factory made (not rock-envs' adapter around
+        it): look through its wrappers; `call` calls what is callable. What only the adapter has
+        (`sample_random_action` of a Gymnasium env) comes from the adapter."""
         values = []
         for i in request.env_ids:
             env = self.envs[i]
-            get = getattr(env, "get_wrapper_attr", None)
-            attr = get(request.name) if get is not None else getattr(env, request.name)
+            try:
+                attr = _get_wrapper_attr(user_env(env), request.name)
+            except AttributeError:
+                attr = _get_wrapper_attr(env, request.name)
             if request.args is not None and callable(attr):
                 attr = attr(*request.args, **request.kwargs)
             values.append(attr)
         return Values(values)
 
     def _set_attr(self, request: SetAttr) -> Values:
+        """On the env the factory made, as Gymnasium does: where a wrapper of it has the attribute
+        already, else on its outermost layer (never on rock-envs' adapter, which the env never sees)."""
         for i, value in zip(request.env_ids, request.values):
-            env = self.envs[i]
-            if hasattr(env, "set_wrapper_attr"):
-                env.set_wrapper_attr(request.name, value)
+            target = user_env(self.envs[i])
+            if hasattr(target, "set_wrapper_attr"):
+                target.set_wrapper_attr(request.name, value)
             else:
-                setattr(env, request.name, value)
+                setattr(target, request.name, value)
         return Values([None] * len(request.env_ids))
 
     # -- helpers --------------------------------------------------------------------------------
 
     def _pack(self, obs: list[Any]) -> Any:
-        return np.stack(obs) if self._stack and obs else obs
+        return self._batcher.pack(obs) if self._batcher is not None else obs
 
     def _close_env(self, i: int) -> None:
         try:

@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 
 from gymnasium.vector import AutoresetMode  # the one autoreset type, from the caller to the worker
 
+from rock_envs.core.errors import RemoteError, remote_error
 from rock_envs.core.frames import frame, read_frame  # noqa: F401 - the framing, importable from here too
 
 OnError = Literal["reset", "raise"]
@@ -24,14 +25,14 @@ AutoresetName = Literal["next_step", "same_step", "disabled"]
 
 
 def autoreset_mode_of(value: AutoresetMode | str) -> AutoresetMode:
-    """Gymnasium's `AutoresetMode` from itself or its name ("next_step", "same_step", "disabled")."""
+    """Gymnasium's `AutoresetMode` from itself, its name ("next_step") or its value ("NextStep")."""
     if isinstance(value, AutoresetMode):
         return value
-    try:
-        return AutoresetMode[str(value).upper()]
-    except KeyError:
-        names = [mode.name.lower() for mode in AutoresetMode]
-        raise ValueError(f"autoreset_mode must be one of {names} or a gymnasium AutoresetMode, got {value!r}") from None
+    for mode in AutoresetMode:
+        if value in (mode.name.lower(), mode.value):
+            return mode
+    names = [mode.name.lower() for mode in AutoresetMode] + [mode.value for mode in AutoresetMode]
+    raise ValueError(f"autoreset_mode must be one of {names} or a gymnasium AutoresetMode, got {value!r}")
 
 
 class Message:
@@ -88,11 +89,19 @@ class SetAttr(Message):
 
 
 @dataclass
+class Apply(Message):
+    """Call `fn(env)` on each env the factory made (a function pickled by value); reply its values."""
+
+    env_ids: list[int]
+    fn: bytes
+
+
+@dataclass
 class Close(Message):
     pass
 
 
-Request = Union[Make, Reset, Step, Call, SetAttr, Close]
+Request = Union[Apply, Make, Reset, Step, Call, SetAttr, Close]
 
 
 # ---- replies ----------------------------------------------------------------------------------
@@ -131,13 +140,20 @@ class Values(Message):
 class Failure(Message):
     """An exception in the worker, with what the caller needs to re-raise it readably."""
 
-    type_name: str
+    type_name: str  # the type's qualified name
     message: str
     traceback: str
+    type_module: str = ""  # the module of the type, so the caller can raise an instance of it too
 
     @classmethod
     def from_exception(cls, e: BaseException) -> Failure:
-        return cls(type(e).__name__, str(e), "".join(tb.format_exception(type(e), e, e.__traceback__)))
+        kind = type(e)
+        text = "".join(tb.format_exception(kind, e, e.__traceback__))
+        return cls(kind.__qualname__, str(e), text, kind.__module__)
+
+    def to_error(self, where: str = "worker") -> RemoteError:
+        """The caller's `RemoteError` for this failure (also an instance of the remote type where it can be)."""
+        return remote_error(self.type_name, self.message, self.traceback, where, self.type_module)
 
 
 Reply = Union[Built, Batch, Values, Failure]

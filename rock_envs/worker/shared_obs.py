@@ -1,5 +1,6 @@
-"""Shared observations: the subprocess backend maps one array per worker in /dev/shm, and the worker
-writes its envs' rows there instead of sending them over the socket.
+"""Shared observations: the subprocess backend maps one file per worker in /dev/shm, holding one
+array per leaf of the observation batch (one for a Box, one per part of a Dict or Tuple of arrays),
+and the worker writes its envs' rows there instead of sending them over the socket.
 
 The caller creates and maps the file, the worker maps it and unlinks its name. Both sides map the file with `mmap` and view it as a plain ndarray (not `np.memmap`, whose subclass
 hooks cost microseconds on every indexing). A batch whose env ids are consecutive rows is one slice
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rock_envs.core.batching import tree_leaves
 from rock_envs.worker.protocol import Batch, Message
 
 
@@ -23,14 +25,24 @@ class AttachObs(Message):
     """Transport-private request: write array observations into this shared file from now on."""
 
     path: str
-    shape: tuple[int, ...]
-    dtype: str
+    layout: list[tuple[tuple[int, ...], str]]  # (shape, dtype) of every leaf, in `tree_leaves` order
     rows: dict[int, int]
 
 
-def map_array(path: str, shape: tuple[int, ...], dtype: str, create: bool) -> tuple[mmap.mmap, np.ndarray]:
-    """Map `path` (created and sized when `create`) as an ndarray of `shape` and `dtype`."""
-    size = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+def _offsets(layout: list[tuple[tuple[int, ...], str]]) -> tuple[list[int], int]:
+    offsets, size = [], 0
+    for shape, dtype in layout:
+        size = -(-size // 64) * 64  # each leaf starts cache-line aligned
+        offsets.append(size)
+        size += int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return offsets, max(1, size)
+
+
+def map_leaves(
+    path: str, layout: list[tuple[tuple[int, ...], str]], create: bool
+) -> tuple[mmap.mmap, list[np.ndarray]]:
+    """Map `path` (created and sized when `create`) as one ndarray per leaf of `layout`."""
+    offsets, size = _offsets(layout)
     fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0), 0o600)
     try:
         if create:
@@ -38,8 +50,11 @@ def map_array(path: str, shape: tuple[int, ...], dtype: str, create: bool) -> tu
         buffer = mmap.mmap(fd, size)
     finally:
         os.close(fd)
-    count = int(np.prod(shape))
-    return buffer, np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+    leaves = [
+        np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape)), offset=offset).reshape(shape)
+        for (shape, dtype), offset in zip(layout, offsets)
+    ]
+    return buffer, leaves
 
 
 def rows_of(rows: dict[int, int], env_ids: list[int]) -> slice | list[int]:
@@ -55,14 +70,16 @@ class SharedObsWriter:
     """The worker's side of the shared observations: `on_other`/`on_batch` hooks of `serve`."""
 
     def __init__(self) -> None:
-        self.array: np.ndarray | None = None
+        self.leaves: list[np.ndarray] | None = None
         self.buffer: Any = None
         self.rows: dict[int, int] = {}
 
     def on_other(self, request: object) -> bool:
         if isinstance(request, AttachObs):
-            self.array = None
-            self.buffer, self.array = map_array(request.path, tuple(request.shape), request.dtype, create=False)
+            self.leaves = None
+            self.buffer, self.leaves = map_leaves(
+                request.path, [(tuple(shape), dtype) for shape, dtype in request.layout], create=False
+            )
             self.rows = request.rows
             # Both sides have it mapped now: the name can go, so nothing is left in /dev/shm even if
             # the caller is killed (the mappings live on until both processes end).
@@ -74,6 +91,8 @@ class SharedObsWriter:
         return False
 
     def on_batch(self, batch: Batch) -> None:
-        if self.array is not None and isinstance(batch.obs, np.ndarray) and batch.env_ids:
-            self.array[rows_of(self.rows, batch.env_ids)] = batch.obs
+        if self.leaves is not None and isinstance(batch.obs, (np.ndarray, dict, tuple)) and batch.env_ids:
+            rows = rows_of(self.rows, batch.env_ids)
+            for dest, src in zip(self.leaves, tree_leaves(batch.obs)):
+                dest[rows] = src
             batch.obs = None

@@ -105,7 +105,10 @@ def test_sb3_vecenv_autoreset_as_sb3_expects():
                 break
         assert finished and all(f["TimeLimit.truncated"] is False for f in finished)
         assert venv.get_attr("spec", indices=[1])[0].id == "CartPole-v1"
-        assert venv.env_is_wrapped(gymnasium.Wrapper) == [False] * 4
+        from stable_baselines3.common.monitor import Monitor
+
+        assert venv.env_is_wrapped(gymnasium.wrappers.TimeLimit) == [True] * 4  # gymnasium.make adds it, as in SB3
+        assert venv.env_is_wrapped(Monitor) == [False] * 4
     finally:
         venv.close()
 

@@ -124,7 +124,7 @@ def test_a_call_past_its_timeout_names_the_envs_and_the_env_recovers(make, proce
     ],
 )
 def test_bad_actions_are_clear_errors_and_leave_the_workers_unharmed(make, actions, message):
-    venv = make(CARTPOLE, 3)
+    venv = make(CARTPOLE, 3, check_actions=True)
     venv.reset(seed=0)
     with pytest.raises(rock_envs.ActionError, match=re.escape(message)):
         venv.step(actions)
@@ -132,7 +132,7 @@ def test_bad_actions_are_clear_errors_and_leave_the_workers_unharmed(make, actio
 
 
 def test_text_envs_reject_non_str_actions(make):
-    venv = make(SOKOBAN, 2)
+    venv = make(SOKOBAN, 2, check_actions=True)
     venv.reset(seed=0)
     with pytest.raises(
         rock_envs.ActionError, match=re.escape("`step`: text envs take str actions; action 1 is a int (3).")

@@ -33,7 +33,7 @@ from rock_envs.worker.protocol import (
     frame,
     read_frame,
 )
-from rock_envs.worker.shared_obs import AttachObs, SharedObsWriter, map_array
+from rock_envs.worker.shared_obs import AttachObs, SharedObsWriter, map_leaves
 
 
 def _factory(env_id="CartPole-v1"):
@@ -102,9 +102,9 @@ def test_a_failing_request_comes_back_as_failure_with_its_traceback():
 
 def test_shared_obs_writer_moves_array_obs_out_of_the_reply(tmp_path):
     path = str(tmp_path / "obs")
-    _, caller_view = map_array(path, (3, 4), "<f4", create=True)
+    _, (caller_view,) = map_leaves(path, [((3, 4), "<f4")], create=True)
     writer = SharedObsWriter()
-    assert writer.on_other(AttachObs(path, (3, 4), "<f4", {7: 0, 8: 1, 9: 2}))
+    assert writer.on_other(AttachObs(path, [((3, 4), "<f4")], {7: 0, 8: 1, 9: 2}))
     batch = Batch([8, 9], np.ones((2, 4), np.float32), [0.0, 0.0], [False, False], [False, False], [{}, {}])
     writer.on_batch(batch)
     assert batch.obs is None
@@ -112,6 +112,20 @@ def test_shared_obs_writer_moves_array_obs_out_of_the_reply(tmp_path):
     batch = Batch([9, 7], np.full((2, 4), 2, np.float32), [0.0] * 2, [False] * 2, [False] * 2, [{}, {}])
     writer.on_batch(batch)
     np.testing.assert_array_equal(caller_view[[2, 0]], 2.0)
+
+
+def test_shared_obs_writer_writes_every_leaf_of_a_dict_batch(tmp_path):
+    path = str(tmp_path / "obs")
+    layout = [((2, 3), "<f4"), ((2,), "<i8")]
+    _, (pos, count) = map_leaves(path, layout, create=True)
+    writer = SharedObsWriter()
+    assert writer.on_other(AttachObs(path, layout, {4: 0, 5: 1}))
+    obs = {"pos": np.full((1, 3), 7, np.float32), "count": np.array([9])}
+    batch = Batch([5], obs, [0.0], [False], [False], [{}])
+    writer.on_batch(batch)
+    assert batch.obs is None
+    np.testing.assert_array_equal(pos[1], 7.0)
+    assert count.tolist() == [0, 9]
 
 
 def test_serve_answers_in_order_over_a_socket_until_close():

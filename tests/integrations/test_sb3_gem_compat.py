@@ -1,0 +1,125 @@
+"""RockVecEnv as SB3's own VecEnvs behave, Dict observations through SB3, and gem.make_vec over rock-envs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import cloudpickle
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytest.importorskip("stable_baselines3")
+from stable_baselines3.common.monitor import Monitor  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize  # noqa: E402
+
+from rock_envs.integrations.sb3 import RockVecEnv  # noqa: E402
+
+BACKENDS = ["local", "subprocess"]
+
+
+class Counter(gymnasium.Env):
+    observation_space = spaces.Dict({"x": spaces.Box(-10, 10, (2,), np.float32), "k": spaces.Discrete(20)})
+    action_space = spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self) -> dict[str, Any]:
+        return {"x": np.full(2, self.t, np.float32), "k": self.t}
+
+    def step(self, action: int):
+        self.t += 1
+        return self._obs(), 1.0, self.t >= 3, False, {}
+
+    def bump(self, by: int = 1) -> int:
+        self.calls += by
+        return self.calls
+
+
+def _pair(backend: str, wrap: Any = None) -> tuple[RockVecEnv, DummyVecEnv]:
+    fns = [(lambda: wrap(Counter())) if wrap else Counter for _ in range(3)]
+    return RockVecEnv(fns, num_envs=3, backend=backend), DummyVecEnv(fns)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dict_observations_and_terminal_observation_as_dummy_vec_env(backend):
+    ours, theirs = _pair(backend)
+    try:
+        a, b = ours.reset(), theirs.reset()
+        assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in b)
+        for _ in range(4):
+            ours.step_async(np.zeros(3, int))
+            theirs.step_async(np.zeros(3, int))
+            (oa, ra, da, ia), (ob, rb, db, ib) = ours.step_wait(), theirs.step_wait()
+            assert all(np.array_equal(oa[k], ob[k]) for k in ob)
+            assert ra.tolist() == rb.tolist() and da.tolist() == db.tolist()
+            for info_a, info_b in zip(ia, ib):
+                if "terminal_observation" in info_b:
+                    final_a, final_b = info_a["terminal_observation"], info_b["terminal_observation"]
+                    assert all(np.array_equal(final_a[k], final_b[k]) for k in final_b)
+        normalized = VecNormalize(ours, norm_obs_keys=["x"])  # VecNormalize on a Dict observation
+        assert normalized.reset()["x"].shape == (3, 2)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_attributes_and_methods_with_indices_as_sb3_expects(backend):
+    ours, theirs = _pair(backend)
+    try:
+        for venv in (ours, theirs):
+            assert venv.has_attr("calls") and not venv.has_attr("no_such_attribute")
+            assert venv.env_method("bump", 5, indices=[0]) == [5]
+            assert venv.get_attr("calls") == [5, 0, 0]  # the other envs were left alone
+            venv.set_attr("fresh", 7, indices=[1])  # an attribute the env does not have yet
+            assert venv.get_attr("fresh", indices=[1]) == [7]
+            assert venv.env_method("bump", indices=[2, 1]) == [1, 1]
+    finally:
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_env_is_wrapped_looks_at_the_envs_themselves(backend):
+    ours, theirs = _pair(backend, wrap=Monitor)
+    try:
+        assert ours.env_is_wrapped(Monitor) == theirs.env_is_wrapped(Monitor) == [True] * 3
+        assert ours.env_is_wrapped(gymnasium.wrappers.TimeLimit, indices=[0]) == [False]
+    finally:
+        ours.close()
+        theirs.close()
+    plain = RockVecEnv(Counter, num_envs=2, backend=backend)
+    assert plain.env_is_wrapped(Monitor) == [False, False]
+    plain.close()
+
+
+def test_gem_make_vec_runs_over_rock_envs(monkeypatch):
+    import gem
+    from gem.envs import registration
+
+    import rock_envs.integrations.gem as rgem
+
+    monkeypatch.setattr(registration, "make", rgem.make)  # gem.make_vec calls make(id, seed=seed + i)
+    venv = gem.make_vec(["game:GuessTheNumber-v0-easy"] * 2, seed=3)
+    try:
+        obs, _ = venv.reset()
+        assert len(obs) == 2 and all(isinstance(o, str) for o in obs)
+    finally:
+        for env in venv.envs:  # GEM's SyncVectorEnv has no close of its own
+            env.close()
+    first = rgem.make("game:GuessTheNumber-v0-easy", seed=11)
+    again = rgem.make("game:GuessTheNumber-v0-easy")
+    assert first.reset()[0] == again.reset(seed=11)[0]  # the seed given to make seeds the first reset
+    assert isinstance(first, gem.Env)
