@@ -1,17 +1,20 @@
 """make / make_vec on the docker backend: envs in containers, packing, and one env per container.
 
-The shared vector suite (tests/vector, backend "docker") checks spaces, autoreset, send/recv,
-seeding, env errors and `docker kill` of a worker; this file checks what only docker has.
+The shared suites (tests/vector and tests/backends/test_single_env.py, backend "docker") check
+spaces, autoreset, send/recv, seeding, env errors and `docker kill` of a worker; this file checks
+what only docker has.
 """
 
 from __future__ import annotations
 
-import docker_support
 import numpy as np
+import pytest
 
 import rock_envs
+from tests.support import docker_support
+from tests.support.envs import SOKOBAN
 
-SOKOBAN = "game:Sokoban-v0-easy"
+pytestmark = pytest.mark.docker
 
 
 def _containers_of(venv) -> set[str]:  # type: ignore[no-untyped-def]

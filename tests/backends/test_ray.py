@@ -12,15 +12,13 @@ import pytest
 
 import rock_envs
 from rock_envs.core.errors import EnvArgumentError
-from tests.conftest import PYTHON, ROOT
+from tests.support.envs import MOVES, SOKOBAN
+from tests.support.paths import PYTHON, ROOT
 
 pytestmark = pytest.mark.ray
 
 # Ray workers cannot import this test module: ship the env factories below by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-SOKOBAN = "game:Sokoban-v0-easy"
-MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
 
 
 def _text_rollout(backend: str, steps: int = 6, **options):

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from remote_support import MOVES, SOKOBAN
 
 import rock_envs
 from rock_envs.backends.remote import RemoteBackendError
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.sandbox.errors import SandboxLimitError
+from tests.support.envs import MOVES, SOKOBAN
+from tests.support.server import free_port
 
 
-def test_same_seeds_give_the_same_trajectories_as_local(make):
-    venv = make(SOKOBAN, 4, num_workers=2)
+def test_same_seeds_give_the_same_trajectories_as_local(make_remote):
+    venv = make_remote(SOKOBAN, 4, num_workers=2)
     local = rock_envs.make_vec(SOKOBAN, 4, backend="local")
     try:
         assert venv.reset(seed=3)[0] == local.reset(seed=3)[0]
@@ -28,8 +29,8 @@ def test_same_seeds_give_the_same_trajectories_as_local(make):
     assert len(set(venv.group.sandbox_ids())) == 2
 
 
-def test_array_observations_are_stacked_and_send_recv_gives_batches(make):
-    venv = make("CartPole-v1", 6, num_workers=3, batch_size=2)
+def test_array_observations_are_stacked_and_send_recv_gives_batches(make_remote):
+    venv = make_remote("CartPole-v1", 6, num_workers=3, batch_size=2)
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (6, 4)
     venv.send(np.zeros(6, dtype=np.int64))
@@ -41,8 +42,8 @@ def test_array_observations_are_stacked_and_send_recv_gives_batches(make):
     assert sorted(seen) == list(range(6))
 
 
-def test_one_env_through_make_speaks_gem(server):
-    env = rock_envs.make(SOKOBAN, backend="remote", url=server.url, token=server.token)
+def test_one_env_through_make_speaks_gem(remote_server):
+    env = rock_envs.make(SOKOBAN, backend="remote", url=remote_server.url, token=remote_server.token)
     try:
         obs, info = env.reset(seed=1)
         assert isinstance(obs, str)
@@ -50,26 +51,24 @@ def test_one_env_through_make_speaks_gem(server):
         assert isinstance(obs, str) and isinstance(terminated, bool)
     finally:
         env.close()
-    assert server.sandboxes() == []
+    assert remote_server.sandboxes() == []
 
 
-def test_the_token_defaults_to_the_token_file(make, server, tmp_path, monkeypatch):
+def test_the_token_defaults_to_the_token_file(make_remote, remote_server, tmp_path, monkeypatch):
     path = tmp_path / "token"
-    path.write_text(server.token + "\n")
+    path.write_text(remote_server.token + "\n")
     monkeypatch.delenv("ROCK_ENVS_TOKEN", raising=False)
     monkeypatch.setenv("ROCK_ENVS_TOKEN_FILE", str(path))
-    venv = rock_envs.make_vec("CartPole-v1", 2, backend="remote", url=server.url, num_workers=1)
+    venv = rock_envs.make_vec("CartPole-v1", 2, backend="remote", url=remote_server.url, num_workers=1)
     try:
         assert venv.reset(seed=0)[0].shape == (2, 4)
     finally:
         venv.close()
 
 
-def test_a_wrong_token_or_no_server_is_a_clear_error(server):
+def test_a_wrong_token_or_no_server_is_a_clear_error(remote_server):
     with pytest.raises(RemoteBackendError, match="token"):
-        rock_envs.make_vec("CartPole-v1", 2, backend="remote", url=server.url, token="wrong")
-    from remote_support import free_port
-
+        rock_envs.make_vec("CartPole-v1", 2, backend="remote", url=remote_server.url, token="wrong")
     with pytest.raises(RemoteBackendError, match="unreachable"):
         rock_envs.make_vec(
             "CartPole-v1", 2, backend="remote", url=f"http://127.0.0.1:{free_port()}", token="x", reconnect_timeout=0.5
@@ -78,20 +77,20 @@ def test_a_wrong_token_or_no_server_is_a_clear_error(server):
         rock_envs.make_vec("CartPole-v1", 2, backend="remote")
 
 
-def test_sandboxes_over_the_cap_are_refused_with_the_cap_and_the_count(own_server, make):
+def test_sandboxes_over_the_cap_are_refused_with_the_cap_and_the_count(own_server, make_remote):
     srv = own_server("--max-sandboxes", "3")
-    first = make("CartPole-v1", 4, srv=srv, num_workers=2)
+    first = make_remote("CartPole-v1", 4, srv=srv, num_workers=2)
     with pytest.raises(SandboxLimitError, match=r"cap on sandboxes is 3 and this server holds 3"):
-        make("CartPole-v1", 4, srv=srv, num_workers=2)
+        make_remote("CartPole-v1", 4, srv=srv, num_workers=2)
     assert set(srv.sandboxes()) == set(first.group.sandbox_ids())  # the refused env left nothing
     first.reset(seed=0)  # and the one that fit goes on
 
 
-def test_envs_over_the_cap_per_server_and_per_token(own_server, make):
+def test_envs_over_the_cap_per_server_and_per_token(own_server, make_remote):
     srv = own_server("--max-envs", "12", "--max-envs-per-token", "8", "--extra-token", "second-token")
-    make("CartPole-v1", 8, srv=srv, num_workers=2)
+    make_remote("CartPole-v1", 8, srv=srv, num_workers=2)
     with pytest.raises(SandboxLimitError, match=r"cap on envs per token is 8 and this token holds 8"):
-        make("CartPole-v1", 2, srv=srv, num_workers=1)
+        make_remote("CartPole-v1", 2, srv=srv, num_workers=1)
     other = rock_envs.make_vec("CartPole-v1", 4, backend="remote", url=srv.url, token="second-token", num_workers=1)
     try:
         with pytest.raises(SandboxLimitError, match=r"cap on envs is 12 and this server holds 12"):

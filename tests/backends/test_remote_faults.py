@@ -16,22 +16,20 @@ from __future__ import annotations
 import os
 import signal
 
-import cloudpickle
 import numpy as np
 import pytest
-import remote_envs
-from remote_support import settle, worker_pids
 
 import rock_envs
 from rock_envs.backends.remote import RemoteBackendError
+from tests.support.envs import SleepEnv
+from tests.support.processes import settle, worker_pids
 
-cloudpickle.register_pickle_by_value(remote_envs)
 SLOW, FAST = 1.5, 0.0
 
 
 @pytest.fixture
 def sleepy() -> str:
-    rock_envs.register("test:Sleep-v0", entry_point=remote_envs.SleepEnv, override=True)
+    rock_envs.register("test:Sleep-v0", entry_point=SleepEnv, override=True)
     return "test:Sleep-v0"
 
 
@@ -51,11 +49,11 @@ def step_all(venv, seconds: float):
     return venv.step(np.full(venv.num_envs, seconds))
 
 
-def test_a_worker_killed_mid_step_is_rebuilt_in_the_same_sandbox(make, server, sleepy):
-    venv = make(sleepy, 4, num_workers=2)
+def test_a_worker_killed_mid_step_is_rebuilt_in_the_same_sandbox(make_remote, remote_server, sleepy):
+    venv = make_remote(sleepy, 4, num_workers=2)
     venv.reset(seed=0)
     sids = venv.group.sandbox_ids()
-    (pid,) = worker_pids(server.runtime_dir, sids[0])
+    (pid,) = worker_pids(remote_server.runtime_dir, sids[0])
     venv.step_async(np.full(4, SLOW))
     os.kill(pid, signal.SIGKILL)
     obs, rewards, terms, truncs, infos = venv.step_wait()
@@ -65,8 +63,8 @@ def test_a_worker_killed_mid_step_is_rebuilt_in_the_same_sandbox(make, server, s
     assert step_all(venv, FAST)[0][:, 0].tolist() == [1.0, 1.0, 2.0, 2.0]
 
 
-def test_a_sandbox_deleted_mid_step_is_replaced(make, server, sleepy):
-    venv = make(sleepy, 4, num_workers=2)
+def test_a_sandbox_deleted_mid_step_is_replaced(make_remote, remote_server, sleepy):
+    venv = make_remote(sleepy, 4, num_workers=2)
     venv.reset(seed=0)
     sids = venv.group.sandbox_ids()
     venv.step_async(np.full(4, SLOW))
@@ -74,13 +72,13 @@ def test_a_sandbox_deleted_mid_step_is_replaced(make, server, sleepy):
     obs, rewards, terms, truncs, infos = venv.step_wait()
     assert restarted(infos, 4) == [2, 3]
     now = venv.group.sandbox_ids()
-    assert now[0] == sids[0] and now[1] != sids[1] and sids[1] not in server.sandboxes()
+    assert now[0] == sids[0] and now[1] != sids[1] and sids[1] not in remote_server.sandboxes()
 
 
-def test_a_dropped_connection_is_reopened_and_the_envs_rebuilt_in_their_sandboxes(make, server, sleepy):
+def test_a_dropped_connection_is_reopened_and_the_envs_rebuilt_in_their_sandboxes(make_remote, remote_server, sleepy):
     # More workers than the engine's restart budget per worker and call: a dropped connection takes
     # every worker at once, and each must still be rebuilt.
-    venv = make(sleepy, 6, num_workers=5)
+    venv = make_remote(sleepy, 6, num_workers=5)
     venv.reset(seed=0)
     sids = venv.group.sandbox_ids()
     drop_connection(venv)
@@ -88,23 +86,23 @@ def test_a_dropped_connection_is_reopened_and_the_envs_rebuilt_in_their_sandboxe
     assert restarted(infos, 6) == [0, 1, 2, 3, 4, 5]
     assert venv.group.sandbox_ids() == sids
     assert step_all(venv, FAST)[0][:, 0].tolist() == [1.0] * 6
-    assert settle(lambda: len(worker_pids(server.runtime_dir)) == 5)  # the old workers ended with the connection
+    assert settle(lambda: len(worker_pids(remote_server.runtime_dir)) == 5)  # the old workers ended with the connection
 
 
-def test_sandboxes_reaped_by_their_ttl_are_replaced(make, server, sleepy):
-    venv = make(sleepy, 4, num_workers=2, ttl=1)
+def test_sandboxes_reaped_by_their_ttl_are_replaced(make_remote, remote_server, sleepy):
+    venv = make_remote(sleepy, 4, num_workers=2, ttl=1)
     venv.reset(seed=0)
     sids = venv.group.sandbox_ids()
     drop_connection(venv)  # an open channel holds its sandbox; once dropped, the TTL counts
-    assert settle(lambda: not set(sids) & set(server.sandboxes()), timeout=60)
+    assert settle(lambda: not set(sids) & set(remote_server.sandboxes()), timeout=60)
     obs, rewards, terms, truncs, infos = step_all(venv, FAST)
     assert restarted(infos, 4) == [0, 1, 2, 3]
     assert not set(venv.group.sandbox_ids()) & set(sids)
 
 
-def test_a_restarted_server_gets_new_sandboxes_and_the_envs_are_rebuilt(own_server, make, sleepy):
+def test_a_restarted_server_gets_new_sandboxes_and_the_envs_are_rebuilt(own_server, make_remote, sleepy):
     srv = own_server()
-    venv = make(sleepy, 4, srv=srv, num_workers=2)
+    venv = make_remote(sleepy, 4, srv=srv, num_workers=2)
     venv.reset(seed=0)
     sids = venv.group.sandbox_ids()
     srv.stop(signal.SIGKILL)  # its sandboxes die with it (their lifeline closes)
@@ -117,9 +115,9 @@ def test_a_restarted_server_gets_new_sandboxes_and_the_envs_are_rebuilt(own_serv
     assert srv.sandboxes() == []
 
 
-def test_a_server_gone_for_good_is_a_clear_error(own_server, make, sleepy):
+def test_a_server_gone_for_good_is_a_clear_error(own_server, make_remote, sleepy):
     srv = own_server()
-    venv = make(sleepy, 2, srv=srv, num_workers=1, reconnect_timeout=1.0)
+    venv = make_remote(sleepy, 2, srv=srv, num_workers=1, reconnect_timeout=1.0)
     venv.reset(seed=0)
     srv.stop(signal.SIGKILL)
     with pytest.raises(RemoteBackendError, match="unreachable"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.conftest import PYTHON
+from tests.support.paths import PYTHON
 
 
 def rock_envs(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from sandbox_helpers import Server
 from typer.testing import CliRunner
 
 from rock_envs.cli import sandbox as sandbox_cli
 from rock_envs.cli import serve as serve_cli
+from tests.support.server import ServerProcess
 
 runner = CliRunner()
 
 
-def test_sandbox_commands_end_to_end(server: Server, tmp_path: Path) -> None:
+def test_sandbox_commands_end_to_end(server: ServerProcess, tmp_path: Path) -> None:
     opts = ["--url", server.url, "--token", server.token]
     created = runner.invoke(sandbox_cli.app, ["create", *opts, "--ttl", "120"])
     assert created.exit_code == 0, created.output

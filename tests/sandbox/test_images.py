@@ -14,16 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.docker_support import unavailable
+
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]  # a cold build takes minutes
-
-REQUIRE = os.environ.get("ROCK_ENVS_REQUIRE_DOCKER") == "1"
-
-
-def _unavailable(why: str):
-    # CI sets ROCK_ENVS_REQUIRE_DOCKER=1: there a missing engine is a failure, not a skip.
-    if REQUIRE:
-        pytest.fail(f"ROCK_ENVS_REQUIRE_DOCKER=1 but {why}", pytrace=False)
-    pytest.skip(f"DOCKER TESTS SKIPPED: {why}")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +27,7 @@ def client():
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as e:
-        _unavailable(
+        unavailable(
             f"no Docker engine answers ({type(e).__name__}: {e}); start one as root with scripts/docker-engine.sh"
         )
     yield client
@@ -57,7 +50,7 @@ def image(client) -> str:
     try:
         return build_image()
     except ImageBuildError as e:
-        _unavailable(f"no test image: ROCK_ENVS_TEST_IMAGE is unset and building failed: {e}")
+        unavailable(f"no test image: ROCK_ENVS_TEST_IMAGE is unset and building failed: {e}")
 
 
 def test_image_runs_offline_with_the_project_installed(client, image):
@@ -95,7 +88,7 @@ def test_second_build_reuses_the_cached_image(client, image, monkeypatch, tmp_pa
     try:  # usually cached already; a build here must work offline from the wheel caches
         first = images.build_image(**kwargs)
     except images.ImageBuildError as e:
-        _unavailable(
+        unavailable(
             f"cannot build offline here ({e}); warm the caches outside the namespace "
             "with python -m rock_envs.sandbox.images"
         )

@@ -1,8 +1,8 @@
 """What every docker test needs: an engine (or one loud skip), the test image, and a leak check.
 
-Imported by the docker, sandbox and vector conftests. Without a reachable engine, docker tests skip
-with one line saying why, unless ``ROCK_ENVS_REQUIRE_DOCKER=1`` (CI), where they fail instead.
-The image is ``$ROCK_ENVS_TEST_IMAGE`` when set (``./run test`` builds it), else built once here.
+Without a reachable engine, docker tests skip with one line saying why (tests/conftest.py prints
+those lines at the end of the run), unless ``ROCK_ENVS_REQUIRE_DOCKER=1`` (CI), where they fail
+instead. The image is ``$ROCK_ENVS_TEST_IMAGE`` when set (``./run test`` builds it), else built once here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SANDBOX_LABEL = "rock-envs.sandbox"
 
 
 @functools.cache
-def _engine_problem() -> str | None:
+def engine_problem() -> str | None:
     try:
         import docker
     except ImportError:
@@ -32,25 +32,22 @@ def _engine_problem() -> str | None:
     return None
 
 
-def _unavailable(why: str) -> None:
+SKIPPED: set[str] = set()
+"""Why docker tests skipped; tests/conftest.py prints it once at the end of the run."""
+
+
+def unavailable(why: str) -> None:
+    """Skip this docker test saying `why` (announced at the end of the run); fail it under REQUIRE."""
     if REQUIRE:
         pytest.fail(f"ROCK_ENVS_REQUIRE_DOCKER=1 but {why}", pytrace=False)
-    _announce(why)
+    SKIPPED.add(why)
     pytest.skip(f"docker: {why}")
 
 
-SKIPPED: set[str] = set()
-"""Why docker tests skipped; tests/docker/conftest.py prints it once at the end of the run."""
-
-
-def _announce(why: str) -> None:
-    SKIPPED.add(why)
-
-
 def require_engine() -> None:
-    why = _engine_problem()
+    why = engine_problem()
     if why:
-        _unavailable(why)
+        unavailable(why)
 
 
 @functools.cache
@@ -71,7 +68,7 @@ def test_image() -> str:
     require_engine()
     tag, why = _image()
     if tag is None:
-        _unavailable(str(why))
+        unavailable(str(why))
     assert tag is not None
     return tag
 
@@ -100,3 +97,8 @@ def containers(**labels: str) -> list[Container]:
         return [Container(c["Id"], (c.get("Names") or ["?"])[0].lstrip("/"), c.get("Labels") or {}) for c in found]
     finally:
         client.close()
+
+
+def own_containers() -> list[Container]:
+    """Containers owned by this test process (embedded managers label them with our pid)."""
+    return [c for c in containers() if c.labels.get("rock-envs.manager", "").startswith(f"{os.getpid()}:")]

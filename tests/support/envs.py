@@ -1,15 +1,27 @@
-"""Test envs for the vector suite, pickled by value (see conftest) so workers need not import tests."""
+"""The env ids and actions tests step, and small test envs.
+
+The test envs are pickled by value (registered at the end of this module), so workers in other
+processes, containers and sandboxes need not import the tests.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
+import cloudpickle
 import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+SOKOBAN = "game:Sokoban-v0-easy"
+GUESS = "game:GuessTheNumber-v0-easy"
+CARTPOLE = "CartPole-v1"
+MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
+
+# ProbeEnv's actions.
 NORMAL, SLOW, RAISE, TERMINATE = 0, 1, 2, 3
 
 
@@ -53,8 +65,21 @@ class ProbeEnv(gymnasium.Env):
         return self._obs(), 1.0, action == TERMINATE, False, {"steps": self.steps}
 
 
-# The env ids and actions the vector suite steps.
-SOKOBAN = "game:Sokoban-v0-easy"
-GUESS = "game:GuessTheNumber-v0-easy"
-CARTPOLE = "CartPole-v1"
-MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
+class SleepEnv(gymnasium.Env):
+    """Its action is how long a step sleeps (so a kill lands mid-step); obs = [steps], or [seed] after reset."""
+
+    observation_space = spaces.Box(0.0, 1e9, (1,), np.float64)
+    action_space = spaces.Box(0.0, 60.0, (), np.float64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([float(seed or 0)]), {}
+
+    def step(self, action: Any):
+        time.sleep(float(action))
+        self.t += 1
+        return np.array([float(self.t)]), 1.0, False, False, {}
+
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -1,4 +1,4 @@
-"""Helpers for the sandbox tests: a real server process, short temp dirs, agent process census."""
+"""A real sandbox server process on 127.0.0.1, free ports, and the sandbox runtimes under test."""
 
 from __future__ import annotations
 
@@ -6,25 +6,17 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
-PYTHON = sys.executable
+from tests.support.paths import PYTHON, short_tmp
+
 RUNTIMES = [r for r in os.environ.get("ROCK_ENVS_SANDBOX_RUNTIMES", "process,docker").split(",") if r]
-MODES = ["embedded", "server"]
-AGENT_MARK = "rock_envs.sandbox.agent"
-# Inherited by every server, zygote and agent this test session starts, so the census below counts
-# only ours, not those of another suite running on the same machine at the same time.
-SESSION_MARK = "ROCK_ENVS_TEST_SESSION=" + os.environ.setdefault("ROCK_ENVS_TEST_SESSION", os.urandom(8).hex())
-
-
-def short_tmp(prefix: str = "re-") -> str:
-    """Short on purpose: unix socket paths must stay under 108 bytes."""
-    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+"""The sandbox runtimes under test (``ROCK_ENVS_SANDBOX_RUNTIMES`` narrows them)."""
+SERVE_RUNTIMES = ["--runtime", "docker"] if "docker" in RUNTIMES else []
+"""The server arguments that offer every runtime under test (the process runtime is always offered)."""
 
 
 def free_port() -> int:
@@ -33,76 +25,64 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def agent_pids() -> set[int]:
-    """Every process started from the agent package (zygotes, launchers, pid-1 inits, agents)."""
-    found = set()
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as fh:
-                    if AGENT_MARK.encode() not in fh.read():
-                        continue
-                with open(f"/proc/{name}/environ", "rb") as fh:
-                    if SESSION_MARK.encode() in fh.read().split(b"\0"):
-                        found.add(int(name))
-            except OSError:
-                pass
-    return found - {os.getpid()}
-
-
 @dataclass
-class Server:
-    url: str
-    token: str
-    runtime_dir: str
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-    log: str = ""
+class ServerProcess:
+    """``python -m rock_envs.sandbox.server`` on 127.0.0.1 at a free port, with its own token and a
+    short runtime dir; its stderr goes to ``<runtime_dir>/server.log`` (a file, not a pipe nobody
+    reads, which could fill and block it). ``args`` go on its command line (``--runtime docker``,
+    caps, extra tokens). ``stop`` and then ``start`` again restarts it on the same port, token and dir.
+    """
 
-    def start(self) -> None:
-        cmd = [
-            PYTHON,
-            "-m",
-            "rock_envs.sandbox.server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--token",
-            self.token,
-            "--runtime-dir",
-            self.runtime_dir,
-        ]
-        if "docker" in RUNTIMES:
-            cmd += ["--runtime", "docker"]
-        self.log = os.path.join(self.runtime_dir, "server.log")
-        with open(self.log, "ab") as log:  # a file, not a pipe nobody reads (which could fill and block it)
+    args: list[str] = field(default_factory=list)
+    runtime_dir: str = field(default_factory=short_tmp)
+    port: int = field(default_factory=free_port)
+    token: str = field(default_factory=lambda: "test-token-" + os.urandom(8).hex())
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.runtime_dir, "server.log")
+
+    def start(self) -> ServerProcess:
+        cmd = [PYTHON, "-m", "rock_envs.sandbox.server", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--token", self.token, "--runtime-dir", self.runtime_dir, *self.args]
+        with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 with open(self.log) as fh:
-                    raise RuntimeError(f"server exited: {fh.read()[-3000:]}")
+                    raise RuntimeError(
+                        f"the server exited with {self.proc.returncode} ({self.log}): {fh.read()[-3000:]}"
+                    )
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
+                    return self
             except httpx.TransportError:
                 time.sleep(0.05)
-        raise RuntimeError("server did not come up within 60 s")
+        raise RuntimeError(f"the server did not come up within 60 s; see {self.log}")
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Send `sig` (SIGKILL: a crash) and wait for the process to end."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)
         self.proc = None
 
     def pid(self) -> int:
-        assert self.proc is not None
+        assert self.proc is not None, "the server is not running"
         return self.proc.pid
 
-
-def start_server(runtime_dir: str | None = None) -> Server:
-    port = free_port()
-    server = Server(f"http://127.0.0.1:{port}", "test-token-" + os.urandom(8).hex(), runtime_dir or short_tmp(), port)
-    server.start()
-    return server
+    def sandboxes(self) -> list[str]:
+        """The ids of the sandboxes this server holds now."""
+        response = httpx.get(self.url + "/sandboxes", headers=self.headers, timeout=30)
+        response.raise_for_status()
+        return [s["id"] for s in response.json()["sandboxes"]]

@@ -1,15 +1,13 @@
-"""Helpers the agentic tests share: run a command in a sandbox while answering its chat calls."""
+"""Agents for the model-service tests: a script written into a sandbox, run while its chat calls are answered."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Awaitable, Callable
 
 from rock_envs.sandbox import CommandResult, Sandbox
 from rock_envs.sandbox.model_service import ModelCall
-
-PYTHON = sys.executable
+from tests.support.paths import PYTHON
 
 Answer = Callable[[ModelCall], Awaitable[None]]
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
-from pathlib import Path
 
-import docker_support
 import pytest
-from sandbox_helpers import Server
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "agentic_loop.py"
+from tests.support import docker_support
+from tests.support.paths import EXAMPLES, PYTHON
+from tests.support.server import ServerProcess
+
+EXAMPLE = EXAMPLES / "agentic_loop.py"
 
 
 def run_example(*args: str) -> str:
     out = subprocess.run(
-        [sys.executable, str(EXAMPLE), *args],
+        [PYTHON, str(EXAMPLE), *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -32,7 +31,7 @@ def test_eight_process_sandboxes_embedded() -> None:
     check(run_example("--n", "8"), 8)
 
 
-def test_eight_process_sandboxes_through_a_server(server: Server) -> None:
+def test_eight_process_sandboxes_through_a_server(server: ServerProcess) -> None:
     check(run_example("--n", "8", "--base-url", server.url, "--token", server.token), 8)
 
 
@@ -40,11 +39,9 @@ def test_eight_process_sandboxes_through_a_server(server: Server) -> None:
 def test_two_docker_sandboxes(embedded_dir: str) -> None:
     image = docker_support.test_image()
     if not _image_has_openai(image):
-        why = f"image {image} has no `openai` package (put openai in an extra the image is built with)"
-        if docker_support.REQUIRE:
-            pytest.fail(f"ROCK_ENVS_REQUIRE_DOCKER=1 but {why}", pytrace=False)
-        docker_support.SKIPPED.add(why)
-        pytest.skip(f"docker: {why}")
+        docker_support.unavailable(
+            f"image {image} has no `openai` package (put openai in an extra the image is built with)"
+        )
     check(run_example("--n", "2", "--runtime", "docker", "--image", image), 2)
 
 

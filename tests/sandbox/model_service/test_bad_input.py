@@ -7,11 +7,12 @@ import json
 
 import httpx
 import pytest
-from agentic_helpers import run_with_answers, script
 
 from rock_envs.sandbox import InvalidRequestError, Sandbox, SandboxConfig, SandboxNotFoundError
 from rock_envs.sandbox.errors import CallNotFoundError
 from rock_envs.sandbox.model_service import ModelService
+from tests.sandbox.model_service.agents import run_with_answers, script
+from tests.support.paths import PYTHON
 
 pytestmark = pytest.mark.anyio
 
@@ -150,7 +151,7 @@ async def test_a_removed_sandbox_fails_fast_and_keeps_its_trajectory(make_config
     sb = await Sandbox(make_config()).start()
     service, sid = sb.model_service, sb.id
     agent = "import openai; openai.OpenAI(max_retries=0).chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'q'}])"
-    await sb.run_job(f'{_python()} -c "{agent}"')
+    await sb.run_job(f'{PYTHON} -c "{agent}"')
     (call,) = await service.next_calls(timeout=30)
     if mode == "server":
         key = (await sb.arun("printenv OPENAI_API_KEY")).output.strip()
@@ -173,16 +174,10 @@ async def test_a_removed_sandbox_fails_fast_and_keeps_its_trajectory(make_config
     await service.aclose()
 
 
-def _python() -> str:
-    import sys
-
-    return sys.executable
-
-
 async def test_trainer_mistakes_are_clear(make_config) -> None:  # type: ignore[no-untyped-def]
     async with Sandbox(make_config()) as sb:
         agent = "import openai; print(openai.OpenAI(max_retries=0).chat.completions.create(model='m', messages=[{'role': 'user', 'content': 'q'}]).choices[0].message.content)"
-        job = await sb.run_job(f'{_python()} -c "{agent}"')
+        job = await sb.run_job(f'{PYTHON} -c "{agent}"')
         (call,) = await sb.model_service.next_calls(timeout=30)
         with pytest.raises(InvalidRequestError, match="non-empty `choices`"):
             await call.respond({"not": "a completion"})

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from agentic_helpers import run_with_answers, script
 
 from rock_envs.sandbox import Sandbox
+from tests.sandbox.model_service.agents import run_with_answers, script
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -48,8 +49,6 @@ async def test_openai_client_through_the_proxy(make_config, upstream) -> None:  
 
 
 async def test_an_unreachable_upstream_is_a_502(make_config) -> None:  # type: ignore[no-untyped-def]
-    from sandbox_helpers import free_port
-
     agent = """
 import openai
 try:

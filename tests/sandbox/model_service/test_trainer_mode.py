@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from agentic_helpers import run_with_answers, script
 
 from rock_envs.sandbox import Sandbox
 from rock_envs.sandbox.model_service import ModelCall
+from tests.sandbox.model_service.agents import run_with_answers, script
 
 pytestmark = pytest.mark.anyio
 

@@ -6,32 +6,25 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import textwrap
-import time
+from typing import Callable
 
 import docker
-import docker_support
+import httpx
 import pytest
 
 from rock_envs.sandbox import Sandbox, SandboxConfig, SyncSandbox
+from tests.support import docker_support
+from tests.support.paths import PYTHON, short_tmp
+from tests.support.processes import settle
+from tests.support.server import ServerProcess
 
-pytestmark = pytest.mark.anyio
-PYTHON = sys.executable
+pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 
 
-def _short_dir() -> str:
-    return tempfile.mkdtemp(prefix="rd-", dir="/tmp")
-
-
-def _wait_until(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
+def _wait_until(check: Callable[[], object]) -> bool:
+    """Docker takes a while to remove a container: poll for a minute, gently."""
+    return settle(check, timeout=60, interval=0.2)
 
 
 def _owner(runtime_dir: str) -> str:
@@ -43,7 +36,7 @@ async def test_container_is_limited_labelled_and_unprivileged(image: str) -> Non
     config = SandboxConfig(
         runtime="docker",
         image=image,
-        runtime_dir=_short_dir(),
+        runtime_dir=short_tmp(),
         cpus=0.5,
         memory="256m",
         pids_limit=100,
@@ -70,7 +63,7 @@ async def test_container_is_limited_labelled_and_unprivileged(image: str) -> Non
 
 
 async def test_a_container_is_removed_after_its_ttl(image: str) -> None:
-    sb = Sandbox(SandboxConfig(runtime="docker", image=image, runtime_dir=_short_dir(), ttl=1))
+    sb = Sandbox(SandboxConfig(runtime="docker", image=image, runtime_dir=short_tmp(), ttl=1))
     await sb.start()
     try:
         assert docker_support.containers(**{"rock-envs.sandbox": sb.id})
@@ -87,7 +80,7 @@ async def test_a_container_is_removed_after_its_ttl(image: str) -> None:
 
 
 def test_sync_context_exit_removes_the_container(image: str) -> None:
-    with SyncSandbox(SandboxConfig(runtime="docker", image=image, runtime_dir=_short_dir())) as sb:
+    with SyncSandbox(SandboxConfig(runtime="docker", image=image, runtime_dir=short_tmp())) as sb:
         assert sb.run("echo hi").output == "hi\n"
         assert len(docker_support.containers(**{"rock-envs.sandbox": sb.id})) == 1
     assert docker_support.containers(**{"rock-envs.sandbox": sb.id}) == []
@@ -98,7 +91,7 @@ def test_a_missing_image_is_a_clear_error(image: str) -> None:
 
     with pytest.raises(SandboxStartError, match="rock-envs image build"):
         with SyncSandbox(
-            SandboxConfig(runtime="docker", image="rock-envs-test:no-such-image", runtime_dir=_short_dir())
+            SandboxConfig(runtime="docker", image="rock-envs-test:no-such-image", runtime_dir=short_tmp())
         ):
             pass
 
@@ -115,7 +108,7 @@ OWNER = textwrap.dedent("""
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_containers_die_with_their_owner(image: str, sig: int) -> None:
-    runtime_dir = _short_dir()
+    runtime_dir = short_tmp()
     proc = subprocess.Popen([PYTHON, "-c", OWNER, image, runtime_dir], stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
@@ -130,73 +123,18 @@ def test_containers_die_with_their_owner(image: str, sig: int) -> None:
     assert _wait_until(lambda: not docker_support.containers(**{"rock-envs.owner": owner}))
 
 
-class _Server:
-    """``python -m rock_envs.sandbox.server --runtime docker`` on 127.0.0.1, restartable on the same runtime dir."""
-
-    def __init__(self) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url, self.token, self.runtime_dir = (
-            f"http://127.0.0.1:{self.port}",
-            "t-" + os.urandom(8).hex(),
-            _short_dir(),
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        import httpx
-
-        self.proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "rock_envs.sandbox.server",
-                "--port",
-                str(self.port),
-                "--token",
-                self.token,
-                "--runtime-dir",
-                self.runtime_dir,
-                "--runtime",
-                "docker",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-
-        def up() -> bool:
-            try:
-                return httpx.get(self.url + "/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        assert _wait_until(up), "the server did not come up"
-
-    def kill(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=60)
-
-    def create(self, image: str) -> str:
-        import httpx
-
-        r = httpx.post(
-            self.url + "/sandboxes",
-            json={"runtime": "docker", "image": image},
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=120,
-        )
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
+def _create(server: ServerProcess, image: str) -> str:
+    r = httpx.post(
+        server.url + "/sandboxes", json={"runtime": "docker", "image": image}, headers=server.headers, timeout=120
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def test_a_restarted_server_removes_what_a_killed_one_left(image: str) -> None:
-    server = _Server()
-    server.start()
+    server = ServerProcess(["--runtime", "docker"]).start()
     try:
-        server.create(image), server.create(image)
+        _create(server, image), _create(server, image)
         owner = _owner(server.runtime_dir)
         assert len(docker_support.containers(**{"rock-envs.owner": owner})) == 2
         # A container whose agent never got its lifeline would outlive a SIGKILLed server on its own:
@@ -217,9 +155,9 @@ def test_a_restarted_server_removes_what_a_killed_one_left(image: str) -> None:
             },
         )
         client.close()
-        server.kill(signal.SIGKILL)
+        server.stop(signal.SIGKILL)
         server.start()  # the same runtime dir, so the same owner
-        fresh = server.create(image)
+        fresh = _create(server, image)
 
         def others() -> list[object]:
             return [
@@ -231,5 +169,5 @@ def test_a_restarted_server_removes_what_a_killed_one_left(image: str) -> None:
         assert _wait_until(lambda: not others())
         assert len(docker_support.containers(**{"rock-envs.owner": owner})) == 1
     finally:
-        server.kill(signal.SIGTERM)
+        server.stop(signal.SIGTERM)
     assert _wait_until(lambda: not docker_support.containers(**{"rock-envs.owner": owner}))

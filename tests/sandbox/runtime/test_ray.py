@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 
 import pytest
+
+from tests.support.paths import short_tmp
+from tests.support.processes import settle
 
 pytestmark = pytest.mark.ray
 
@@ -18,7 +20,7 @@ def test_sandbox_started_through_a_ray_actor_runs_commands(ray_cluster):
     from rock_envs.sandbox.runtime.ray import RayPlacedRuntime
 
     async def scenario():
-        runtime_dir = tempfile.mkdtemp(prefix="rk-ray-")  # short: unix socket paths have a length limit
+        runtime_dir = short_tmp("rk-ray-")
         manager = SandboxManager(runtime_dir=runtime_dir)
         runtime = RayPlacedRuntime(inner="process")
         manager.runtimes["process"] = runtime  # this manager's process sandboxes go through Ray
@@ -49,26 +51,19 @@ def test_sandbox_config_placement_ray_goes_through_an_actor_on_a_node(ray_cluste
     """The public way: `SandboxConfig(placement="ray")`; the manager builds the Ray-placed runtime."""
     from rock_envs.sandbox import SandboxConfig, SyncSandbox
 
-    runtime_dir = tempfile.mkdtemp(prefix="rk-rayc-")
+    runtime_dir = short_tmp("rk-rayc-")
     try:
         config = SandboxConfig(placement="ray", cpus=1, memory="256m", runtime_dir=runtime_dir)
         total = ray_cluster.cluster_resources()["CPU"]
-        assert _wait_for(lambda: ray_cluster.available_resources().get("CPU", 0) == total)  # earlier actors gone
+
+        def every_cpu_free() -> bool:
+            return bool(ray_cluster.available_resources().get("CPU", 0) == total)
+
+        assert settle(every_cpu_free, timeout=10)  # earlier actors gone
         with SyncSandbox(config) as sb:
             assert sb.run("echo placed").output.strip() == "placed"
             assert ray_cluster.available_resources().get("CPU", 0) == total - 1  # Ray holds its CPU
         # The actor's CPU comes back once the sandbox is gone.
-        assert _wait_for(lambda: ray_cluster.available_resources().get("CPU", 0) == total)
+        assert settle(every_cpu_free, timeout=10)
     finally:
         shutil.rmtree(runtime_dir, ignore_errors=True)
-
-
-def _wait_for(condition, seconds: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()

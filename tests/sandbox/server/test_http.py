@@ -7,11 +7,12 @@ from typing import Iterator
 
 import httpx
 import pytest
-from sandbox_helpers import Server
+
+from tests.support.server import ServerProcess
 
 
 @pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60) as c:
         yield c
 
@@ -24,7 +25,7 @@ def sid(client: httpx.Client) -> Iterator[str]:
     client.delete(f"/sandboxes/{created.json()['id']}")
 
 
-def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
+def test_health_needs_no_token_and_everything_else_does(server: ServerProcess) -> None:
     assert httpx.get(server.url + "/health").json()["ok"] is True
     for method, path in [
         ("GET", "/sandboxes"),
@@ -40,7 +41,7 @@ def test_health_needs_no_token_and_everything_else_does(server: Server) -> None:
             assert response.json()["error"]["type"] == "AuthenticationError"
 
 
-def test_openapi_schema_is_served(server: Server) -> None:
+def test_openapi_schema_is_served(server: ServerProcess) -> None:
     schema = httpx.get(server.url + "/openapi.json").json()
     assert "/sandboxes/{sid}/commands" in schema["paths"]
     assert "CommandResult" in schema["components"]["schemas"]
@@ -127,7 +128,7 @@ def test_a_tar_escaping_its_directory_is_refused(client: httpx.Client, sid: str,
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_errors(server: Server) -> None:
+def test_schemathesis_finds_no_server_errors(server: ServerProcess) -> None:
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import Server
 
 from rock_envs.sandbox import SandboxConfig, SyncSandbox
+from tests.support.server import ServerProcess
 
 MB = 1 << 20
 
@@ -52,7 +52,7 @@ def round_trip(sb: SyncSandbox, tmp_path: Path, size_mb: int) -> None:
 
 
 @pytest.mark.slow
-def test_the_servers_peak_memory_does_not_grow_with_the_file_size(server: Server, tmp_path: Path) -> None:
+def test_the_servers_peak_memory_does_not_grow_with_the_file_size(server: ServerProcess, tmp_path: Path) -> None:
     """A 50 MB round trip sets the server's working set (whatever the machine's load makes of its
     buffers); a 200 MB one after it must not raise the peak by anything like the 150 MB more it carries.
     A server that held a whole file would grow by at least that; one that streams grows by its buffers."""
