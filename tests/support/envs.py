@@ -1,4 +1,4 @@
-"""The env ids and actions tests step, and small test envs.
+"""The env ids and actions tests step, an answer to each code task, and small test envs.
 
 The test envs are pickled by value (registered at the end of this module), so workers in other
 processes, containers and sandboxes need not import the tests.
@@ -20,6 +20,15 @@ SOKOBAN = "game:Sokoban-v0-easy"
 GUESS = "game:GuessTheNumber-v0-easy"
 CARTPOLE = "CartPole-v1"
 MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
+
+# A right answer to each task of `code:RockTasks-v0` (rock_envs/tasks/code_tasks.py).
+CODE_SOLUTIONS = {
+    "add": "def add(a, b):\n    return a + b\n",
+    "reverse_words": "def reverse_words(s):\n    return ' '.join(reversed(s.split()))\n",
+    "fizzbuzz": "def fizzbuzz(n):\n    return ['FizzBuzz' if i % 15 == 0 else 'Fizz' if i % 3 == 0 else 'Buzz' if i % 5 == 0 else str(i) for i in range(1, n + 1)]\n",
+    "is_palindrome": "def is_palindrome(s):\n    t = [c.lower() for c in s if c.isalnum()]\n    return t == t[::-1]\n",
+    "running_sum": "def running_sum(xs):\n    out, total = [], 0\n    for x in xs:\n        total += x\n        out.append(total)\n    return out\n",
+}
 
 # ProbeEnv's actions.
 NORMAL, SLOW, RAISE, TERMINATE = 0, 1, 2, 3
