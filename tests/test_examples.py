@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
+from tests.support.paths import PYTHON, ROOT
 
 
 def test_quickstart_script_runs():

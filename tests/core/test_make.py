@@ -9,9 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import rock_envs
 from rock_envs.core.spaces import AnyText
-
-SOKOBAN = "game:Sokoban-v0-easy"
-MOVES = ["\\boxed{up}", "\\boxed{left}", "\\boxed{down}", "\\boxed{right}"]
+from tests.support.envs import MOVES, SOKOBAN
 
 
 def test_cartpole_through_rock_envs_passes_gymnasiums_checker():

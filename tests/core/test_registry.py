@@ -9,7 +9,7 @@ import pytest
 
 import rock_envs
 import rock_envs.registry as registry
-from tests.conftest import PYTHON
+from tests.support.paths import PYTHON
 
 
 def test_runtime_registration_with_spec_defaults(runtime_ids):

@@ -16,9 +16,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import rock_envs
-from tests.conftest import PYTHON, ROOT
-
-SOKOBAN = "game:Sokoban-v0-easy"
+from tests.support.envs import SOKOBAN
+from tests.support.paths import PYTHON, ROOT
 
 
 def run_example(name: str, *args: str, timeout: float = 600) -> str:

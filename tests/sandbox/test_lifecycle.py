@@ -6,14 +6,15 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 
 import httpx
 import pytest
-from sandbox_helpers import agent_pids, short_tmp, start_server
 
 from rock_envs.sandbox import Sandbox, SandboxClosedError, SandboxConfig, SandboxNotFoundError, SyncSandbox
+from tests.support.paths import PYTHON, short_tmp
+from tests.support.processes import agent_pids, settle
+from tests.support.server import SERVE_RUNTIMES, ServerProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +47,8 @@ async def test_a_busy_sandbox_is_not_reaped(config: SandboxConfig) -> None:
         assert (await sb.arun("echo still")).output == "still\n"
 
 
-async def test_list_status_and_unknown_ids(server: object) -> None:
-    url, token = server.url, server.token  # type: ignore[attr-defined]
+async def test_list_status_and_unknown_ids(server: ServerProcess) -> None:
+    url, token = server.url, server.token
     config = SandboxConfig(base_url=url, token=token, labels={"team": "t1"})
     async with Sandbox(config) as sb:
         headers = {"Authorization": f"Bearer {token}"}
@@ -73,28 +74,24 @@ def test_sync_twin(config: SandboxConfig) -> None:
 
 
 def test_server_killed_with_sigkill_leaves_nothing_after_restart() -> None:
-    runtime_dir = short_tmp()
     before = agent_pids()
-    srv = start_server(runtime_dir)
+    srv = ServerProcess(SERVE_RUNTIMES).start()
     try:
         with SyncSandbox(SandboxConfig(base_url=srv.url, token=srv.token)) as sb:
             sb.run_job("sleep 600")
             sb.create_session("s")
             sb.run("sleep 500 &", session="s")
-            os.kill(srv.pid(), signal.SIGKILL)
-            srv.proc.wait()  # type: ignore[union-attr]
+            srv.stop(signal.SIGKILL)
             srv.start()  # the same runtime dir: the new server reaps what the old one left
-            assert httpx.get(srv.url + "/sandboxes", headers={"Authorization": f"Bearer {srv.token}"}).json() == {
-                "sandboxes": []
-            }
+            assert httpx.get(srv.url + "/sandboxes", headers=srv.headers).json() == {"sandboxes": []}
         leftover = agent_pids() - before - {srv.pid()}
         # the new server's own zygote is expected; no sandbox process of the first server may remain
         for pid in leftover:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
                 assert b"zygote" in fh.read(), f"leftover sandbox process {pid}"
-        assert os.listdir(os.path.join(runtime_dir, "state")) == []
+        assert os.listdir(os.path.join(srv.runtime_dir, "state")) == []
     finally:
-        srv.kill(signal.SIGTERM)
+        srv.stop()
 
 
 def test_embedded_owner_crash_takes_its_sandboxes_along() -> None:
@@ -108,14 +105,10 @@ def test_embedded_owner_crash_takes_its_sandboxes_along() -> None:
         os._exit(0)  # no cleanup at all
     """)
     before = agent_pids()
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     # the agents notice their owner's lifeline closed and exit, taking their namespaces along
-    import time
-
-    deadline = time.monotonic() + 10
-    while agent_pids() - before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    settle(lambda: not agent_pids() - before, timeout=10)
     assert agent_pids() - before == set()
 
     async def reap() -> int:

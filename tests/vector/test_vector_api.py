@@ -5,10 +5,10 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 import pytest
-from vector_helpers import CARTPOLE, GUESS, MOVES, SOKOBAN
 
 import rock_envs
 from rock_envs.core.spaces import AnyText
+from tests.support.envs import CARTPOLE, GUESS, MOVES, SOKOBAN
 
 
 def test_is_a_gymnasium_vector_env_with_batched_spaces(make):

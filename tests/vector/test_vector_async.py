@@ -8,9 +8,9 @@ import threading
 
 import numpy as np
 import pytest
-from vector_helpers import CARTPOLE, NORMAL, SLOW, SOKOBAN
 
 import rock_envs
+from tests.support.envs import CARTPOLE, NORMAL, SLOW, SOKOBAN
 
 
 def test_step_async_then_step_wait(make):

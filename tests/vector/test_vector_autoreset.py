@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from vector_helpers import CARTPOLE, GUESS
 
 import rock_envs
+from tests.support.envs import CARTPOLE, GUESS
 
 BAD = "oops"  # an invalid guess: GuessTheNumber ends the episode at once
 GOOD = "\\boxed{5}"

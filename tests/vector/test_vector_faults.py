@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 import pytest
-from vector_helpers import CARTPOLE, NORMAL, RAISE, SLOW, SOKOBAN
 
 import rock_envs
+from tests.support.envs import CARTPOLE, NORMAL, RAISE, SLOW, SOKOBAN
 
 
 def _kill(venv, w):
@@ -31,7 +31,7 @@ def test_an_env_raising_in_step_reports_it_is_reset_and_the_others_go_on(make, p
     assert infos["error"]["type"][1] == "RuntimeError"
     assert infos["error"]["message"][1] == "boom in step"
     # the remote traceback names the raising line; its source text only where the file exists (not in a container)
-    assert 'vector_helpers.py", line' in infos["error"]["traceback"][1]
+    assert 'support/envs.py", line' in infos["error"]["traceback"][1]
     assert list(truncs) == [False, True, False, False] and list(rewards) == [1.0, 0.0, 1.0, 1.0]
     np.testing.assert_array_equal(obs[[0, 2, 3], 0], [2, 2, 2])
     obs, rewards, *_ = venv.step([NORMAL] * 4)  # next step: env 1 is reset, the others go on
@@ -57,7 +57,7 @@ def test_on_error_raise_raises_remote_error_with_the_remote_traceback(make, prob
     with pytest.raises(rock_envs.RemoteError, match="RuntimeError in worker .*: boom in step") as caught:
         venv.step([NORMAL, RAISE, NORMAL, NORMAL])
     assert caught.value.type_name == "RuntimeError"
-    assert 'vector_helpers.py", line' in caught.value.remote_traceback
+    assert 'support/envs.py", line' in caught.value.remote_traceback
     if backend.name in ("docker", "remote"):
         return  # `fail_once` below marks a file in the host's tmp_path, which containers and sandboxes do not see
     with pytest.raises(rock_envs.RemoteError, match="ValueError in worker .*: boom in reset"):

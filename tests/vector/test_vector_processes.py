@@ -11,7 +11,8 @@ import time
 
 import psutil
 import pytest
-from vector_helpers import CARTPOLE, SOKOBAN
+
+from tests.support.envs import CARTPOLE, SOKOBAN
 
 
 def _gone(pids, within=5.0):

@@ -1,0 +1,35 @@
+"""Agents for the model-service tests: a script written into a sandbox, run while its chat calls are answered."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable
+
+from rock_envs.sandbox import CommandResult, Sandbox
+from rock_envs.sandbox.model_service import ModelCall
+from tests.support.paths import PYTHON
+
+Answer = Callable[[ModelCall], Awaitable[None]]
+
+
+async def run_with_answers(sb: Sandbox, cmd: str, answer: Answer | None, timeout: float = 120) -> CommandResult:
+    """Run ``cmd`` in ``sb`` while ``answer`` handles every call it makes to the chat API."""
+    run = asyncio.ensure_future(sb.arun(cmd, timeout=timeout))
+    if answer is None:
+        return await run
+
+    async def serve() -> None:
+        async for call in sb.model_service.calls():
+            await answer(call)
+
+    serving = asyncio.ensure_future(serve())
+    try:
+        return await run
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
+async def script(sb: Sandbox, name: str, text: str) -> str:
+    await sb.write_file(name, text)
+    return f"{PYTHON} {name}"

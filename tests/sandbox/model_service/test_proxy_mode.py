@@ -1,0 +1,62 @@
+"""Proxy mode: calls forwarded to an OpenAI-compatible upstream on 127.0.0.1, recorded with usage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rock_envs.sandbox import Sandbox
+from tests.sandbox.model_service.agents import run_with_answers, script
+from tests.support.server import free_port
+
+pytestmark = pytest.mark.anyio
+
+CLIENT = """
+import json, openai
+client = openai.OpenAI(max_retries=0)
+out = {}
+out["chat"] = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
+s = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "streamed"}], stream=True)
+out["stream"] = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+out["completion"] = client.completions.create(model="up", prompt="p").choices[0].text
+try:
+    client.chat.completions.create(model="fail", messages=[{"role": "user", "content": "x"}])
+except openai.BadRequestError as exc:
+    out["error"] = [exc.status_code, exc.body["message"]]
+print(json.dumps(out))
+"""
+
+
+async def test_openai_client_through_the_proxy(make_config, upstream) -> None:  # type: ignore[no-untyped-def]
+    spec = {"mode": "proxy", "upstream_url": upstream.url, "upstream_api_key": "sk-upstream"}
+    async with Sandbox(make_config(model_service=spec)) as sb:
+        result = await run_with_answers(sb, await script(sb, "agent.py", CLIENT), None)
+        assert result.exit_code == 0, result.stderr
+        out = json.loads(result.output)
+        assert out == {
+            "chat": "upstream: hi",
+            "stream": "upstream: streamed",
+            "completion": "upstream: p",
+            "error": [400, "upstream says no"],
+        }
+        assert {s["auth"] for s in upstream.seen} == {"Bearer sk-upstream"}  # the upstream key, never the sandbox's
+        records = await sb.model_service.trajectory()
+        assert [r.status for r in records] == ["answered", "answered", "answered", "error"]
+        assert records[1].response["choices"][0]["message"]["content"] == "upstream: streamed"  # type: ignore[index]
+        assert records[0].usage == records[1].usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        assert records[3].error["message"] == "upstream says no"  # type: ignore[index]
+
+
+async def test_an_unreachable_upstream_is_a_502(make_config) -> None:  # type: ignore[no-untyped-def]
+    agent = """
+import openai
+try:
+    openai.OpenAI(max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "?"}])
+except openai.APIStatusError as exc:
+    print(exc.status_code, exc.body["code"])
+"""
+    spec = {"mode": "proxy", "upstream_url": f"http://127.0.0.1:{free_port()}/v1"}
+    async with Sandbox(make_config(model_service=spec)) as sb:
+        result = await run_with_answers(sb, await script(sb, "a.py", agent), None)
+        assert result.output.split() == ["502", "upstream_unreachable"], result.stderr

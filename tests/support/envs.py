@@ -1,0 +1,94 @@
+"""The env ids and actions tests step, an answer to each code task, and small test envs.
+
+The test envs are pickled by value (registered at the end of this module), so workers in other
+processes, containers and sandboxes need not import the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import cloudpickle
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+SOKOBAN = "game:Sokoban-v0-easy"
+GUESS = "game:GuessTheNumber-v0-easy"
+CARTPOLE = "CartPole-v1"
+MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
+
+# A right answer to each task of `code:RockTasks-v0` (rock_envs/tasks/code_tasks.py).
+CODE_SOLUTIONS = {
+    "add": "def add(a, b):\n    return a + b\n",
+    "reverse_words": "def reverse_words(s):\n    return ' '.join(reversed(s.split()))\n",
+    "fizzbuzz": "def fizzbuzz(n):\n    return ['FizzBuzz' if i % 15 == 0 else 'Fizz' if i % 3 == 0 else 'Buzz' if i % 5 == 0 else str(i) for i in range(1, n + 1)]\n",
+    "is_palindrome": "def is_palindrome(s):\n    t = [c.lower() for c in s if c.isalnum()]\n    return t == t[::-1]\n",
+    "running_sum": "def running_sum(xs):\n    out, total = [], 0\n    for x in xs:\n        total += x\n        out.append(total)\n    return out\n",
+}
+
+# ProbeEnv's actions.
+NORMAL, SLOW, RAISE, TERMINATE = 0, 1, 2, 3
+
+
+class ProbeEnv(gymnasium.Env):
+    """obs = [steps in this episode, seed of the last seeded reset, pid of its process].
+
+    Actions: 0 steps normally, 1 sleeps `delay` seconds first, 2 raises in `step`, 3 terminates.
+    `reset(options={"fail_once": path})` raises once, in whichever env and process comes first.
+    """
+
+    def __init__(self, delay: float = 3.0):
+        self.delay = delay
+        self.observation_space = spaces.Box(-np.inf, np.inf, (3,), np.float64)
+        self.action_space = spaces.Discrete(4)
+        self.steps = 0
+        self.seed_used = -1
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.steps, self.seed_used, os.getpid()], dtype=np.float64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if options and options.get("fail_once"):
+            try:
+                os.close(os.open(options["fail_once"], os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                raise ValueError("boom in reset")
+        if seed is not None:
+            self.seed_used = seed
+        self.steps = 0
+        return self._obs(), {"where": "reset"}
+
+    def step(self, action: int):
+        if action == SLOW:
+            time.sleep(self.delay)
+        if action == RAISE:
+            raise RuntimeError("boom in step")
+        self.steps += 1
+        return self._obs(), 1.0, action == TERMINATE, False, {"steps": self.steps}
+
+
+class SleepEnv(gymnasium.Env):
+    """Its action is how long a step sleeps (so a kill lands mid-step); obs = [steps], or [seed] after reset."""
+
+    observation_space = spaces.Box(0.0, 1e9, (1,), np.float64)
+    action_space = spaces.Box(0.0, 60.0, (), np.float64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([float(seed or 0)]), {}
+
+    def step(self, action: Any):
+        time.sleep(float(action))
+        self.t += 1
+        return np.array([float(self.t)]), 1.0, False, False, {}
+
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
