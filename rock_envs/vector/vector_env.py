@@ -277,10 +277,19 @@ class RockVectorEnv(VectorEnv):
         if mask is None:
             return list(range(self.num_envs))
         mask = np.asarray(mask)
-        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+        fix = f"pass a bool array with one entry per env (True: reset it), shape ({self.num_envs},)"
+        if mask.dtype != np.bool_:
             raise EnvArgumentError(
-                f"`reset`: options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
-                f"got {mask.dtype} with shape {mask.shape}."
+                f"`reset`: `options['reset_mask']` must have `dtype=np.bool_`, got {mask.dtype}; {fix}."
+            )
+        if mask.shape != (self.num_envs,):
+            raise EnvArgumentError(
+                f"`reset`: `options['reset_mask']` must have shape `({self.num_envs},)`, got {mask.shape}; {fix}."
+            )
+        if not mask.any():
+            raise EnvArgumentError(
+                "`reset`: `options['reset_mask']` must contain a boolean array with at least one True value, "
+                f"got reset_mask={mask}; {fix}."
             )
         return [int(i) for i in np.flatnonzero(mask)]
 

@@ -325,8 +325,12 @@ def test_envs_with_different_spaces_are_refused(make):
 def test_bad_values_are_value_errors_and_a_single_action_a_type_error(make):
     venv = make("CartPole-v1", 3, autoreset_mode="disabled")
     venv.reset(seed=0)
-    with pytest.raises(ValueError, match=r"reset_mask"):
+    with pytest.raises(ValueError, match=r"`options\['reset_mask'\]` must have shape `\(3,\)`, got \(1,\)"):
         venv.reset(options={"reset_mask": np.array([True])})
+    with pytest.raises(ValueError, match="at least one True value"):
+        venv.reset(options={"reset_mask": np.zeros(3, bool)})
+    with pytest.raises(TypeError, match=r"must have `dtype=np.bool_`, got int64"):
+        venv.reset(options={"reset_mask": np.array([1, 1, 0])})
     with pytest.raises(ValueError, match="expected 3 actions"):
         venv.step([0, 1])
     with pytest.raises(TypeError, match="got a single int"):

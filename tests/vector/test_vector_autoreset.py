@@ -70,7 +70,7 @@ def test_disabled_mode_resets_only_the_masked_envs(make):
     single.step(BAD)
     assert obs2[1] == single.reset()[0]  # reset with no seed continues the env's own random stream
     assert list(infos["_suffix"]) == [False, True, False]
-    with pytest.raises(rock_envs.EnvArgumentError, match=r"must be a bool array of shape \(3,\)"):
+    with pytest.raises(rock_envs.EnvArgumentError, match=r"must have `dtype=np.bool_`, got int64; pass a bool array"):
         venv.reset(options={"reset_mask": [1, 0, 1]})
 
 
