@@ -36,7 +36,8 @@ SUITES = {
             "tests/test_vec_check_nan.py",
         ],
     ),
-    "gem": ("gem-llm", ["tests/test_env/test_game.py", "tests/test_env/test_fifteen.py"]),
+    # GEM's other env scripts need a network (datasets, search) or Python 3.12 syntax (test_fifteen)
+    "gem": ("gem-llm", ["tests/test_env/test_game.py"]),
 }
 
 
@@ -50,7 +51,7 @@ def _from_git(src: Path, ref: str, dest: Path, paths: list[str]) -> None:
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
-def _gymnasium_ref(src: Path, version: str) -> str:
+def _release_ref(src: Path, version: str) -> str:
     """The commit of the installed version: its tag, else the commit titled "Update to v<version>"."""
     git = _git(src)
     tags = subprocess.run([*git, "tag", "-l", f"v{version}"], capture_output=True, text=True).stdout.split()
@@ -93,7 +94,7 @@ def extract(suite: str, src: Path | None, dest: Path) -> list[str]:
         return paths
     if src is None:
         raise SystemExit(f"{suite}: pass --src, a git repository or mirror of {dist}")
-    ref = _gymnasium_ref(src, version) if suite == "gymnasium" else "HEAD"
+    ref = _release_ref(src, version)
     _from_git(src, ref, dest, ["tests"])
     os.chdir(dest)
     return paths

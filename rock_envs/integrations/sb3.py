@@ -58,7 +58,7 @@ class RockVecEnv(VecEnv):
 
     def reset(self) -> VecEnvObs:
         seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
-        options = next((o for o in self._options if o), None)
+        options = list(self._options) if any(self._options) else None  # one per env, as SB3 keeps them
         obs, infos = self.venv.reset(seed=seeds, options=options)
         self.reset_infos = [unbatch_info(infos, k) for k in range(self.num_envs)]
         self._reset_seeds()
@@ -66,7 +66,8 @@ class RockVecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self.venv.step_async(actions)
+        # SB3's own VecEnvs zip actions with envs, so extra actions are ignored there too
+        self.venv.step_async(actions[: self.num_envs] if len(actions) > self.num_envs else actions)
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, terms, truncs, infos = self.venv.step_wait()
@@ -108,7 +109,8 @@ class RockVecEnv(VecEnv):
         return list(self.venv.call("render"))
 
     def _get_indices(self, indices: VecEnvIndices) -> list[int]:
-        return list(super()._get_indices(indices))
+        """As a list, with negative indices counted from the end (SB3's VecEnvs index a list of envs)."""
+        return [i + self.num_envs if i < 0 else i for i in super()._get_indices(indices)]
 
 
 __all__ = ["RockVecEnv"]

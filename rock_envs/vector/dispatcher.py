@@ -11,6 +11,7 @@ did not answer and raises `WorkerTimeoutError`.
 from __future__ import annotations
 
 import enum
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -106,15 +107,18 @@ class Dispatcher:
         return pending
 
     def make(self, w: int, purpose: Purpose = Purpose.REPLY) -> Pending:
-        return self.submit(w, Make(self.blocks[w], self.factory_bytes, self.autoreset_mode, self.on_error), purpose)
+        request = Make(self.blocks[w], self.factory_bytes, self.autoreset_mode, self.on_error, list(sys.path))
+        return self.submit(w, request, purpose)
 
     def send_resets(
-        self, ids: list[int], seeds: list[int | None], options: dict[str, Any] | None, purpose: Purpose
+        self, ids: list[int], seeds: list[int | None], options: list[dict[str, Any] | None], purpose: Purpose
     ) -> None:
+        """Reset `ids`, env `ids[k]` with `seeds[k]` and `options[k]`."""
+        option_of = dict(zip(ids, options))
         for i, s in zip(ids, seeds):
             self.seeds[i] = s
         for w, part in self.by_worker(ids):
-            self.submit(w, Reset(part, [self.seeds[i] for i in part], [options] * len(part)), purpose, part)
+            self.submit(w, Reset(part, [self.seeds[i] for i in part], [option_of[i] for i in part]), purpose, part)
 
     def by_worker(self, ids: list[int]) -> list[tuple[int, list[int]]]:
         if len(ids) == self.num_envs and ids == list(range(self.num_envs)):

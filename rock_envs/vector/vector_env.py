@@ -99,8 +99,15 @@ class RockVectorEnv(VectorEnv):
 
     # ---- the Gymnasium API -------------------------------------------------------------------
 
-    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None):
-        """Reset every env (or those of `options["reset_mask"]`); an int `seed` seeds env i with seed + i."""
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None,
+    ):
+        """Reset every env (or those of `options["reset_mask"]`); an int `seed` seeds env i with seed + i.
+
+        `options` is one dict for every env, as in Gymnasium, or a list of one per env (None: none)."""
         self._require_idle("reset")
         ids = self._reset_ids(options)
         self._send_resets(ids, seed, options, Purpose.GATHER)
@@ -252,9 +259,17 @@ class RockVectorEnv(VectorEnv):
                 "send",
             )
 
-    def _send_resets(self, ids: list[int], seed: Any, options: dict[str, Any] | None, purpose: Purpose) -> None:
-        env_options = {k: v for k, v in (options or {}).items() if k != "reset_mask"} or None
-        self._d.send_resets(ids, self._seeds_for(ids, seed), env_options, purpose)
+    def _send_resets(self, ids: list[int], seed: Any, options: Any, purpose: Purpose) -> None:
+        if isinstance(options, (list, tuple)):
+            if len(options) != self.num_envs:
+                raise EnvArgumentError(
+                    f"`reset`: expected one options dict per env ({self.num_envs}), got {len(options)}."
+                )
+            per_env = [options[i] or None for i in ids]
+        else:
+            shared = {k: v for k, v in (options or {}).items() if k != "reset_mask"} or None
+            per_env = [shared] * len(ids)
+        self._d.send_resets(ids, self._seeds_for(ids, seed), per_env, purpose)
 
     def _collect(self, ids: list[int], timeout: float | None, what: str):
         """Wait for every in-flight env (the whole current call), then assemble rows `ids`."""
@@ -272,8 +287,8 @@ class RockVectorEnv(VectorEnv):
 
     # ---- small helpers -----------------------------------------------------------------------
 
-    def _reset_ids(self, options: dict[str, Any] | None) -> list[int]:
-        mask = (options or {}).get("reset_mask")
+    def _reset_ids(self, options: Any) -> list[int]:
+        mask = options.get("reset_mask") if isinstance(options, dict) else None
         if mask is None:
             return list(range(self.num_envs))
         mask = np.asarray(mask)

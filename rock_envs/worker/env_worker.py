@@ -14,6 +14,8 @@ same step, or by the caller). An env that raises in `reset` is rebuilt and reset
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any, Callable, Iterator
 
@@ -106,6 +108,9 @@ class EnvWorker:
     # -- requests -------------------------------------------------------------------------------
 
     def _make(self, request: Make) -> Built:
+        for path in request.sys_path:  # after the worker's own entries: nothing of its own is shadowed
+            if path not in sys.path and os.path.isdir(path):
+                sys.path.append(path)
         self._factory = pickling.loads(request.factory)
         self._mode, self._on_error = request.autoreset_mode, request.on_error
         for i in request.env_ids:
@@ -142,18 +147,24 @@ class EnvWorker:
         self, i: int, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         try:
-            o, info = self.envs[i].reset(seed=seed, options=options)
+            o, info = self._reset_env(i, seed, options)
         except Exception as e:
             if self._on_error == "raise" or self._factory is None:
                 raise
             # A reset that raises leaves the env in an unknown state: build it afresh and try once more.
             self._close_env(i)
             self.envs[i] = self._factory(i)
-            o, info = self.envs[i].reset(seed=seed, options=options)
+            o, info = self._reset_env(i, seed, options)
             info = {**info, "error": error_info(e)}
         self._needs_reset[i] = False
         self._last_obs[i] = o
         return o, info
+
+    def _reset_env(self, i: int, seed: int | None, options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+        # `options` only when there are some, as SB3 passes them: an older env's reset may not take it
+        if options is None:
+            return self.envs[i].reset(seed=seed)
+        return self.envs[i].reset(seed=seed, options=options)
 
     def _step(self, request: Step) -> Iterator[Batch]:
         actions = request.actions

@@ -54,6 +54,9 @@ class Make(Message):
     factory: bytes  # cloudpickled Callable[[int], Env]
     autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP
     on_error: OnError = "reset"
+    # The caller's import path: a factory pickled by reference (a class in a test folder or a
+    # script's directory) loads in the worker as it would under multiprocessing's spawn.
+    sys_path: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -68,6 +68,8 @@ def test_dict_observations_and_terminal_observation_as_dummy_vec_env(backend):
                 if "terminal_observation" in info_b:
                     final_a, final_b = info_a["terminal_observation"], info_b["terminal_observation"]
                     assert all(np.array_equal(final_a[k], final_b[k]) for k in final_b)
+        # more actions than envs: the extra ones are ignored, as by SB3's own
+        assert ours.step(np.zeros(5, int))[1].tolist() == theirs.step(np.zeros(5, int))[1].tolist()
         normalized = VecNormalize(ours, norm_obs_keys=["x"])  # VecNormalize on a Dict observation
         assert normalized.reset()["x"].shape == (3, 2)
     finally:
@@ -86,6 +88,7 @@ def test_attributes_and_methods_with_indices_as_sb3_expects(backend):
             venv.set_attr("fresh", 7, indices=[1])  # an attribute the env does not have yet
             assert venv.get_attr("fresh", indices=[1]) == [7]
             assert venv.env_method("bump", indices=[2, 1]) == [1, 1]
+            assert venv.get_attr("calls", indices=[-1]) == [1]  # counted from the end, as a list is
     finally:
         ours.close()
         theirs.close()
@@ -123,3 +126,63 @@ def test_gem_make_vec_runs_over_rock_envs(monkeypatch):
     again = rgem.make("game:GuessTheNumber-v0-easy")
     assert first.reset()[0] == again.reset(seed=11)[0]  # the seed given to make seeds the first reset
     assert isinstance(first, gem.Env)
+
+
+class OldStyle(gymnasium.Env):
+    """A reset without `options` (older envs, SB3's own test envs): reached only with options."""
+
+    observation_space = spaces.Discrete(2)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, seed: int | None = None):  # type: ignore[override]
+        self.got_options = None
+        return 0, {}
+
+    def step(self, action: int):
+        return 0, 0.0, False, False, {}
+
+
+class Optioned(OldStyle):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):  # type: ignore[override]
+        self.got_options = options
+        return 0, {}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_per_env_reset_options_and_envs_whose_reset_takes_none(backend):
+    old = RockVecEnv(OldStyle, num_envs=2, backend=backend)
+    old.reset()  # no options: the env is not handed any
+    old.close()
+    ours = RockVecEnv(Optioned, num_envs=3, backend=backend)
+    try:
+        options = [{"a": 1}, None, {"b": 2}]
+        ours.set_options(options)
+        ours.reset()
+        assert ours.get_attr("got_options") == options  # each env its own, as DummyVecEnv
+        ours.reset()
+        assert ours.get_attr("got_options") == [None] * 3  # options are used once
+    finally:
+        ours.close()
+
+
+def test_gems_async_vector_env_with_wrappers_over_worker_envs(monkeypatch):
+    """What GEM's own tests/test_env/test_game.py drives (it imports a helper the released gem-llm lacks)."""
+    import gem
+    from gem.envs import registration
+    from gem.wrappers.wrapper_factory import WRAPPER_FACTORY
+
+    import rock_envs.integrations.gem as rgem
+
+    monkeypatch.setattr(registration, "make", lambda env_id, **kw: rgem.make(env_id, backend="subprocess", **kw))
+    ids = ["game:GuessTheNumber-v0-easy", "game:Sokoban-v0-easy", "game:Game2048-v0-easy"]
+    venv = gem.make_vec(ids, wrappers=[WRAPPER_FACTORY["concat"]], max_turns=3, async_mode=True)
+    try:
+        obs, _ = venv.reset()
+        assert len(obs) == 3
+        for _ in range(3):
+            actions = [env.env.sample_random_action() for env in venv.envs]
+            obs, rewards, terminated, truncated, _ = venv.step(actions)
+            assert len(obs) == len(rewards) == 3
+    finally:
+        for env in venv.envs:
+            env.close()
