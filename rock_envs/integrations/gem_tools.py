@@ -23,7 +23,8 @@ from typing import Any
 
 from gem.tools.base_tool import BaseTool
 
-from rock_envs.sandbox import CommandResult, SandboxConfig, SyncSandbox
+from rock_envs.sandbox import CommandResult, SandboxConfig
+from rock_envs.sandbox.sdk.sync import LazySandbox
 
 PYTHON_PATTERNS = (r"<python>(.*?)</python>", r"```python\n?(.*?)```")
 BASH_PATTERNS = (r"<bash>(.*?)</bash>", r"```(?:bash|sh)\n?(.*?)```")
@@ -41,7 +42,7 @@ def first_block(action: str, patterns: tuple[str, ...]) -> tuple[str | None, str
     return best.group(1).strip(), action[: best.end()]
 
 
-class _SandboxTool(BaseTool):
+class _SandboxTool(LazySandbox, BaseTool):
     tool_type = "sandbox"
     patterns: tuple[str, ...] = ()
 
@@ -56,24 +57,12 @@ class _SandboxTool(BaseTool):
         self.timeout, self.max_output = timeout, max_output
         self.config = config or SandboxConfig(memory="512m", pids_limit=128, cpus=1.0)
         self.python = python or (sys.executable if self.config.runtime == "process" else "python3")
-        self._sandbox: SyncSandbox | None = None
         self._count = 0
-
-    @property
-    def sandbox(self) -> SyncSandbox:
-        if self._sandbox is None:
-            self._sandbox = SyncSandbox(self.config).start()
-        return self._sandbox
 
     def reset(self) -> None:
         """Forget the episode: a fresh working directory (the sandbox itself is reused)."""
         if self._sandbox is not None:
             self._sandbox.run("find . -mindepth 1 -delete", timeout=30)
-
-    def close(self) -> None:
-        sandbox, self._sandbox = self._sandbox, None
-        if sandbox is not None:
-            sandbox.stop()
 
     interpreter: str | None = None  # what runs a snippet file; None: the sandbox's Python
     suffix: str = ".py"
@@ -83,6 +72,11 @@ class _SandboxTool(BaseTool):
         name = f".tool/snippet_{self._count}{self.suffix}"
         self.sandbox.write_file(name, code)
         return f"{self.interpreter or self.python} {name}"
+
+    instructions: str  # what the model is told about the tool (each tool says its own)
+
+    def instruction_string(self) -> str:
+        return self.instructions
 
     def execute_action(self, action: str) -> tuple[bool, bool, str, str]:
         code, parsed_action = first_block(action, self.patterns)
@@ -98,12 +92,11 @@ class SandboxPythonTool(_SandboxTool):
     tool_type = "python_code"
     patterns = PYTHON_PATTERNS
 
-    def instruction_string(self) -> str:
-        return (
-            "You may run Python code: put a complete script inside <python>...</python>. It runs in an "
-            "isolated sandbox without network and its output is shown to you after 'Code execution result:'. "
-            "Give your final answer within \\boxed{}."
-        )
+    instructions = (
+        "You may run Python code: put a complete script inside <python>...</python>. It runs in an "
+        "isolated sandbox without network and its output is shown to you after 'Code execution result:'. "
+        "Give your final answer within \\boxed{}."
+    )
 
 
 class SandboxBashTool(_SandboxTool):
@@ -112,11 +105,10 @@ class SandboxBashTool(_SandboxTool):
     tool_type = "bash"
     patterns = BASH_PATTERNS
 
-    def instruction_string(self) -> str:
-        return (
-            "You may run shell commands: put them inside <bash>...</bash>. They run in an isolated sandbox "
-            "without network and their output is shown to you after 'Code execution result:'."
-        )
+    instructions = (
+        "You may run shell commands: put them inside <bash>...</bash>. They run in an isolated sandbox "
+        "without network and their output is shown to you after 'Code execution result:'."
+    )
 
     interpreter, suffix = "bash", ".sh"
 

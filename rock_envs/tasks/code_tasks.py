@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 from gem.core import Env
 
-from rock_envs.sandbox import SandboxConfig, SyncSandbox
+from rock_envs.sandbox import SandboxConfig
+from rock_envs.sandbox.sdk.sync import LazySandbox
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def extract_code(action: str) -> str:
     return action
 
 
-class CodeTaskEnv(Env):
+class CodeTaskEnv(LazySandbox, Env):
     """One task per episode (``task=None``: drawn with the reset's seed), checked in a sandbox."""
 
     def __init__(
@@ -97,7 +98,6 @@ class CodeTaskEnv(Env):
         self.python = python or (sys.executable if self.config.runtime == "process" else "python3")
         self.rng = random.Random()
         self.task: CodeTask | None = None
-        self._sandbox: SyncSandbox | None = None
 
     def reset(self, seed: Optional[int] = None) -> tuple[str, dict[str, Any]]:
         if seed is not None:
@@ -114,17 +114,6 @@ class CodeTaskEnv(Env):
         passed, output = check(self.sandbox, self.task, extract_code(action), self.timeout, self.python)
         obs = "All tests passed." if passed else "Tests failed:\n" + output[-2000:]
         return obs, 1.0 if passed else 0.0, True, False, {"task": self.task.name, "passed": passed, "output": output}
-
-    @property
-    def sandbox(self) -> SyncSandbox:
-        if self._sandbox is None:
-            self._sandbox = SyncSandbox(self.config).start()
-        return self._sandbox
-
-    def close(self) -> None:
-        sandbox, self._sandbox = self._sandbox, None
-        if sandbox is not None:
-            sandbox.stop()
 
 
 def check(sandbox: Any, task: CodeTask, code: str, timeout: float = 20.0, python: str = "python3") -> tuple[bool, str]:

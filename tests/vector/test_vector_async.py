@@ -29,19 +29,11 @@ def test_out_of_order_calls_raise_exact_messages(make):
     ):
         venv.step_wait()
     venv.step_async([0, 1])
-    for call, again in [
-        ("step_async", lambda: venv.step_async([0, 1])),
-        ("reset", venv.reset),
-        ("send", lambda: venv.send([0, 1])),
-        ("get_attr", lambda: venv.get_attr("spec")),
-        ("call", lambda: venv.call("render")),
-        ("async_reset", venv.async_reset),
-    ]:
-        with pytest.raises(
-            rock_envs.CallOrderError,
-            match=re.escape(f"`{call}`: a `step_async` is still waiting; call `step_wait()` first."),
-        ):
-            again()
+    _all_refused(
+        venv,
+        ["step_async", "reset", "send", "get_attr", "call", "async_reset"],
+        "`{}`: a `step_async` is still waiting; call `step_wait()` first.",
+    )
     venv.step_wait()
     with pytest.raises(
         rock_envs.CallOrderError, match=re.escape("`recv`: nothing is in flight; call `send(actions, env_ids)` first.")
@@ -52,19 +44,28 @@ def test_out_of_order_calls_raise_exact_messages(make):
         rock_envs.CallOrderError, match=re.escape("`send`: envs [1] still have a step in flight; `recv()` them first.")
     ):
         venv.send([0], [1])
-    for call, again in [
-        ("step_async", lambda: venv.step_async([0, 1])),
-        ("reset", venv.reset),
-        ("get_attr", lambda: venv.get_attr("spec")),
-        ("async_reset", venv.async_reset),
-    ]:
-        with pytest.raises(
-            rock_envs.CallOrderError,
-            match=re.escape(f"`{call}`: envs [1] still have a `send` in flight; `recv()` them first."),
-        ):
-            again()
+    _all_refused(
+        venv,
+        ["step_async", "reset", "get_attr", "async_reset"],
+        "`{}`: envs [1] still have a `send` in flight; `recv()` them first.",
+    )
     venv.recv()
     assert venv.step([0, 0])[0].shape == (2, 4)  # and the env goes on
+
+
+def _all_refused(venv, calls, message):
+    """Each of `calls` raises CallOrderError with `message` (formatted with the call's name)."""
+    attempts = {
+        "step_async": lambda: venv.step_async([0, 1]),
+        "reset": venv.reset,
+        "send": lambda: venv.send([0, 1]),
+        "get_attr": lambda: venv.get_attr("spec"),
+        "call": lambda: venv.call("render"),
+        "async_reset": venv.async_reset,
+    }
+    for call in calls:
+        with pytest.raises(rock_envs.CallOrderError, match=re.escape(message.format(call))):
+            attempts[call]()
 
 
 def test_send_recv_returns_the_fast_envs_first_with_their_ids(make, probe):

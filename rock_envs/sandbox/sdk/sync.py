@@ -182,3 +182,23 @@ class SyncSandbox:
         channel = self._run(self._sandbox.open_worker(argv, env))
         assert self._loop is not None
         return SyncWorkerChannel(self._loop, channel)
+
+
+class LazySandbox:
+    """A `SyncSandbox` of `config` started on first use, for envs and tools that may never need one;
+    `close()` stops it (and a later use starts a new one)."""
+
+    config: SandboxConfig
+
+    _sandbox: SyncSandbox | None = None
+
+    @property
+    def sandbox(self) -> SyncSandbox:
+        if self._sandbox is None:
+            self._sandbox = SyncSandbox(self.config).start()
+        return self._sandbox
+
+    def close(self) -> None:
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            sandbox.stop()

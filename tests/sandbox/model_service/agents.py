@@ -33,3 +33,15 @@ async def run_with_answers(sb: Sandbox, cmd: str, answer: Answer | None, timeout
 async def script(sb: Sandbox, name: str, text: str) -> str:
     await sb.write_file(name, text)
     return f"{PYTHON} {name}"
+
+
+def failing_call_agent(exception: str, field: str) -> str:
+    """An agent script that makes one chat call, catches `openai.<exception>` and prints the status
+    code and `body[field]`."""
+    return f"""
+import openai
+try:
+    openai.OpenAI(max_retries=0).chat.completions.create(model="m", messages=[{{"role": "user", "content": "?"}}])
+except openai.{exception} as exc:
+    print(exc.status_code, exc.body["{field}"])
+"""

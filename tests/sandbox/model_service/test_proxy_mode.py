@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rock_envs.sandbox import Sandbox
-from tests.sandbox.model_service.agents import run_with_answers, script
+from tests.sandbox.model_service.agents import failing_call_agent, run_with_answers, script
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.anyio
@@ -49,13 +49,7 @@ async def test_openai_client_through_the_proxy(make_config, upstream) -> None:  
 
 
 async def test_an_unreachable_upstream_is_a_502(make_config) -> None:  # type: ignore[no-untyped-def]
-    agent = """
-import openai
-try:
-    openai.OpenAI(max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "?"}])
-except openai.APIStatusError as exc:
-    print(exc.status_code, exc.body["code"])
-"""
+    agent = failing_call_agent("APIStatusError", "code")
     spec = {"mode": "proxy", "upstream_url": f"http://127.0.0.1:{free_port()}/v1"}
     async with Sandbox(make_config(model_service=spec)) as sb:
         result = await run_with_answers(sb, await script(sb, "a.py", agent), None)

@@ -8,7 +8,7 @@ import pytest
 
 from rock_envs.sandbox import Sandbox
 from rock_envs.sandbox.model_service import ModelCall
-from tests.sandbox.model_service.agents import run_with_answers, script
+from tests.sandbox.model_service.agents import failing_call_agent, run_with_answers, script
 
 pytestmark = pytest.mark.anyio
 
@@ -82,13 +82,7 @@ async def test_a_whole_completion_object_is_passed_through(make_config) -> None:
 
 
 async def test_nobody_answering_gives_the_agent_a_clear_timeout(make_config) -> None:  # type: ignore[no-untyped-def]
-    agent = """
-import openai
-try:
-    openai.OpenAI(max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "?"}])
-except openai.APIStatusError as exc:
-    print(exc.status_code, exc.body["message"])
-"""
+    agent = failing_call_agent("APIStatusError", "message")
     async with Sandbox(make_config(model_service={"mode": "trainer", "timeout": 0.5})) as sb:
         result = await run_with_answers(sb, await script(sb, "a.py", agent), None)
         assert result.output.startswith("504 nobody answered this call within 0.5 s"), (result.output, result.stderr)
@@ -97,13 +91,7 @@ except openai.APIStatusError as exc:
 
 
 async def test_the_trainer_can_fail_a_call(make_config) -> None:  # type: ignore[no-untyped-def]
-    agent = """
-import openai
-try:
-    openai.OpenAI(max_retries=0).chat.completions.create(model="m", messages=[{"role": "user", "content": "?"}])
-except openai.InternalServerError as exc:
-    print(exc.status_code, exc.body["message"])
-"""
+    agent = failing_call_agent("InternalServerError", "message")
 
     async def fail(call: ModelCall) -> None:
         await call.fail("policy crashed")
