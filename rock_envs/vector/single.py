@@ -14,6 +14,7 @@ import numpy as np
 from rock_envs.backends import BackendName
 from rock_envs.core.batching import ObsBatcher
 from rock_envs.core.env import Env
+from rock_envs.core.errors import EnvArgumentError
 from rock_envs.registry import EnvSpec
 
 
@@ -42,6 +43,12 @@ class RemoteEnv(Env):
 
         self.spec = spec
         self.backend = backend
+        fixed = sorted({"num_workers", "autoreset_mode", "num_envs"} & set(kwargs))
+        if fixed:
+            raise EnvArgumentError(
+                f"`rock_envs.make(backend={backend!r})`: {fixed} cannot be set for one env (it runs in one "
+                "worker and resets when you call reset); for many envs use `rock_envs.make_vec`."
+            )
         self.vector_env = make_vec(spec, 1, backend=backend, num_workers=1, autoreset_mode="disabled", **kwargs)
         self.observation_space = self.vector_env.single_observation_space
         self.action_space = self.vector_env.single_action_space

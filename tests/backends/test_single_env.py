@@ -61,3 +61,9 @@ def test_array_env_matches_the_local_one(backend: Backend, request: pytest.Fixtu
         running = _census(env, backend, request)
         assert backend.name == "local" or running(), "the census finds nothing of the open env"
     assert settle(lambda: not running()), f"left running after close(): {running()}"
+
+
+def test_vector_only_keywords_are_a_clear_error_for_one_env():
+
+    with pytest.raises(rock_envs.EnvArgumentError, match=r"\['num_workers'\] cannot be set for one env"):
+        rock_envs.make("CartPole-v1", backend="subprocess", num_workers=2)
