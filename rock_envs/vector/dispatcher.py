@@ -10,8 +10,8 @@ did not answer and raises `WorkerTimeoutError`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import RemoteError, WorkerDiedError, WorkerTimeoutError
-from rock_envs.worker.protocol import AutoresetMode, Batch, Built, Failure, Make, OnError, Reset
+from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset
 
 MAX_RESTARTS_PER_CALL = 3  # per worker: a dropped connection may take every worker at once
 
@@ -70,12 +70,11 @@ class Dispatcher:
     in flight; an interrupted wait (Ctrl-C) is drained by `drain_interrupted` before the next call.
     """
 
-    def __init__(
-        self, group: WorkerGroup, num_envs: int, factory_bytes: bytes, autoreset_mode: AutoresetMode, on_error: OnError
-    ):
+    def __init__(self, group: WorkerGroup, num_envs: int, make: Make):
+        """`make`: the `Make` every worker gets (and gets again when restarted), with its own env ids."""
         self.group = group
         self.num_envs = num_envs
-        self.factory_bytes, self.autoreset_mode, self.on_error = factory_bytes, autoreset_mode, on_error
+        self.make_request = make
         m = group.num_workers
         self.blocks = [list(range(w * num_envs // m, (w + 1) * num_envs // m)) for w in range(m)]
         self.bounds = [(block[0], block[-1] + 1) for block in self.blocks]
@@ -107,8 +106,7 @@ class Dispatcher:
         return pending
 
     def make(self, w: int, purpose: Purpose = Purpose.REPLY) -> Pending:
-        request = Make(self.blocks[w], self.factory_bytes, self.autoreset_mode, self.on_error, list(sys.path))
-        return self.submit(w, request, purpose)
+        return self.submit(w, dataclasses.replace(self.make_request, env_ids=self.blocks[w]), purpose)
 
     def send_resets(
         self, ids: list[int], seeds: list[int | None], options: list[dict[str, Any] | None], purpose: Purpose

@@ -9,6 +9,7 @@ from gymnasium.vector import AutoresetMode
 from rock_envs.backends import BACKENDS, OPTION_NAMES, OPTIONS, BackendName, create_group, options_for
 from rock_envs.build import EnvFactory
 from rock_envs.core.errors import EnvArgumentError
+from rock_envs.core.spaces import ObservationMode, check_observation_mode
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
 from rock_envs.vector.vector_env import RockVectorEnv
@@ -30,6 +31,7 @@ def make_vec(
     timeout: float | None = None,
     env_kwargs: dict[str, Any] | None = None,
     check_actions: bool = False,
+    observation_mode: ObservationMode = "same",
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
@@ -56,7 +58,9 @@ def make_vec(
 
     The backend options after `env_kwargs` go to the backend that takes them (an option the chosen
     backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
-    `num_workers` defaults to the usable cores.
+    `num_workers` defaults to the usable cores. `observation_mode` is Gymnasium's: "same" (every env's
+    observation space equal), "different" (one shape and dtype, other bounds: the batched space is
+    `batch_differing_spaces` of them), or a tuple (batched space, single space).
     """
     scope = locals()  # the keywords as given: a comprehension's own locals() would not see them
     given = {name: scope[name] for name in BACKEND_OPTIONS if scope[name] is not None}
@@ -78,6 +82,7 @@ def make_vec(
         raise EnvArgumentError(f"`make_vec`: {exc}.") from None
     if on_error not in ("reset", "raise"):
         raise EnvArgumentError(f"`make_vec`: on_error must be 'reset' or 'raise', got {on_error!r}.")
+    check_observation_mode(observation_mode)
     env_spec: EnvSpec | None
     if isinstance(env_id, EnvSpec):
         env_spec = env_id
@@ -116,4 +121,5 @@ def make_vec(
         timeout=timeout,
         spec=env_spec,
         check_actions=check_actions,
+        observation_mode=observation_mode,
     )

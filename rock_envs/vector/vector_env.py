@@ -15,21 +15,29 @@ call returns with those envs truncated and flagged in info (`worker_restarted`),
 from __future__ import annotations
 
 import enum
+import sys
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from gymnasium.spaces.utils import is_space_dtype_shape_equiv
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
+from gymnasium.vector.utils import batch_differing_spaces, batch_space
 
 from rock_envs.backends.base import WorkerGroup
 from rock_envs.core import pickling
-from rock_envs.core.errors import CallPendingError, EnvArgumentError, EnvClosedError, NoCallPendingError
+from rock_envs.core.errors import (
+    CallPendingError,
+    EnvArgumentError,
+    EnvClosedError,
+    NoCallPendingError,
+    SpaceMismatchError,
+)
+from rock_envs.core.spaces import ObservationMode, check_observation_mode, check_same_spaces
 from rock_envs.vector.actions import split_actions
 from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
-from rock_envs.worker.env_worker import check_same_spaces
-from rock_envs.worker.protocol import Apply, Built, Call, OnError, SetAttr, Step
+from rock_envs.worker.protocol import Apply, Built, Call, Make, OnError, SetAttr, Step
 
 
 class State(enum.Enum):
@@ -63,6 +71,7 @@ class RockVectorEnv(VectorEnv):
         flush_after: float = 0.002,
         spec: Any = None,
         check_actions: bool = False,
+        observation_mode: ObservationMode = "same",
     ):
         self.num_envs = num_envs
         self.group = group
@@ -74,7 +83,10 @@ class RockVectorEnv(VectorEnv):
             raise EnvArgumentError(f"`make_vec`: batch_size must be in 1..{num_envs}, got {batch_size}.")
         self._mode = autoreset_mode
         self.spec = spec
-        self._d = Dispatcher(group, num_envs, pickling.dumps(factory), autoreset_mode, on_error)
+        check_observation_mode(observation_mode)
+        self.observation_mode = observation_mode
+        make = Make([], pickling.dumps(factory), autoreset_mode, on_error, list(sys.path), observation_mode == "same")
+        self._d = Dispatcher(group, num_envs, make)
         self.blocks, self.worker_of = self._d.blocks, self._d.worker_of
         self._state = State.DEFAULT
         self.closed = False
@@ -84,9 +96,8 @@ class RockVectorEnv(VectorEnv):
         except BaseException:
             group.close()
             raise
-        self.single_observation_space = built.observation_space
         self.single_action_space = built.action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.observation_space, self.single_observation_space = self._observation_spaces(built)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.metadata = {**built.metadata, "autoreset_mode": self._mode}
         self.render_mode = built.render_mode
@@ -281,9 +292,28 @@ class RockVectorEnv(VectorEnv):
         pendings = [self._d.make(w) for w in range(self.group.num_workers)]
         self._d.wait_done(pendings, self.timeout, "make_vec")
         first = pendings[0].reply
+        same = self.observation_mode == "same"
         for w, p in enumerate(pendings[1:], 1):
-            check_same_spaces(first, p.reply, "the envs of worker 0", f"the envs of worker {w}")
+            check_same_spaces(first, p.reply, "the envs of worker 0", f"the envs of worker {w}", same)
+        if not same:
+            first.observation_spaces = [space for p in pendings for space in p.reply.observation_spaces]
         return first
+
+    def _observation_spaces(self, built: Built) -> tuple[Any, Any]:
+        """(batched, single) observation spaces, as Gymnasium's `observation_mode` defines them."""
+        if self.observation_mode == "same":
+            return batch_space(built.observation_space, self.num_envs), built.observation_space
+        per_env = list(built.observation_spaces or ())  # the workers list them unless the mode is "same"
+        if self.observation_mode == "different":
+            return batch_differing_spaces(per_env), built.observation_space
+        batched, single = self.observation_mode
+        for i, space in enumerate(per_env):
+            if not is_space_dtype_shape_equiv(space, single):
+                raise SpaceMismatchError(
+                    f"`make_vec(..., observation_mode=(batched, single))`: env {i}'s observation space {space} "
+                    f"does not share the shape and dtype of the given single space {single}."
+                )
+        return batched, single
 
     # ---- small helpers -----------------------------------------------------------------------
 
