@@ -4,9 +4,11 @@ over it. A request model goes to the agent as it is: ``{"op": name, **model}``, 
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import socket
+import weakref
 from typing import Any, AsyncIterator
 
 from pydantic import BaseModel
@@ -28,6 +30,24 @@ class LocalSandboxAPI(SandboxAPI):
     def __init__(self, manager: SandboxManager | None = None, runtime_dir: str | None = None):
         self.owns_manager = manager is None
         self.manager = manager or SandboxManager(runtime_dir=runtime_dir)
+        self._handles = 1  # `shared()` hands out one api to many holders; the last aclose closes it
+        self._shared_in: dict[str | None, LocalSandboxAPI] | None = None  # the registry that holds it, if any
+        self._runtime_dir = runtime_dir
+
+    @classmethod
+    def shared(cls, runtime_dir: str | None = None) -> LocalSandboxAPI:
+        """The api of every embedded `Sandbox` of the running event loop on ``runtime_dir``: one
+        manager, so one zygote and one reaper for them all (a manager each cost a Python start per
+        sandbox and made concurrent starts slower than sequential ones). Each call is one handle;
+        the manager closes with the last handle's :meth:`aclose`."""
+        apis = _SHARED.setdefault(asyncio.get_running_loop(), {})
+        api = apis.get(runtime_dir)
+        if api is None:
+            api = apis[runtime_dir] = cls(runtime_dir=runtime_dir)
+            api._shared_in = apis
+        else:
+            api._handles += 1
+        return api
 
     async def _call(
         self, sandbox_id: str, op: str, req: BaseModel | None = None, body: bytes = b"", timeout: float = 0.0
@@ -168,8 +188,19 @@ class LocalSandboxAPI(SandboxAPI):
         return SocketChannel(sock, on_close=lambda: self.manager.release(entry))
 
     async def aclose(self) -> None:
+        self._handles -= 1
+        if self._handles > 0:
+            return
+        if self._shared_in is not None:
+            self._shared_in.pop(self._runtime_dir, None)
         if self.owns_manager:
             await self.manager.close()
+
+
+# Per event loop (its asyncio objects belong to one loop), then per runtime dir.
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str | None, LocalSandboxAPI]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _result(msg: dict[str, Any]) -> m.CommandResult:

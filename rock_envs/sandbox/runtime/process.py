@@ -10,7 +10,8 @@ What it isolates (as root on Linux; see ``SandboxInfo.isolation`` for what appli
   cannot remount, leave their cgroup, load modules or trace processes outside;
 - cgroups cap processes (``pids_limit``: a fork bomb stops there), memory (``memory``: the OOM
   killer acts inside the sandbox) and CPU share (``cpus``); ``cpu_time`` sets ``RLIMIT_CPU``;
-- the whole tree dies with the sandbox: killing the launcher kills pid 1, which kills the namespace.
+- the whole tree dies with the sandbox: killing its pid 1 (forked by the zygote straight into the
+  new pid namespace) kills the namespace.
 
 What it does not isolate: it shares the host's kernel, its read-only files (anything world-readable
 on the host can be read), its users, and disk space; root without capabilities is still uid 0 for
@@ -172,7 +173,7 @@ class ProcessRuntime(Runtime):
         pid = extra.get("pid")
         if pid and process_start_time(pid) == extra.get("start_time"):
             try:
-                os.kill(pid, signal.SIGKILL)  # the launcher: pid 1 follows it, then the namespace
+                os.kill(pid, signal.SIGKILL)  # pid 1 of the sandbox (or its launcher): the namespace goes with it
             except ProcessLookupError:
                 pass
         groups = [cgroups.Group(c, p) for c, p in extra.get("cgroups") or []]

@@ -60,7 +60,7 @@ class Sandbox:
         if self.config.base_url is None:
             from ..local import LocalSandboxAPI
 
-            return LocalSandboxAPI(runtime_dir=self.config.runtime_dir)  # its own manager: no shared loop state
+            return LocalSandboxAPI.shared(self.config.runtime_dir)  # one manager for this loop's sandboxes
         return _http_api(self.config)
 
     async def start(self) -> Sandbox:
