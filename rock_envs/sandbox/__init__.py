@@ -28,6 +28,7 @@ from .errors import (
     SessionNotFoundError,
 )
 from .models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, SandboxSpec
+from .sdk.pool import SandboxPool
 from .sdk.sandbox import OutputChunk, Sandbox
 from .sdk.sync import SyncSandbox
 from .sdk.worker import WorkerChannel
@@ -45,6 +46,7 @@ __all__ = [
     "PathOutsideSandboxError",
     "PayloadTooLargeError",
     "Sandbox",
+    "SandboxPool",
     "SandboxClosedError",
     "SandboxConfig",
     "SandboxDiedError",

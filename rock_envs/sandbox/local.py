@@ -69,6 +69,29 @@ class LocalSandboxAPI(SandboxAPI):
     async def delete(self, sandbox_id: str) -> m.SandboxInfo:
         return await self.manager.delete(sandbox_id)
 
+    # ---- warm pools, leases, counts ------------------------------------------------------------
+
+    async def create_pool(self, req: m.PoolRequest) -> m.PoolStats:
+        return await self.manager.create_pool(req)
+
+    async def list_pools(self) -> m.PoolList:
+        return m.PoolList(pools=[pool.stats() for pool in self.manager.pools.values()])
+
+    async def delete_pool(self, name: str) -> m.PoolStats:
+        return await self.manager.delete_pool(name)
+
+    async def claim(self, req: m.ClaimRequest) -> m.SandboxInfo:
+        return await self.manager.claim(req)
+
+    async def recycle(self, sandbox_id: str) -> m.SandboxInfo:
+        return await self.manager.recycle(sandbox_id)
+
+    async def renew(self, sandbox_id: str, req: m.LeaseRequest) -> m.SandboxInfo:
+        return self.manager.renew(sandbox_id, req.release)
+
+    async def stats(self) -> m.ManagerStats:
+        return self.manager.stats()
+
     # ---- sessions and commands ----------------------------------------------------------------
 
     async def create_session(self, sandbox_id: str, req: m.SessionRequest) -> m.SessionRef:

@@ -53,6 +53,9 @@ class SandboxSpec(_Model):
     """Whether the sandbox may reach the network; off by default."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form labels, for ``list`` filters."""
+    lease: Optional[float] = Field(None, gt=0, le=24 * 3600)
+    """Owner lease in seconds: the sandbox is removed when its owner has not renewed it for this long
+    (the SDK renews it while the handle is open), so a client that vanishes loses its sandboxes."""
     placement: Literal["local", "ray"] = "local"
     """``local``: on the manager's machine; ``ray``: Ray picks a node with the sandbox's cpus and memory
     and an actor there starts it (the caller must have called ``ray.init``)."""
@@ -81,7 +84,7 @@ class SandboxSpec(_Model):
 
 class SandboxInfo(_Model):
     id: str
-    status: Literal["starting", "running", "stopped", "dead"]
+    status: Literal["starting", "running", "stopped", "dead", "pooled"]
     spec: SandboxSpec
     created_at: float
     last_used_at: float
@@ -91,6 +94,72 @@ class SandboxInfo(_Model):
     """Which protections applied: ``namespaces``, ``readonly-host``, ``cgroup-pids``, ..."""
     container: Optional[str] = None
     """The container's id (runtime ``docker``), for ``docker logs`` or ``docker inspect``."""
+    pool: Optional[str] = None
+    """The warm pool it came from, if any (``recycle`` returns it there)."""
+
+
+class PoolRequest(_Model):
+    """A warm pool: ``size`` sandboxes of ``spec`` started ahead of demand, at most ``max_size`` in all."""
+
+    name: str = Field(pattern=NAME)
+    spec: SandboxSpec = Field(default_factory=SandboxSpec)
+    size: int = Field(4, ge=0, le=100_000)
+    max_size: Optional[int] = Field(None, ge=1, le=100_000)
+    """Members ready plus claimed; a claim beyond it waits for one to come back (default: no cap)."""
+
+
+class PoolStats(_Model):
+    name: str
+    spec: SandboxSpec
+    size: int
+    max_size: Optional[int]
+    ready: int
+    starting: int
+    claimed: int
+    claims: int
+    """Claims served from ready members."""
+    misses: int
+    """Claims that found no ready member and started one."""
+    recycled: int
+    replaced: int
+    """Members that died while waiting, and were replaced."""
+    refill_p50_ms: Optional[float]
+    refill_max_ms: Optional[float]
+
+
+class PoolList(_Model):
+    pools: list[PoolStats]
+
+
+class ClaimRequest(_Model):
+    pool: str = Field(pattern=NAME)
+    labels: dict[str, str] = Field(default_factory=dict)
+    ttl: Optional[float] = Field(None, ge=0, le=7 * 24 * 3600)
+    lease: Optional[float] = Field(None, gt=0, le=24 * 3600)
+    timeout: float = Field(60.0, gt=0, le=3600)
+
+
+class LeaseRequest(_Model):
+    release: bool = False
+    """True: drop the lease for good (a detached sandbox lives by its ``ttl`` alone)."""
+
+
+class ManagerStats(_Model):
+    """How many sandboxes are where, now and since the manager started."""
+
+    starting: int
+    running: int
+    dead: int
+    pooled: int
+    """Ready members of warm pools, waiting to be claimed (counted apart from ``running``)."""
+    waiting_to_start: int
+    """Creates queued behind ``max_starting``."""
+    max_starting: int
+    max_sandboxes: int
+    swept: int
+    """Sandboxes left by an earlier manager on this runtime dir, and removed."""
+    lease_expired: int
+    ttl_reaped: int
 
 
 class SandboxList(_Model):
@@ -100,7 +169,7 @@ class SandboxList(_Model):
 class ListRequest(_Model):
     """Filters for listing sandboxes; each one given must match."""
 
-    status: Optional[Literal["starting", "running", "stopped", "dead"]] = None
+    status: Optional[Literal["starting", "running", "stopped", "dead", "pooled"]] = None
     runtime: Optional[Literal["process", "docker"]] = None
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -58,6 +58,7 @@ def parse(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--ready-fd", type=int, default=None)
     p.add_argument("--namespaces", action="store_true", help="new pid/mount/ipc/uts namespaces (root only)")
     p.add_argument("--own-net", action="store_true", help="also a new network namespace (no network)")
+    p.add_argument("--own-pids", action="store_true", help="already alone in a pid namespace (a container)")
     p.add_argument("--cgroup", action="append", default=[], metavar="PROCS_FILE")
     p.add_argument("--rlimit", action="append", default=[], metavar="NAME=VALUE")
     return vars(p.parse_args(argv))
@@ -81,7 +82,7 @@ def launch(spec: dict[str, Any]) -> None:
         if spec.get("env") is not None:
             os.environ.clear()
             os.environ.update(spec["env"])
-        info: dict[str, Any] = {"isolation": [], "pid_namespace": False}
+        info: dict[str, Any] = {"isolation": [], "pid_namespace": bool(spec.get("own_pids"))}
         if spec.get("namespaces"):
             libc = ctypes.CDLL(None, use_errno=True)
             flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if spec.get("own_net") else 0)
@@ -119,7 +120,10 @@ def launch(spec: dict[str, Any]) -> None:
         os.environ.setdefault("HOME", spec["root"])
     except BaseException as exc:  # tell whoever waits why, then go
         if ready is not None:
-            os.write(ready, b"error " + json.dumps(f"{type(exc).__name__}: {exc}").encode() + b"\n")
+            try:
+                os.write(ready, b"error " + json.dumps(f"{type(exc).__name__}: {exc}").encode() + b"\n")
+            except OSError:
+                pass  # nobody waits any more (the start was given up)
         os._exit(70)
     _serve(spec["socket"], spec["root"], spec["state"], info, ready)
 

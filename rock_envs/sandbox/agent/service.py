@@ -20,6 +20,7 @@ from . import wire
 from .fault import Fault
 from .files import Files
 from .procs import Jobs, run_command
+from .reset import reset
 from .shell import Sessions
 from .tunnel import Tunnel
 
@@ -118,6 +119,13 @@ class Agent:
 
     async def op_ping(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
         return {"pid": os.getpid()}
+
+    async def op_sandbox__reset(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Back to new for a pool's next user (see :mod:`.reset`)."""
+        await self.shutdown()
+        self.workers.clear()
+        self.jobs.by_id.clear()
+        return await reset([self.root, self.jobs.logdir], bool(self.info.get("pid_namespace")))
 
     async def op_shutdown(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
         self.stopped.set()

@@ -137,6 +137,7 @@ class DockerRuntime(Runtime):
             MOUNT,
             "--rlimit",
             "core=0",
+            "--own-pids",
         ]
         if spec.cpu_time:
             command += ["--rlimit", f"cpu={spec.cpu_time}"]

@@ -18,6 +18,7 @@ from ..local import LocalSandboxAPI
 from ..manager import SandboxManager
 from ..model_service.routes import agent_router as model_agent_router
 from ..model_service.routes import trainer_router as model_trainer_router
+from ..models import PoolRequest
 from .limits import Limits, Quota
 from .routes import router
 from .workers import router as workers_router
@@ -107,20 +108,27 @@ def create_app(
     runtime_options: dict[str, dict[str, Any]] | None = None,
     limits: Limits | None = None,
     extra_tokens: tuple[str, ...] = (),
+    pools: list[PoolRequest] | None = None,
+    max_starting: int | None = None,
 ) -> FastAPI:
     """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``).
+
+    ``pools`` are started before the server answers (a pool that cannot start, e.g. for a missing
+    image, stops the server with that error); ``max_starting`` caps sandboxes started at once.
 
     ``extra_tokens`` are accepted too (each its own holder for the per-token caps of ``limits``).
     """
     token = token or secrets.token_urlsafe(32)
     manager = manager or SandboxManager(
-        runtime_dir=runtime_dir, allowed_runtimes=runtimes, runtime_options=runtime_options
+        runtime_dir=runtime_dir, allowed_runtimes=runtimes, runtime_options=runtime_options, max_starting=max_starting
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await manager.start()
         try:
+            for pool in pools or ():
+                await manager.create_pool(pool)
             yield
         finally:
             await manager.close()

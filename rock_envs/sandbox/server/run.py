@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-file", default=None)
     p.add_argument("--runtime-dir", default=None)
     p.add_argument("--extra-token", action="append", default=[], help="another accepted token (repeatable)")
-    for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token"):
+    for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token", "max-starting"):
         p.add_argument(f"--{name}", type=int, default=None)
+    p.add_argument("--pool", action="append", default=[], help="NAME=SIZE[:runtime[:image]] (repeatable)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     serve(
         args.host,
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         **limit_options(
             args.max_sandboxes, args.max_envs, args.max_sandboxes_per_token, args.max_envs_per_token, args.extra_token
         ),
+        **start_options(args.pool, args.max_starting),
     )
 
 
@@ -83,3 +85,29 @@ def limit_options(
 
     limits = Limits(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token)
     return {"limits": limits, "extra_tokens": tuple(extra_tokens)}
+
+
+def start_options(pools: list[str], max_starting: int | None) -> dict[str, Any]:
+    """``create_app`` keywords for warm pools (``NAME=SIZE[:runtime[:image]]`` each) and the starting cap."""
+    return {"pools": [parse_pool(text) for text in pools], "max_starting": max_starting}
+
+
+def parse_pool(text: str) -> Any:
+    """``NAME=SIZE[:runtime[:image]]`` as a ``PoolRequest``; a clear error naming the flag otherwise."""
+    from pydantic import ValidationError
+
+    from ..errors import InvalidRequestError
+    from ..models import PoolRequest, SandboxSpec
+
+    name, sep, rest = text.partition("=")
+    size, _, rest = rest.partition(":")
+    runtime, _, image = rest.partition(":")
+    try:
+        if not sep or not size.isdigit():
+            raise ValueError("expected NAME=SIZE[:runtime[:image]]")
+        spec = SandboxSpec.model_validate({"runtime": runtime or "process", "image": image or None})
+        return PoolRequest(name=name, spec=spec, size=int(size))
+    except (ValueError, ValidationError) as exc:
+        raise InvalidRequestError(
+            f"`--pool {text}`: {exc}; e.g. `--pool small=8` or `--pool py=4:docker:rock-envs:latest`."
+        ) from None
