@@ -73,7 +73,7 @@ class SandboxManager:
         self,
         runtime_dir: str | None = None,
         runtime_options: dict[str, dict[str, Any]] | None = None,
-        max_sandboxes: int = 1024,
+        max_sandboxes: int = 4096,
         reap_interval: float = 1.0,
         allowed_runtimes: tuple[str, ...] | None = None,
         max_starting: int | None = None,

@@ -25,6 +25,7 @@ from .shell import Sessions
 from .tunnel import Tunnel
 
 DEFAULT_LIMIT = 10 * 1024 * 1024
+OWNER_WAIT = 120.0  # seconds a new agent waits for its owner's lifeline before it exits
 
 
 class Agent:
@@ -37,6 +38,7 @@ class Agent:
         self.workers: set[asyncio.subprocess.Process] = set()
         self.info = {**info, "pid": os.getpid()}
         self.stopped = asyncio.Event()
+        self.owned = asyncio.Event()  # the lifeline came
         self.ops: dict[str, Callable[..., Awaitable[Any]]] = {
             name[3:].replace("__", "."): getattr(self, name) for name in dir(self) if name.startswith("op_")
         }
@@ -49,6 +51,10 @@ class Agent:
         if on_ready is not None:
             on_ready()
         try:
+            try:  # an owner that died between starting us and saying hello never will: do not linger
+                await asyncio.wait_for(self.owned.wait(), OWNER_WAIT)
+            except asyncio.TimeoutError:
+                self.stopped.set()
             await self.stopped.wait()
         finally:
             server.close()
@@ -71,6 +77,7 @@ class Agent:
                     return
                 if header.get("op") == "hello" and header.get("lifeline"):
                     lifeline = True
+                    self.owned.set()
                 if header.get("op") == "worker.open":
                     await self._open_worker(header, writer)
                     return

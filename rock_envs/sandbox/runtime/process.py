@@ -180,7 +180,12 @@ class ProcessRuntime(Runtime):
         cgroups.remove(groups)
 
     async def reap(self, record: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._kill_sync, record)
+        # A manager killed mid-start may have made the sandbox's cgroups (and forked its processes)
+        # before it recorded them: find those by the sandbox's id as well.
+        named = self.cgroups.find(str(record.get("sandbox_id", ""))) if self.cgroups else []
+        known = [list(g) for g in record.get("cgroups") or []]
+        extra = [[g.controller, g.path] for g in named if [g.controller, g.path] not in known]
+        await asyncio.to_thread(self._kill_sync, {**record, "cgroups": known + extra})
 
     async def close(self) -> None:
         await asyncio.to_thread(self.zygote.close)
