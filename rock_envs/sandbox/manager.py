@@ -226,6 +226,11 @@ class SandboxManager:
     async def create_pool(self, req: PoolRequest) -> PoolStats:
         if req.name in self.pools:
             raise InvalidRequestError(f"`create_pool`: a pool named {req.name!r} exists; delete it first.")
+        if len(self.sandboxes) + req.size > self.max_sandboxes:
+            raise SandboxLimitError(
+                f"`create_pool`: {req.size} members would take this manager past its {self.max_sandboxes} "
+                f"sandboxes (it holds {len(self.sandboxes)}); ask for a smaller pool or raise `max_sandboxes`."
+            )
         if not self._started:
             await self.start()
         pool = self.pools[req.name] = Pool(self, req)
