@@ -116,7 +116,7 @@ class SessionRequest(_Model):
     env: Optional[dict[str, str]] = None
     cwd: Optional[str] = None
     inherit_env: bool = True
-    """Start from the sandbox's environment; ``False``: only ``PATH`` and ``env``."""
+    """Start from the sandbox's environment; ``False``: only its ``PATH`` and ``HOME``, and ``env``."""
     tty: bool = False
     """An interactive bash on a pseudo-terminal: stdout and stderr merged in one stream, ``\\r\\n``
     line ends, job lines such as ``[1] 4242`` (``cmd &``) and ``[1]+  Done ...``, as ROCK's sessions."""
