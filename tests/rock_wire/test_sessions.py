@@ -74,9 +74,11 @@ async def test_session_options(sandbox):
 
     await sandbox.write_file_by_path("export FROM_RC=yes\nPS1='noisy> '\n", "/root/.bashrc")
     await sandbox.create_session(
-        CreateBashSessionRequest(session="roll", startup_source=["/root/.bashrc"], env_enable=True, env={"HOME": "/root"})
+        CreateBashSessionRequest(
+            session="roll", startup_source=["/root/.bashrc"], env_enable=True, env={"HOME": "/root"}
+        )
     )
-    r = await sandbox.arun("echo $FROM_RC $HOME; test -n \"$PATH\" && echo path", session="roll")
+    r = await sandbox.arun('echo $FROM_RC $HOME; test -n "$PATH" && echo path', session="roll")
     assert r.output.splitlines() == ["yes /root", "path"]  # no prompt noise from the rc file
     await sandbox.create_session(CreateBashSessionRequest(session="bare", env={"ONLY": "this"}))
     bare = await sandbox.arun("echo $ONLY; env | grep -c ^FROM_RC || true", session="bare")
@@ -98,5 +100,7 @@ async def test_absolute_paths_are_writable_and_private(sandbox):
     import os
 
     assert not os.path.exists("/etc/apt/rw-probe") and not os.path.exists("/root/rw-probe")  # never the host's
-    tools = await sandbox.arun("for t in bash python curl tar ps kill sha256sum; do command -v $t >/dev/null && echo $t; done")
+    tools = await sandbox.arun(
+        "for t in bash python curl tar ps kill sha256sum; do command -v $t >/dev/null && echo $t; done"
+    )
     assert tools.output.split() == ["bash", "python", "curl", "tar", "ps", "kill", "sha256sum"]
