@@ -72,6 +72,15 @@ def rock(request: pytest.FixtureRequest, _rock_servers: dict[str, RockServer]) -
 
 
 @pytest.fixture
+def docker_rock(image: str, _rock_servers: dict[str, RockServer]) -> RockServer:
+    """The docker-runtime server only."""
+    if "docker" not in _rock_servers:
+        args = ["--runtime", "docker", "--image-map", f"python:3.11={image}"]
+        _rock_servers["docker"] = RockServer(ServerProcess(args).start(), "docker")
+    return _rock_servers["docker"]
+
+
+@pytest.fixture
 def process_rock(_rock_servers: dict[str, RockServer]) -> RockServer:
     """The process-runtime server only (for tests about the wire itself, not the runtime)."""
     if "process" not in _rock_servers:

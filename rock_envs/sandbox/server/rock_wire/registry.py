@@ -62,6 +62,10 @@ class RockSandbox:
     task: Optional[asyncio.Task[None]] = None
     created: float = field(default_factory=time.time)
 
+    @property
+    def failed(self) -> bool:
+        return any(phase["status"] == "failed" for phase in self.phases.values())
+
 
 def _host_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -167,8 +171,10 @@ class Registry:
             except SandboxNotFoundError:  # reaped after its idle TTL, or died
                 self._bury(box)
                 box = None
-        if box is None and include_gone:
+        if box is None:  # stopped ones only when asked for; one that failed to start always (its phases say why)
             box = self.gone.get(rock_id)
+            if box is not None and not include_gone and not box.failed:
+                box = None
         if box is None:
             raise WireError(
                 f"Sandbox {rock_id} not found: it was stopped, idle past its auto_clear_time, or never started."
