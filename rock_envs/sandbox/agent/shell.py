@@ -319,7 +319,8 @@ class Sessions:
                 "SessionExistsError",
                 f"`create_session`: a session named {name!r} already exists; pick another name or close it first.",
             )
-        base = self.env if inherit_env else {k: self.env[k] for k in ("PATH", "HOME") if k in self.env}
+        keep: tuple[str, ...] = ("PATH", "HOME")
+        base = self.env if inherit_env else {k: self.env[k] for k in keep if k in self.env}
         session = BashSession(name, cwd or self.cwd, {**base, **(env or {})}, **options)
         if session.idle_timeout is not None and self.reaper is None:
             self.reaper = asyncio.create_task(self._reap_idle())
