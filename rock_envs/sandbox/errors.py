@@ -15,6 +15,7 @@
         ├── SandboxLimitError(SandboxError, RuntimeError)     429: too many sandboxes
         ├── CommandTimeoutError(SandboxError, TimeoutError)   504: a wait's timeout passed
         ├── SandboxStartError(SandboxError, RuntimeError)     503: the runtime could not start a sandbox
+        │   └── ImageNotFoundError(SandboxStartError, LookupError)  503: its image is not in the engine
         ├── SandboxDiedError(SandboxError, RuntimeError)      410: the sandbox's agent is gone
         ├── SandboxClosedError(SandboxError, RuntimeError)    a call on a stopped `Sandbox`
         ├── AgentError(SandboxError, RuntimeError)            500: a bug inside the agent (carries its traceback)
@@ -95,6 +96,10 @@ class SandboxStartError(SandboxError, RuntimeError):
     status = 503
 
 
+class ImageNotFoundError(SandboxStartError, LookupError):
+    """The sandbox's image is not in the local engine (rock-envs never pulls)."""
+
+
 class SandboxDiedError(SandboxError, RuntimeError):
     status = 410
 
@@ -128,6 +133,7 @@ _BY_NAME: dict[str, type[SandboxError]] = {
         SandboxLimitError,
         CommandTimeoutError,
         SandboxStartError,
+        ImageNotFoundError,
         SandboxDiedError,
         SandboxClosedError,
         AgentError,

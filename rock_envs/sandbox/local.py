@@ -233,6 +233,7 @@ def _result(msg: dict[str, Any]) -> m.CommandResult:
         exit_code=msg["exit_code"],
         timed_out=msg["timed_out"],
         truncated=msg.get("truncated", False),
+        syntax_error=msg.get("syntax_error", False),
         note=msg.get("note", ""),
     )
 

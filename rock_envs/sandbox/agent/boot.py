@@ -59,6 +59,7 @@ def parse(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--namespaces", action="store_true", help="new pid/mount/ipc/uts namespaces (root only)")
     p.add_argument("--own-net", action="store_true", help="also a new network namespace (no network)")
     p.add_argument("--own-pids", action="store_true", help="already alone in a pid namespace (a container)")
+    p.add_argument("--writable-root", action="store_true", help="absolute paths writable (a private root view)")
     p.add_argument("--cgroup", action="append", default=[], metavar="PROCS_FILE")
     p.add_argument("--rlimit", action="append", default=[], metavar="NAME=VALUE")
     return vars(p.parse_args(argv))
@@ -105,7 +106,10 @@ def launch(spec: dict[str, Any]) -> None:
 
             info = {
                 "pid_namespace": True,
-                "isolation": ["namespaces"] + lock_down(os.path.dirname(spec["socket"]), bool(spec.get("own_net"))),
+                "isolation": ["namespaces"]
+                + lock_down(
+                    os.path.dirname(spec["socket"]), bool(spec.get("own_net")), bool(spec.get("writable_root"))
+                ),
             }
         for item in spec.get("rlimit") or []:
             name, _, value = item.partition("=")
@@ -116,6 +120,9 @@ def launch(spec: dict[str, Any]) -> None:
                 if ready is not None:
                     os.close(ready)
                 _reap_forever(agent)
+        if spec.get("writable_root"):  # what ROCK's clients expect to find writable in a sandbox
+            for path in ("/root", "/tmp", "/data/logs", "/app", "/etc/apt"):
+                os.makedirs(path, exist_ok=True)
         os.chdir(spec["root"])
         os.environ.setdefault("HOME", spec["root"])
     except BaseException as exc:  # tell whoever waits why, then go

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 from . import wire
 from .fault import Fault
 from .files import Files
-from .procs import Jobs, run_command
+from .procs import Jobs, run_command, syntax_error
 from .reset import reset
 from .shell import Sessions
 from .tunnel import Tunnel
@@ -132,6 +132,8 @@ class Agent:
         await self.shutdown()
         self.workers.clear()
         self.jobs.by_id.clear()
+        if "writable-root" in self.info.get("isolation", []):  # writes anywhere: no list of places to wipe
+            return {"clean": False, "why": "a sandbox with a writable root cannot be wiped, only replaced"}
         return await reset([self.root, self.jobs.logdir], bool(self.info.get("pid_namespace")))
 
     async def op_shutdown(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -141,7 +143,16 @@ class Agent:
     # ---- sessions and commands ----------------------------------------------------------------
 
     async def op_session__create(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
-        await self.sessions.create(h["session"], h.get("env"), self._cwd(h))
+        await self.sessions.create(
+            h["session"],
+            h.get("env"),
+            self._cwd(h),
+            inherit_env=h.get("inherit_env", True),
+            tty=bool(h.get("tty")),
+            source=h.get("source"),
+            idle_timeout=h.get("idle_timeout"),
+            user=h.get("user"),
+        )
         return {"session": h["session"]}
 
     async def op_session__close(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -159,11 +170,15 @@ class Agent:
                 wire.write_message(writer, {"t": "chunk", "stream": stream}, chunk)
 
         timeout, limit = float(h.get("timeout", 60)), int(h.get("max_output") or DEFAULT_LIMIT)
+        if h.get("syntax_check") and (error := await syntax_error(h["cmd"])):
+            return {"output": "", "stderr": error, "exit_code": 2, "timed_out": False, "syntax_error": True}
         if h.get("session"):
             session = self.sessions.get(h["session"], "run")
             return await session.run(h["cmd"], timeout, limit, on_chunk)
-        env = {**self.env, **(h.get("env") or {})}
-        return await run_command(h["cmd"], self._cwd(h) or self.root, env, timeout, limit, on_chunk)
+        base = self.env if h.get("inherit_env", True) else {}
+        env = {**base, **(h.get("env") or {})}
+        argv = h.get("argv")
+        return await run_command(h["cmd"], self._cwd(h) or self.root, env, timeout, limit, on_chunk, argv)
 
     def _cwd(self, h: dict[str, Any]) -> str | None:
         return self.files.resolve(h["cwd"], "cwd") if h.get("cwd") else None

@@ -112,6 +112,11 @@ class ProcessRuntime(Runtime):
         self.zygote = Zygote(self.python)
 
     async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
+        if spec.writable_root and not self.namespaces:
+            raise SandboxStartError(
+                "`Sandbox.start`: `writable_root` on the process runtime needs root on Linux with mount "
+                "namespaces (for its private overlay of /), which this host does not give; use runtime='docker'."
+            )
         groups: list[cgroups.Group] = []
         if self.cgroups is not None and self.cgroups.available:
             try:
@@ -128,13 +133,16 @@ class ProcessRuntime(Runtime):
             rlimits.append(f"nproc={spec.pids_limit}")
         if spec.memory and not any(g.controller in ("memory", "v2") for g in groups):
             rlimits.append(f"as={spec.memory_bytes()}")
+        root = "/" if spec.writable_root else dirs.root
+        home = "/root" if spec.writable_root else dirs.root
         launch = {
             "socket": dirs.socket,
-            "root": dirs.root,
+            "root": root,
             "state": dirs.base,
-            "env": sandbox_env(spec, self.python, home=dirs.root, lang=os.environ.get("LANG", "C.UTF-8")),
+            "env": sandbox_env(spec, self.python, home=home, lang=os.environ.get("LANG", "C.UTF-8")),
             "namespaces": self.namespaces,
             "own_net": self.namespaces and not spec.network,
+            "writable_root": spec.writable_root,
             "cgroup": [g.procs for g in groups],
             "rlimit": rlimits,
         }
@@ -148,7 +156,7 @@ class ProcessRuntime(Runtime):
         finally:
             os.close(ready_w)
         extra = {"pid": pid, "start_time": process_start_time(pid), "cgroups": [[g.controller, g.path] for g in groups]}
-        placement = Placement(sandbox_id, dirs.socket, dirs.root, [], extra)
+        placement = Placement(sandbox_id, dirs.socket, root, [], extra)
         try:
             line = await asyncio.wait_for(_read_line(ready_r), timeout)
         except asyncio.TimeoutError:

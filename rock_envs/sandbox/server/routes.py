@@ -18,7 +18,7 @@ from ..local import LocalSandboxAPI
 
 router = APIRouter()
 Path = Annotated[str, Query(min_length=1, max_length=4096, description="path relative to the sandbox root")]
-SessionName = Annotated[str, PathParam(pattern=m.NAME)]
+SessionName = Annotated[str, PathParam(pattern=m.SESSION_NAME)]
 JobId = Annotated[str, PathParam(min_length=1, max_length=128)]
 
 

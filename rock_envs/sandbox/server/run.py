@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-file", default=None)
     p.add_argument("--runtime-dir", default=None)
     p.add_argument("--extra-token", action="append", default=[], help="another accepted token (repeatable)")
+    p.add_argument("--image-map", action="append", default=[], metavar="SRC=DST", help="ROCK image SRC runs DST")
     for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token", "max-starting"):
         p.add_argument(f"--{name}", type=int, default=None)
     p.add_argument("--pool", action="append", default=[], help="NAME=SIZE[:runtime[:image]] (repeatable)")
@@ -70,7 +71,23 @@ def main(argv: list[str] | None = None) -> None:
             args.max_sandboxes, args.max_envs, args.max_sandboxes_per_token, args.max_envs_per_token, args.extra_token
         ),
         **start_options(args.pool, args.max_starting),
+        **rock_options(args.runtime, args.image_map),
     )
+
+
+def rock_options(runtime: str, image_map: list[str]) -> dict[str, Any]:
+    """``create_app`` keywords for ROCK's wire: its sandboxes run on ``runtime``; ``SRC=DST`` image maps."""
+    from .rock_wire import RockWireConfig
+
+    mapping = {}
+    for item in image_map:
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise SystemExit(
+                f"rock-envs serve: --image-map takes SRC=DST (e.g. python:3.11=rock-envs:latest), got {item!r}"
+            )
+        mapping[src.strip()] = dst.strip()
+    return {"rock": RockWireConfig(runtime=runtime, image_map=mapping)}
 
 
 def limit_options(
