@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode  # the one autoreset type, from the c
 
 from rock_envs.core.errors import RemoteError, remote_error
 from rock_envs.core.frames import frame, read_frame  # noqa: F401 - the framing, importable from here too
+from rock_envs.core.snapshot import SnapshotMode
 
 OnError = Literal["reset", "raise"]
 AutoresetName = Literal["next_step", "same_step", "disabled"]
@@ -57,6 +58,10 @@ class Make(Message):
     # The caller's import path: a factory pickled by reference (a class in a test folder or a
     # script's directory) loads in the worker as it would under multiprocessing's spawn.
     sys_path: list[str] = field(default_factory=list)
+    snapshot_mode: SnapshotMode = "auto"
+    """How the envs are snapshotted (`rock_envs.core.snapshot`): pickle, replay, or auto."""
+    record: bool = False
+    """Each reset's info carries `episode_start` (its seed or RNG state), for trajectory records."""
 
 
 @dataclass
@@ -100,11 +105,27 @@ class Apply(Message):
 
 
 @dataclass
+class Snapshot(Message):
+    """Reply `Values` of one `EnvSnapshot` per env."""
+
+    env_ids: list[int]
+
+
+@dataclass
+class Restore(Message):
+    """Put env `env_ids[k]` in the state of `snapshots[k]`; reply `Values` of their observations (None
+    where unknown). One snapshot given for many envs (a fork) is pickled once: the list repeats it."""
+
+    env_ids: list[int]
+    snapshots: list[Any]
+
+
+@dataclass
 class Close(Message):
     pass
 
 
-Request = Union[Apply, Make, Reset, Step, Call, SetAttr, Close]
+Request = Union[Apply, Make, Reset, Step, Call, SetAttr, Snapshot, Restore, Close]
 
 
 # ---- replies ----------------------------------------------------------------------------------
