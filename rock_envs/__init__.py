@@ -19,14 +19,17 @@ from rock_envs.core.errors import (
     RemoteBackendError,
     RemoteError,
     RockEnvsError,
+    SnapshotError,
     SpaceMismatchError,
     UnknownEnvError,
     WorkerDiedError,
     WorkerTimeoutError,
 )
+from rock_envs.core.snapshot import EnvSnapshot
 from rock_envs.core.spaces import AnyText
 from rock_envs.make import make
 from rock_envs.registry import EnvSpec, list_envs, register, spec
+from rock_envs.trajectories import replay
 from rock_envs.vector.make_vec import make_vec
 from rock_envs.vector.vector_env import RockVectorEnv
 
@@ -42,6 +45,7 @@ __all__ = [
     "Env",
     "EnvArgumentError",
     "EnvClosedError",
+    "EnvSnapshot",
     "EnvSpec",
     "ImageBuildError",
     "MissingDependencyError",
@@ -50,6 +54,7 @@ __all__ = [
     "RemoteError",
     "RockEnvsError",
     "RockVectorEnv",
+    "SnapshotError",
     "SpaceMismatchError",
     "UnknownEnvError",
     "WorkerDiedError",
@@ -58,5 +63,6 @@ __all__ = [
     "make",
     "make_vec",
     "register",
+    "replay",
     "spec",
 ]

@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 import gymnasium
 
+from rock_envs.core import snapshot
 from rock_envs.core.adapters import GemEnv, GymnasiumEnv
 from rock_envs.core.env import Env
 from rock_envs.core.errors import EnvArgumentError, MissingDependencyError
@@ -25,8 +26,8 @@ _GYMNASIUM_MAKE_ARGS = (
 )
 
 
-def build_local(env_spec: EnvSpec, kwargs: dict[str, Any]) -> Env:
-    """Construct the env in this process and wrap it in its adapter."""
+def build_local(env_spec: EnvSpec, kwargs: dict[str, Any], snapshot_mode: snapshot.SnapshotMode = "auto") -> Env:
+    """Construct the env in this process and wrap it in its adapter (snapshots in `snapshot_mode`)."""
     missing = missing_requirement(env_spec)
     if missing is not None:
         raise MissingDependencyError(f"`rock_envs.make({env_spec.id!r})`: {missing}")
@@ -50,7 +51,9 @@ def build_local(env_spec: EnvSpec, kwargs: dict[str, Any]) -> Env:
         raise MissingDependencyError(
             f"`rock_envs.make({env_spec.id!r})`: data the env needs is not installed: {str(e).strip()[:500]}"
         ) from e
-    return adapt(raw, env_spec)
+    env = adapt(raw, env_spec)
+    snapshot.prepare(env, snapshot_mode, kwargs)
+    return env
 
 
 def adapt(raw: Any, env_spec: EnvSpec | None) -> Env:
@@ -83,6 +86,8 @@ class EnvFactory:
 
     def __call__(self, index: int) -> Env:
         if self.env_fns is not None:
-            return adapt(self.env_fns[index](), self.spec)
+            env = adapt(self.env_fns[index](), self.spec)
+            snapshot.prepare(env, "auto")
+            return env
         assert self.spec is not None
         return build_local(self.spec, self.kwargs)

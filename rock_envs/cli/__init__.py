@@ -1,10 +1,10 @@
-"""The `rock-envs` command: envs (list, info, play, run), and the sandbox layer's commands."""
+"""The `rock-envs` command: envs (list, info, play, run, replay), and the sandbox layer's commands."""
 
 from __future__ import annotations
 
 import typer
 
-from rock_envs.cli import envs
+from rock_envs.cli import envs, replay
 
 app = typer.Typer(
     help="rock-envs: any env id, one reset/step face, run where you pick.", no_args_is_help=True, add_completion=False
@@ -13,6 +13,7 @@ app.command("list")(envs.list_command)
 app.command("info")(envs.info_command)
 app.command("play")(envs.play_command)
 app.command("run")(envs.run_command)
+app.command("replay")(replay.replay_command)
 
 
 def _add_optional_commands() -> None:

@@ -26,6 +26,11 @@ class GymnasiumEnv(gymnasium.Wrapper, Env):
         self._rock_spec = spec
         self.step = env.step  # type: ignore[method-assign]
         self.reset = env.reset  # type: ignore[method-assign]
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
 
     @property
     def spec(self) -> Any:
@@ -96,10 +101,14 @@ class GemEnv(Env[str, str]):
         self._rng = random.Random()
         self._random_functions = {name: getattr(self._rng, name) for name in _RANDOM_FUNCTIONS}
         self._seeds: random.Random | None = None  # after a seeded reset: where unseeded resets get theirs
+        self.episode_seed: int | None = None
+        """The seed the current episode was reset with: given, or drawn from the env's own stream."""
         self._reset_takes_options = "options" in inspect.signature(env.reset).parameters
         self._closed = False
 
-    def _own_random(self) -> None:
+    def own_random(self) -> None:
+        """Make the `random` module this env's own generator: done before every call into the GEM env
+        (reset, step, and a worker's `call` or `apply` on it)."""
         global _random_owner
         if _random_owner is not None and _random_owner() is self:
             return
@@ -110,13 +119,14 @@ class GemEnv(Env[str, str]):
         # `seed` may come positionally: GEM's own wrappers call `env.reset(seed)`.
         if self._closed:
             raise EnvClosedError(f"`reset` on {self._name()} after `close()`; make a new env with `rock_envs.make`.")
-        self._own_random()
+        self.own_random()
         if seed is not None:
             self._seeds = random.Random(seed)
         elif self._seeds is not None:
             # Some GEM games draw an unseeded reset from OS entropy: after one seeded reset, every
             # later episode gets its seed from this env's own stream, so trajectories repeat.
             seed = self._seeds.randrange(2**31)
+        self.episode_seed = seed
         if self._reset_takes_options:
             return self._env.reset(seed=seed, options=options)
         return self._env.reset(seed=seed)
@@ -124,16 +134,20 @@ class GemEnv(Env[str, str]):
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._closed:
             raise EnvClosedError(f"`step` on {self._name()} after `close()`; make a new env with `rock_envs.make`.")
-        self._own_random()
+        self.own_random()
         return self._env.step(action)
 
     def sample_random_action(self) -> str:
-        self._own_random()
+        self.own_random()
         return self._env.sample_random_action()
 
     @property
     def unwrapped(self) -> Any:
         return self._env.unwrapped
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         if self._closed:

@@ -11,6 +11,9 @@ Contract (holds for every backend):
   action grammar; Gymnasium envs sample their action space).
 - `spec` is the rock-envs `EnvSpec` the env was made from; `unwrapped` is the innermost env.
 - `observation_space`/`action_space` are Gymnasium spaces; text envs use `AnyText`.
+- `snapshot() -> EnvSnapshot` captures the env's whole state (its RNG included); `restore(s)`
+  puts an env made with the same id and kwargs back in it, to continue exactly as the original
+  would (see `rock_envs.core.snapshot`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import gymnasium
 
 if TYPE_CHECKING:
+    from rock_envs.core.snapshot import EnvSnapshot
     from rock_envs.core.spec import EnvSpec
 
 ObsType = TypeVar("ObsType")
@@ -33,6 +37,19 @@ class Env(gymnasium.Env, Generic[ObsType, ActType]):
 
     def sample_random_action(self) -> ActType:
         return self.action_space.sample()
+
+    def snapshot(self) -> EnvSnapshot:
+        """The env's whole state now: opaque and picklable; `SnapshotError` if it can be neither
+        pickled nor replayed (the message says why)."""
+        from rock_envs.core import snapshot
+
+        return snapshot.take(self)
+
+    def restore(self, snapshot: EnvSnapshot) -> None:
+        """Put the env in the state of `snapshot` (taken from an env of the same id and kwargs)."""
+        from rock_envs.core import snapshot as snapshots
+
+        snapshots.restore(self, snapshot)
 
     def __enter__(self) -> Env[ObsType, ActType]:
         return self

@@ -25,6 +25,8 @@ Each one also subclasses the builtin it resembles, so callers can catch either::
     ├── RemoteBackendError(RockEnvsError, ConnectionError)  the sandbox server of backend="remote" stayed
     │                                                    away, or refused to make or reopen a worker
     ├── CodeVersionError(RockEnvsError, RuntimeError)    a factory pickled by value under another Python
+    ├── SnapshotError(RockEnvsError, ValueError)         an env snapshot that cannot be taken, or does not
+    │                                                    fit (another env id, corrupted, not deterministic)
     ├── ImageBuildError(RockEnvsError, RuntimeError)     the container image cannot be built here; says why
     └── SandboxError (rock_envs.sandbox.errors)          every failure of the sandbox layer, its own tree
 
@@ -174,6 +176,11 @@ class RemoteBackendError(RockEnvsError, ConnectionError):
 
 class CodeVersionError(RockEnvsError, RuntimeError):
     """Code pickled by value under one Python version was loaded under another."""
+
+
+class SnapshotError(RockEnvsError, ValueError):
+    """An env snapshot that cannot be taken (the env neither pickles nor replays), or cannot be
+    restored here (another env id or kwargs, corrupted or truncated, a replay that diverged)."""
 
 
 class ImageBuildError(RockEnvsError, RuntimeError):

@@ -5,7 +5,8 @@ worker is a `Pending` in that worker's queue (workers answer in order), tagged w
 for. Replies are filed as they come: whole batches for the current call, per-env results for
 send/recv, or results of envs being rebuilt after their worker died. A worker that dies is
 restarted here, its envs rebuilt and re-seeded; a call past its deadline restarts the workers that
-did not answer and raises `WorkerTimeoutError`.
+did not answer and raises `WorkerTimeoutError`. With `restore="snapshot"`, rebuilt envs that have a
+snapshot kept (`keep`) are restored to it instead of reset.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Callable, NamedTuple
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import RemoteError, WorkerDiedError, WorkerTimeoutError
-from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset
+from rock_envs.core.snapshot import EnvSnapshot
+from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset, Restore, Values
 
 MAX_RESTARTS_PER_CALL = 3  # per worker: a dropped connection may take every worker at once
 
@@ -70,11 +72,15 @@ class Dispatcher:
     in flight; an interrupted wait (Ctrl-C) is drained by `drain_interrupted` before the next call.
     """
 
-    def __init__(self, group: WorkerGroup, num_envs: int, make: Make):
-        """`make`: the `Make` every worker gets (and gets again when restarted), with its own env ids."""
+    def __init__(self, group: WorkerGroup, num_envs: int, make: Make, restore: str = "reset"):
+        """`make`: the `Make` every worker gets (and gets again when restarted), with its own env ids;
+        `restore`: how a restarted worker's envs come back ("reset", or "snapshot": their last one)."""
         self.group = group
         self.num_envs = num_envs
         self.make_request = make
+        self.restore_mode = restore
+        self.snapshots: dict[int, EnvSnapshot] = {}  # restore="snapshot": each env's last one
+        self.on_rebuilt: Callable[[list[int]], None] | None = None  # told which envs a rebuild reset
         m = group.num_workers
         self.blocks = [list(range(w * num_envs // m, (w + 1) * num_envs // m)) for w in range(m)]
         self.bounds = [(block[0], block[-1] + 1) for block in self.blocks]
@@ -107,6 +113,11 @@ class Dispatcher:
 
     def make(self, w: int, purpose: Purpose = Purpose.REPLY) -> Pending:
         return self.submit(w, dataclasses.replace(self.make_request, env_ids=self.blocks[w]), purpose)
+
+    def keep(self, ids: list[int], snapshots: list[EnvSnapshot]) -> None:
+        """Remember the envs' last snapshots, to rebuild them at that state (restore="snapshot")."""
+        if self.restore_mode == "snapshot":
+            self.snapshots.update(zip(ids, snapshots))
 
     def send_resets(
         self, ids: list[int], seeds: list[int | None], options: list[dict[str, Any] | None], purpose: Purpose
@@ -203,6 +214,8 @@ class Dispatcher:
                 self._file_each(reply)
             if not reply.final:
                 return
+        elif isinstance(reply, Values) and pending.purpose is Purpose.REBUILD and pending.remaining:
+            self._file_restored(pending, reply)
         elif isinstance(reply, Failure) and pending.purpose is Purpose.REBUILD:
             queue.popleft()
             raise WorkerDiedError(
@@ -236,6 +249,16 @@ class Dispatcher:
                 self.ready[i] = Result(
                     self.row(batch.obs, k), 0.0, False, True, {**batch.infos[k], "worker_restarted": True}
                 )
+
+    def _file_restored(self, pending: Pending, values: Values) -> None:
+        """Envs of a dead worker restored to their last snapshot: the caller waiting on them gets the
+        snapshot's observation, flagged `worker_restarted` and `restored_snapshot` (not truncated: the
+        episode goes on from there)."""
+        self.inflight.difference_update(pending.remaining)
+        pending.remaining.clear()
+        for i, obs in zip(pending.request.env_ids, values.values):
+            if i in pending.owed:
+                self.ready[i] = Result(obs, 0.0, False, False, {"worker_restarted": True, "restored_snapshot": True})
 
     # ---- faults ------------------------------------------------------------------------------
 
@@ -281,9 +304,20 @@ class Dispatcher:
         self.inflight.difference_update(self.blocks[w])
         self.group.restart(w)
         self.make(w, Purpose.REBUILD)
-        ids = sorted(lost) if keep else []
+        kept = [i for i in self.blocks[w] if self._restorable(i)]
+        if kept:  # restore="snapshot": back at their last snapshot, the episode goes on
+            owed = {i for i in kept if keep and i in lost}
+            request = Restore(kept, [self.snapshots[i] for i in kept])
+            self.submit(w, request, Purpose.REBUILD, sorted(owed), owed)
+        ids = sorted(i for i in lost if i not in kept) if keep else []
         if ids:
             self.submit(w, Reset(ids, [self.seeds[i] for i in ids], [None] * len(ids)), Purpose.REBUILD, ids, set(ids))
-        others = [i for i in self.blocks[w] if i not in ids]
+        others = [i for i in self.blocks[w] if i not in ids and i not in kept]
         if others:  # envs with no call in flight are rebuilt too; their next step starts a new episode
             self.submit(w, Reset(others, [self.seeds[i] for i in others], [None] * len(others)), Purpose.REBUILD)
+        if self.on_rebuilt is not None:
+            self.on_rebuilt([i for i in self.blocks[w] if i not in lost or not keep])
+
+    def _restorable(self, i: int) -> bool:
+        kept = self.snapshots.get(i)
+        return kept is not None and kept.worker.get("last_obs") is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Literal, Sequence
 
 from gymnasium.vector import AutoresetMode
@@ -9,7 +10,9 @@ from gymnasium.vector import AutoresetMode
 from rock_envs.backends import BACKENDS, OPTION_NAMES, OPTIONS, BackendName, create_group, options_for
 from rock_envs.build import EnvFactory
 from rock_envs.core.errors import EnvArgumentError
+from rock_envs.core.snapshot import SnapshotMode, check_mode
 from rock_envs.core.spaces import ObservationMode, check_observation_mode
+from rock_envs.core.trajectory import check_json
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
 from rock_envs.vector.vector_env import RockVectorEnv
@@ -32,6 +35,9 @@ def make_vec(
     env_kwargs: dict[str, Any] | None = None,
     check_actions: bool = False,
     observation_mode: ObservationMode = "same",
+    snapshot_mode: SnapshotMode = "auto",
+    record: str | os.PathLike[str] | None = None,
+    restore: Literal["reset", "snapshot"] = "reset",
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
@@ -56,7 +62,13 @@ def make_vec(
     callables, env i made by `env_fns[i]()` (`num_envs` defaults to its length). The spec's `image`, `cpus` and `memory` are
     the defaults of the backends that take them (docker, remote).
 
-    The backend options after `env_kwargs` go to the backend that takes them (an option the chosen
+    `snapshot_mode` picks how `venv.snapshot()` captures each env ("pickle", "replay", or "auto":
+    pickle where it pickles); `record="DIR"` writes every episode to DIR as JSON Lines (replay them
+    with `rock_envs.replay` or `rock-envs replay`); `restore="snapshot"` rebuilds the envs of a
+    worker that died at their last snapshot (`venv.snapshot()` or `venv.restore()`) instead of
+    resetting them.
+
+    The backend options after `restore` go to the backend that takes them (an option the chosen
     backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
     `num_workers` defaults to the usable cores. `observation_mode` is Gymnasium's: "same" (every env's
     observation space equal), "different" (one shape and dtype, other bounds: the batched space is
@@ -83,6 +95,9 @@ def make_vec(
     if on_error not in ("reset", "raise"):
         raise EnvArgumentError(f"`make_vec`: on_error must be 'reset' or 'raise', got {on_error!r}.")
     check_observation_mode(observation_mode)
+    check_mode(snapshot_mode, "make_vec")
+    if restore not in ("reset", "snapshot"):
+        raise EnvArgumentError(f"`make_vec`: restore must be 'reset' or 'snapshot', got {restore!r}.")
     env_spec: EnvSpec | None
     if isinstance(env_id, EnvSpec):
         env_spec = env_id
@@ -107,6 +122,13 @@ def make_vec(
             )
     else:
         factory = EnvFactory(env_spec, env_kwargs)
+    if record is not None:
+        if env_spec is None:
+            raise EnvArgumentError(
+                "`make_vec`: record= needs a registered env id or spec (a record names the env to replay it); "
+                "register the callable with `rock_envs.register(...)` and pass its id."
+            )
+        check_json(env_kwargs, "kwargs", "make_vec")
     workers = num_workers if num_workers is not None else options.default_workers(num_envs)
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise EnvArgumentError(f"`make_vec`: num_workers must be in 1..num_envs ({num_envs}), got {workers!r}.")
@@ -122,4 +144,7 @@ def make_vec(
         spec=env_spec,
         check_actions=check_actions,
         observation_mode=observation_mode,
+        snapshot_mode=snapshot_mode,
+        record=None if record is None else os.fspath(record),
+        restore=restore,
     )

@@ -15,6 +15,7 @@ from rock_envs.backends import BackendName
 from rock_envs.core.batching import ObsBatcher
 from rock_envs.core.env import Env
 from rock_envs.core.errors import EnvArgumentError
+from rock_envs.core.snapshot import EnvSnapshot
 from rock_envs.registry import EnvSpec
 
 
@@ -67,6 +68,16 @@ class RemoteEnv(Env):
 
     def render(self) -> Any:
         return self.vector_env.call("render")[0]
+
+    def snapshot(self) -> EnvSnapshot:
+        return self.vector_env.snapshot([0])[0]
+
+    def restore(self, snapshot: EnvSnapshot) -> None:
+        self.vector_env.restore([snapshot], [0])
+
+    @property
+    def closed(self) -> bool:
+        return self.vector_env.closed
 
     def sample_random_action(self) -> Any:
         return self.vector_env.call("sample_random_action")[0]

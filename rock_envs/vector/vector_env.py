@@ -10,6 +10,9 @@ Two ways to step:
 
 A worker that dies mid-call is restarted, its envs rebuilt and re-seeded with their last seed; the
 call returns with those envs truncated and flagged in info (`worker_restarted`), never hangs.
+
+Env state (snapshot, restore, fork) is `SnapshotOps`' (snapshots.py); `record=DIR` writes every
+episode as JSON Lines (recording.py).
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from rock_envs.core.errors import (
     NoCallPendingError,
     SpaceMismatchError,
 )
+from rock_envs.core.snapshot import SnapshotMode
 from rock_envs.core.spaces import ObservationMode, check_observation_mode, check_same_spaces
 from rock_envs.vector.actions import split_actions
 from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
+from rock_envs.vector.recording import Recorder
+from rock_envs.vector.snapshots import SnapshotOps
 from rock_envs.worker.protocol import Apply, Built, Call, Make, OnError, SetAttr, Step
 
 
@@ -45,7 +51,7 @@ class State(enum.Enum):
     WAITING_STEP = "step_async"
 
 
-class RockVectorEnv(VectorEnv):
+class RockVectorEnv(SnapshotOps, VectorEnv):
     """`num_envs` envs on the workers of `group`, behind Gymnasium's `VectorEnv` face.
 
     After construction every env is built (its worker answered `Make`) and none is reset. Calls
@@ -72,6 +78,9 @@ class RockVectorEnv(VectorEnv):
         spec: Any = None,
         check_actions: bool = False,
         observation_mode: ObservationMode = "same",
+        snapshot_mode: SnapshotMode = "auto",
+        record: str | None = None,
+        restore: str = "reset",
     ):
         self.num_envs = num_envs
         self.group = group
@@ -85,8 +94,20 @@ class RockVectorEnv(VectorEnv):
         self.spec = spec
         check_observation_mode(observation_mode)
         self.observation_mode = observation_mode
-        make = Make([], pickling.dumps(factory), autoreset_mode, on_error, list(sys.path), observation_mode == "same")
-        self._d = Dispatcher(group, num_envs, make)
+        make = Make(
+            [],
+            pickling.dumps(factory),
+            autoreset_mode,
+            on_error,
+            list(sys.path),
+            same_observation_space=observation_mode == "same",
+            snapshot_mode=snapshot_mode,
+            record=record is not None,
+        )
+        self._d = Dispatcher(group, num_envs, make, restore)
+        kwargs = getattr(factory, "kwargs", None)
+        self._identity = (spec.id, dict(kwargs or {})) if spec is not None else (None, None)
+        self._recorder: Recorder | None = None
         self.blocks, self.worker_of = self._d.blocks, self._d.worker_of
         self._state = State.DEFAULT
         self.closed = False
@@ -103,6 +124,13 @@ class RockVectorEnv(VectorEnv):
         self.render_mode = built.render_mode
         self._assembler = Assembler(num_envs, built.observation_space)
         self._d.row = self._assembler.obs.row
+        if record is not None:
+            env_id, kwargs = self._identity
+            assert env_id is not None  # make_vec refuses to record a callable
+            self._recorder = Recorder(
+                record, env_id, kwargs or {}, num_envs, self._mode, self._assembler.obs.row, group.name
+            )
+            self._d.on_rebuilt = self._recorder.interrupted
 
     @property
     def autoreset_mode(self) -> AutoresetMode:
@@ -122,7 +150,11 @@ class RockVectorEnv(VectorEnv):
         self._require_idle("reset")
         ids = self._reset_ids(options)
         self._send_resets(ids, seed, options, Purpose.GATHER)
-        obs, _, _, _, infos = self._collect(ids, self.timeout, "reset")
+        if self._recorder is not None:
+            self._recorder.sent_reset(ids)
+        obs, rewards, terms, truncs, infos = self._collect(ids, self.timeout, "reset")
+        if self._recorder is not None:
+            self._recorder.results(ids, ids, obs, rewards, terms, truncs, infos)
         return obs, infos
 
     def step(self, actions: Any):
@@ -139,6 +171,8 @@ class RockVectorEnv(VectorEnv):
         for w, (lo, hi) in enumerate(self._d.bounds):
             block = self.blocks[w]
             self._d.submit(w, Step(block, actions[lo:hi], None), Purpose.GATHER, block)
+        if self._recorder is not None:
+            self._recorder.sent_step(range(self.num_envs), actions)
         self._state = State.WAITING_STEP
 
     def step_wait(self, timeout: float | None = None):
@@ -147,9 +181,13 @@ class RockVectorEnv(VectorEnv):
         if self._state is not State.WAITING_STEP:
             raise NoCallPendingError("`step_wait`: no step is pending; call `step_async(actions)` first.", "step_wait")
         try:
-            return self._collect(list(range(self.num_envs)), self.timeout if timeout is None else timeout, "step_wait")
+            ids = list(range(self.num_envs))
+            result = self._collect(ids, self.timeout if timeout is None else timeout, "step_wait")
         finally:
             self._state = State.DEFAULT
+        if self._recorder is not None:
+            self._recorder.results(ids, ids, *result)
+        return result
 
     # ---- EnvPool's asynchronous mode --------------------------------------------------------
 
@@ -178,6 +216,8 @@ class RockVectorEnv(VectorEnv):
             else:
                 chunk = [actions[position[i]] for i in part]
             self._d.submit(w, Step(part, chunk, self.flush_after), Purpose.EACH, part)
+        if self._recorder is not None:
+            self._recorder.sent_step(ids, actions)
 
     def async_reset(
         self, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
@@ -185,6 +225,8 @@ class RockVectorEnv(VectorEnv):
         """Reset every env without waiting; the results come out of `recv`."""
         self._require_idle("async_reset")
         self._send_resets(list(range(self.num_envs)), seed, options, Purpose.EACH)
+        if self._recorder is not None:
+            self._recorder.sent_reset(range(self.num_envs))
 
     def recv(self, timeout: float | None = None):
         """The first `batch_size` envs that finished: `(env_ids, obs, rewards, terminations, truncations, infos)`."""
@@ -201,7 +243,10 @@ class RockVectorEnv(VectorEnv):
             d.raise_failure()
         ids = list(d.ready)[:want]
         results = [d.ready.pop(i) for i in ids]
-        return (np.asarray(ids, dtype=np.int64), *self._assembler.rows(ids, results))
+        rows = self._assembler.rows(ids, results)
+        if self._recorder is not None:
+            self._recorder.results(ids, range(len(ids)), *rows)
+        return (np.asarray(ids, dtype=np.int64), *rows)
 
     # ---- call / get_attr / set_attr --------------------------------------------------------
 
@@ -366,7 +411,11 @@ class RockVectorEnv(VectorEnv):
             )
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.group.close()
+        try:
+            if self._recorder is not None:
+                self._recorder.close()
+        finally:
+            self.group.close()
 
     def __del__(self) -> None:
         if not getattr(self, "closed", True):

@@ -14,6 +14,7 @@ same step, or by the caller). An env that raises in `reset` is rebuilt and reset
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -21,11 +22,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from rock_envs.core import pickling
-from rock_envs.core.adapters import user_env
+from rock_envs.core import pickling, rng, snapshot
+from rock_envs.core.adapters import GemEnv, user_env
 from rock_envs.core.batching import ObsBatcher
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.core.spaces import check_same_spaces
+from rock_envs.core.trajectory import to_json
 from rock_envs.worker.protocol import (
     Apply,
     AutoresetMode,
@@ -38,7 +40,9 @@ from rock_envs.worker.protocol import (
     Reply,
     Request,
     Reset,
+    Restore,
     SetAttr,
+    Snapshot,
     Step,
     Values,
     error_info,
@@ -68,6 +72,8 @@ class EnvWorker:
         self._needs_reset: dict[int, bool] = {}
         self._last_obs: dict[int, Any] = {}
         self._batcher: ObsBatcher | None = None
+        self._snapshot_mode: snapshot.SnapshotMode = "auto"
+        self._record = False
         self.closed = False
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -85,9 +91,13 @@ class EnvWorker:
                 yield self._call(request)
             elif isinstance(request, SetAttr):
                 yield self._set_attr(request)
+            elif isinstance(request, Snapshot):
+                yield Values([self._snapshot(i) for i in request.env_ids])
+            elif isinstance(request, Restore):
+                yield self._restore(request)
             elif isinstance(request, Apply):
                 fn = pickling.loads(request.fn)
-                yield Values([fn(user_env(self.envs[i])) for i in request.env_ids])
+                yield Values([fn(user_env(self._own(i))) for i in request.env_ids])
             elif isinstance(request, Close):
                 self.close()
                 yield Values([])
@@ -104,8 +114,9 @@ class EnvWorker:
                 sys.path.append(path)
         self._factory = pickling.loads(request.factory)
         self._mode, self._on_error = request.autoreset_mode, request.on_error
+        self._snapshot_mode, self._record = request.snapshot_mode, request.record
         for i in request.env_ids:
-            self.envs[i] = self._factory(i)
+            self.envs[i] = self._build(i)
             self._needs_reset[i] = False
         made = [user_env(self.envs[i]) for i in request.env_ids]
         if len({id(env) for env in made}) < len(made):
@@ -146,7 +157,7 @@ class EnvWorker:
                 raise
             # A reset that raises leaves the env in an unknown state: build it afresh and try once more.
             self._close_env(i)
-            self.envs[i] = self._factory(i)
+            self.envs[i] = self._build(i)
             o, info = self._reset_env(i, seed, options)
             info = {**info, "error": error_info(e)}
         self._needs_reset[i] = False
@@ -154,10 +165,46 @@ class EnvWorker:
         return o, info
 
     def _reset_env(self, i: int, seed: int | None, options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+        env = self.envs[i]
+        if self._record:  # where the episode starts, for the caller's trajectory record
+            before = rng.before_reset(env, seed)
+            o, info = env.reset(seed=seed) if options is None else env.reset(seed=seed, options=options)
+            start = rng.episode_start(env, seed, options, before)
+            return o, {**info, "episode_start": json.dumps(to_json(start))}  # a str: infos batch it as is
         # `options` only when there are some, as SB3 passes them: an older env's reset may not take it
         if options is None:
-            return self.envs[i].reset(seed=seed)
-        return self.envs[i].reset(seed=seed, options=options)
+            return env.reset(seed=seed)
+        return env.reset(seed=seed, options=options)
+
+    def _own(self, i: int) -> Any:
+        """Env `i`, with Python's `random` its own (GEM envs draw from it) for a call into it."""
+        env = self.envs[i]
+        if isinstance(env, GemEnv):
+            env.own_random()
+        return env
+
+    def _build(self, i: int) -> Any:
+        assert self._factory is not None  # Make set it
+        env = self._factory(i)
+        snapshot.prepare(env, self._snapshot_mode)
+        return env
+
+    def _snapshot(self, i: int) -> snapshot.EnvSnapshot:
+        worker = {"needs_reset": self._needs_reset[i], "last_obs": self._last_obs.get(i)}
+        return snapshot.take(self.envs[i], i, worker)
+
+    def _restore(self, request: Restore) -> Values:
+        """Every snapshot is checked before any env is touched: a bad one leaves them all as they were."""
+        for i, snap in zip(request.env_ids, request.snapshots):
+            env_id, kwargs = snapshot.identity(self.envs[i])
+            snapshot.check_fits(snap, env_id, kwargs, snapshot.describe(self.envs[i], i), "restore")
+        obs = []
+        for i, snap in zip(request.env_ids, request.snapshots):
+            o = snapshot.restore(self.envs[i], snap, i)
+            self._needs_reset[i] = bool(snap.worker.get("needs_reset", False))
+            self._last_obs[i] = o
+            obs.append(o)
+        return Values(obs)
 
     def _step(self, request: Step) -> Iterator[Batch]:
         actions = request.actions
@@ -245,7 +292,7 @@ class EnvWorker:
         (`sample_random_action` of a Gymnasium env) comes from the adapter."""
         values = []
         for i in request.env_ids:
-            env = self.envs[i]
+            env = self._own(i)
             try:
                 attr = _get_wrapper_attr(user_env(env), request.name)
             except AttributeError:

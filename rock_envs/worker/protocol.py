@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode  # the one autoreset type, from the c
 
 from rock_envs.core.errors import RemoteError, remote_error
 from rock_envs.core.frames import frame, read_frame  # noqa: F401 - the framing, importable from here too
+from rock_envs.core.snapshot import SnapshotMode
 
 OnError = Literal["reset", "raise"]
 AutoresetName = Literal["next_step", "same_step", "disabled"]
@@ -60,6 +61,10 @@ class Make(Message):
     # False (Gymnasium's observation_mode "different" or a given space): the envs' observation spaces
     # need only share a shape and dtype, and `Built.observation_spaces` lists each env's.
     same_observation_space: bool = True
+    snapshot_mode: SnapshotMode = "auto"
+    """How the envs are snapshotted (`rock_envs.core.snapshot`): pickle, replay, or auto."""
+    record: bool = False
+    """Each reset's info carries `episode_start` (its seed or RNG state), for trajectory records."""
 
 
 @dataclass
@@ -103,11 +108,27 @@ class Apply(Message):
 
 
 @dataclass
+class Snapshot(Message):
+    """Reply `Values` of one `EnvSnapshot` per env."""
+
+    env_ids: list[int]
+
+
+@dataclass
+class Restore(Message):
+    """Put env `env_ids[k]` in the state of `snapshots[k]`; reply `Values` of their observations (None
+    where unknown). One snapshot given for many envs (a fork) is pickled once: the list repeats it."""
+
+    env_ids: list[int]
+    snapshots: list[Any]
+
+
+@dataclass
 class Close(Message):
     pass
 
 
-Request = Union[Apply, Make, Reset, Step, Call, SetAttr, Close]
+Request = Union[Apply, Make, Reset, Step, Call, SetAttr, Snapshot, Restore, Close]
 
 
 # ---- replies ----------------------------------------------------------------------------------

@@ -67,3 +67,20 @@ def test_vector_only_keywords_are_a_clear_error_for_one_env():
 
     with pytest.raises(rock_envs.EnvArgumentError, match=r"\['num_workers'\] cannot be set for one env"):
         rock_envs.make("CartPole-v1", backend="subprocess", num_workers=2)
+
+
+@pytest.mark.parametrize("mode", ["auto", "replay"])
+def test_snapshot_and_restore_continue_as_the_original(backend: Backend, mode: str) -> None:
+    with rock_envs.make(SOKOBAN, backend=backend.name, snapshot_mode=mode, **backend.kwargs) as env:
+        env.reset(seed=8)
+        env.step(MOVES[1])
+        snapshot = env.snapshot()
+        assert (snapshot.env_id, snapshot.mode) == (SOKOBAN, "pickle" if mode == "auto" else "replay")
+        original = [(env.step(a), env.sample_random_action()) for a in MOVES * 2]
+        env.restore(snapshot)
+        assert [(env.step(a), env.sample_random_action()) for a in MOVES * 2] == original
+    with pytest.raises(rock_envs.EnvClosedError, match="`restore`"):
+        env.restore(snapshot)
+    local = rock_envs.make(SOKOBAN)  # a snapshot from any backend restores into a local env too
+    local.restore(snapshot)
+    assert [(local.step(a), local.sample_random_action()) for a in MOVES * 2] == original

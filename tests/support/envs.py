@@ -7,7 +7,9 @@ processes, containers and sandboxes need not import the tests.
 from __future__ import annotations
 
 import os
+import random
 import sys
+import threading
 import time
 from typing import Any
 
@@ -89,6 +91,64 @@ class SleepEnv(gymnasium.Env):
         time.sleep(float(action))
         self.t += 1
         return np.array([float(self.t)]), 1.0, False, False, {}
+
+
+class LockedEnv(gymnasium.Env):
+    """A deterministic random walk that holds a lock, so it does not pickle: snapshots replay it."""
+
+    observation_space = spaces.Box(-1e6, 1e6, (2,), np.float64)
+    action_space = spaces.Discrete(3)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.position = 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.position = float(self.np_random.integers(0, 100))
+        return np.array([self.position, 0.0]), {}
+
+    def step(self, action: int):
+        self.position += float(action) - 1.0 + float(self.np_random.normal())
+        return np.array([self.position, float(action)]), self.position, abs(self.position) > 200, False, {}
+
+
+class LockedTextEnv:
+    """A text env (not a Gymnasium one) that holds a lock and draws from OS entropy when reset
+    without a seed: it can be neither pickled nor replayed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.word = ""
+
+    def reset(self, seed: int | None = None):
+        self.word = random.Random(seed).choice(["apple", "pear", "plum"]) if seed is not None else os.urandom(4).hex()
+        return self.word, {}
+
+    def step(self, action: str):
+        return f"{self.word}:{action}", 0.0, False, False, {}
+
+
+class NoisyEnv(gymnasium.Env):
+    """Deterministic for `noisy_from - 1` steps of an episode; from step `noisy_from` on, obs and
+    reward come from OS entropy (a deliberately non-deterministic env)."""
+
+    observation_space = spaces.Box(-1e9, 1e9, (1,), np.float64)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, noisy_from: int = 5) -> None:
+        self.noisy_from = noisy_from
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([float(self.np_random.integers(0, 1000))]), {}
+
+    def step(self, action: int):
+        self.t += 1
+        value = float(int.from_bytes(os.urandom(4), "big")) if self.t >= self.noisy_from else float(self.t + action)
+        return np.array([value]), 1.0, False, self.t >= 50, {}
 
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

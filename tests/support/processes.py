@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 SESSION_MARK = "ROCK_ENVS_TEST_SESSION=" + os.environ.setdefault("ROCK_ENVS_TEST_SESSION", os.urandom(8).hex())
 AGENT_MARK = b"rock_envs.sandbox.agent"
@@ -62,3 +62,13 @@ def settle(check: Callable[[], object], timeout: float = 30.0, interval: float =
             return False
         time.sleep(interval)
     return True
+
+
+def kill_worker(venv: Any, w: int) -> None:
+    """SIGKILL worker `w` of a vector env: with a real `os.kill` of its pid where it has one."""
+    import signal
+
+    if hasattr(venv.group, "pid"):
+        os.kill(venv.group.pid(w), signal.SIGKILL)
+    else:
+        venv.group.kill(w)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import time
 
 import numpy as np
@@ -12,14 +10,7 @@ import pytest
 
 import rock_envs
 from tests.support.envs import CARTPOLE, NORMAL, RAISE, SLOW, SOKOBAN
-
-
-def _kill(venv, w):
-    """SIGKILL worker `w`: with a real `os.kill` of its pid where it has one."""
-    if hasattr(venv.group, "pid"):
-        os.kill(venv.group.pid(w), signal.SIGKILL)
-    else:
-        venv.group.kill(w)
+from tests.support.processes import kill_worker
 
 
 def test_an_env_raising_in_step_reports_it_is_reset_and_the_others_go_on(make, probe):
@@ -74,7 +65,7 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_call_returns(make, probe, 
     venv.reset(seed=5)
     venv.step_async([SLOW, NORMAL, NORMAL, NORMAL])
     time.sleep(0.3)  # env 0 (worker 0) is now sleeping inside its step
-    _kill(venv, 0)
+    kill_worker(venv, 0)
     obs, rewards, terms, truncs, infos = venv.step_wait(timeout=60)
     assert list(infos["_worker_restarted"]) == [True, True, False, False]
     assert list(truncs) == [True, True, False, False]
@@ -88,7 +79,7 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_call_returns(make, probe, 
 def test_a_worker_killed_while_idle_is_replaced_on_the_next_call(make, probe):
     venv = make(probe, 4)
     venv.reset(seed=0)
-    _kill(venv, 1)
+    kill_worker(venv, 1)
     time.sleep(0.2)
     obs, rewards, terms, truncs, infos = venv.step([NORMAL] * 4)
     assert list(infos["_worker_restarted"]) == [False, False, True, True]
