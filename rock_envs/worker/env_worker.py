@@ -26,6 +26,7 @@ from rock_envs.core import pickling, rng, snapshot
 from rock_envs.core.adapters import GemEnv, user_env
 from rock_envs.core.batching import ObsBatcher
 from rock_envs.core.errors import EnvArgumentError
+from rock_envs.core.resets import call_reset
 from rock_envs.core.spaces import check_same_spaces
 from rock_envs.core.trajectory import to_json
 from rock_envs.worker.protocol import (
@@ -168,13 +169,10 @@ class EnvWorker:
         env = self.envs[i]
         if self._record:  # where the episode starts, for the caller's trajectory record
             before = rng.before_reset(env, seed)
-            o, info = env.reset(seed=seed) if options is None else env.reset(seed=seed, options=options)
+            o, info = call_reset(env.reset, seed, options)
             start = rng.episode_start(env, seed, options, before)
             return o, {**info, "episode_start": json.dumps(to_json(start))}  # a str: infos batch it as is
-        # `options` only when there are some, as SB3 passes them: an older env's reset may not take it
-        if options is None:
-            return env.reset(seed=seed)
-        return env.reset(seed=seed, options=options)
+        return call_reset(env.reset, seed, options)
 
     def _own(self, i: int) -> Any:
         """Env `i`, with Python's `random` its own (GEM envs draw from it) for a call into it."""
