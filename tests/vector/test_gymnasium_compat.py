@@ -417,3 +417,27 @@ def test_a_factory_from_the_callers_import_path_loads_in_the_workers(backend, ma
 
     venv = make(caller_only_envs.Tiny, 2)  # pickled by reference: the workers import it
     assert venv.reset(seed=0)[0].tolist() == [1, 1]
+
+
+class OptionsRequiredEnv(gymnasium.Env):
+    """A reset that requires `options` as Gymnasium's own test envs do (`reset(self, seed, options)`)."""
+
+    observation_space = spaces.Discrete(5)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, seed, options):  # type: ignore[override]
+        super().reset(seed=seed)
+        return int(self.np_random.integers(5)), {"had_options": options is not None}
+
+    def step(self, action: int):
+        return 0, 0.0, True, False, {}
+
+
+def test_a_reset_that_requires_options_gets_them_even_when_none(make):
+    venv = make(lambda: OptionsRequiredEnv(), 2)
+    obs, info = venv.reset(seed=3)
+    expected, _ = SyncVectorEnv([lambda: OptionsRequiredEnv()] * 2).reset(seed=3)
+    np.testing.assert_array_equal(obs, expected)
+    assert list(info["had_options"]) == [False, False]
+    _, info = venv.reset(seed=3, options={"x": 1})
+    assert list(info["had_options"]) == [True, True]
