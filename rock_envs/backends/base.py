@@ -70,6 +70,10 @@ class WorkerGroup(abc.ABC):
     def _close(self) -> None:
         """What `close` does, once: stop the workers, free processes, containers, actors, memory."""
 
+    def local_envs(self) -> list[Any] | None:
+        """The env objects themselves, by env id, where they live in this process (else None)."""
+        return None
+
     def on_built(self, w: int, env_ids: list[int], built: Built) -> None:  # noqa: B027 - a hook, optional
         """Called once worker `w` built its envs: a backend may set up shared memory here."""
 

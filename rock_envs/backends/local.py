@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.backends.options import LocalOptions
+from rock_envs.core.adapters import user_env
 from rock_envs.worker.env_worker import EnvWorker
 from rock_envs.worker.protocol import Reply, Request
 
@@ -42,6 +44,10 @@ class LocalGroup(WorkerGroup):
         self._workers[w].close()
         self._gone[w] = True
         self._ready.append((w, WorkerGone("worker killed (local backend)")))
+
+    def local_envs(self) -> list[Any]:
+        envs = {i: env for worker in self._workers for i, env in worker.envs.items()}
+        return [user_env(envs[i]) for i in sorted(envs)]
 
     def _close(self) -> None:
         for worker in self._workers:

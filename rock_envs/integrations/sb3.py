@@ -105,6 +105,11 @@ class RockVecEnv(VecEnv):
         """Whether each env its factory made is wrapped in `wrapper_class` (checked in the env's worker)."""
         return list(self.venv.apply(lambda env: is_wrapped(env, wrapper_class), self._get_indices(indices)))
 
+    @property
+    def envs(self) -> list[Any]:
+        """The env objects, as `DummyVecEnv.envs` gives them (local backend only; see `RockVectorEnv.envs`)."""
+        return self.venv.envs
+
     def get_images(self) -> Sequence[np.ndarray | None]:
         return list(self.venv.call("render"))
 

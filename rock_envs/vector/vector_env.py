@@ -285,6 +285,18 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         """`call(name, ...)` on `env_ids` only (None: every env); the values in the order of `env_ids`."""
         return self._on_envs("call", env_ids, lambda ids: Call(ids, name, args, kwargs))
 
+    @property
+    def envs(self) -> list[Any]:
+        """The env objects, as `SyncVectorEnv.envs` and SB3's `DummyVecEnv.envs` give them: on the
+        local backend only, where they live in this process."""
+        envs = self.group.local_envs()
+        if envs is None:
+            raise AttributeError(
+                f"`envs`: the envs of the {self.group.name} backend live in its workers, not in this process; "
+                "reach them with `get_attr`, `call` or `apply(fn)`, or use backend='local'."
+            )
+        return envs
+
     def apply(self, fn: Callable[[Any], Any], env_ids: Sequence[int] | None = None) -> tuple[Any, ...]:
         """`fn(env)` for every env (or `env_ids`), run where the env lives, on the env its factory made.
 

@@ -186,3 +186,13 @@ def test_gems_async_vector_env_with_wrappers_over_worker_envs(monkeypatch):
     finally:
         for env in venv.envs:
             env.close()
+
+
+def test_dummy_vec_env_style_envs_on_the_local_backend():
+    from rock_envs.integrations.sb3 import RockVecEnv
+
+    venv = RockVecEnv("CartPole-v1", 2, backend="local")
+    try:
+        assert len(venv.envs) == 2 and venv.envs[0].unwrapped.spec.id == "CartPole-v1"
+    finally:
+        venv.close()

@@ -441,3 +441,15 @@ def test_a_reset_that_requires_options_gets_them_even_when_none(make):
     assert list(info["had_options"]) == [False, False]
     _, info = venv.reset(seed=3, options={"x": 1})
     assert list(info["had_options"]) == [True, True]
+
+
+def test_envs_are_the_env_objects_on_the_local_backend_and_a_clear_error_elsewhere(make, backend):
+    venv = make(lambda: RecordingEnv(), 3)
+    if backend.name == "local":
+        assert [type(e).__name__ for e in venv.envs] == ["RecordingEnv"] * 3
+        venv.envs[1].tag = "changed"  # the very objects: what the vector env steps
+        assert venv.get_attr("tag")[1] == "changed"
+    else:
+        with pytest.raises(AttributeError, match="live in its workers"):
+            venv.envs  # noqa: B018
+        assert not hasattr(venv, "envs")
