@@ -63,12 +63,7 @@ def check_observation_mode(mode: ObservationMode) -> None:
 def check_same_spaces(a: Any, b: Any, name_a: str, name_b: str, same_observations: bool = True) -> None:
     """Raise `SpaceMismatchError` unless `a` and `b` (envs, or their workers' `Built` replies) can share
     one vector env: equal action spaces, and observation spaces that are equal (`same_observations`)
-    or of one shape and dtype (Gymnasium's `observation_mode="different"`)."""
-    if a.action_space != b.action_space:
-        raise SpaceMismatchError(
-            f"`make_vec`: every env must have the same action_space; {name_a} has {a.action_space}, "
-            f"{name_b} has {b.action_space}. Make envs of one kind per vector env."
-        )
+    or of one shape and dtype (Gymnasium's `observation_mode="different"`); observations first, as Gymnasium checks."""
     obs_a, obs_b = a.observation_space, b.observation_space
     if same_observations and obs_a != obs_b:
         raise SpaceMismatchError(
@@ -80,4 +75,9 @@ def check_same_spaces(a: Any, b: Any, name_a: str, name_b: str, same_observation
         raise SpaceMismatchError(
             f"`make_vec(..., observation_mode='different')`: observation spaces must share a shape and dtype "
             f"to be batched; {name_a} has {obs_a}, {name_b} has {obs_b}."
+        )
+    if a.action_space != b.action_space:
+        raise SpaceMismatchError(
+            f"`make_vec`: every env must have the same action_space; {name_a} has {a.action_space}, "
+            f"{name_b} has {b.action_space}. Make envs of one kind per vector env."
         )
