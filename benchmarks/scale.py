@@ -160,13 +160,13 @@ async def main(steps: list[int], docker: bool, image: str | None) -> None:
     stopped = ""
     reached = 0
     async with Sandbox(config):  # keeps this loop's manager (and its zygote) up between steps
+        per = 30e6  # bytes per sandbox until a step has measured it
         for n in steps:
-            per = (used() / max(reached, 1)) if reached else 30e6
-            if available() - n * max(per, 8e6) < FLOOR:
+            if available() - n * per < FLOOR:
                 stopped = f"stopped before {n}: free memory would fall under {FLOOR >> 30} GB"
                 break
             r = await step(n, config)
-            reached = n
+            reached, per = n, max(r["used"], r["pss"]) * 1e6 * 1.5  # with room for the next step's noise
             rows += [
                 (
                     f"{n} created at once: all ready",
