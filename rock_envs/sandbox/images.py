@@ -45,7 +45,7 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("ROCK_ENVS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # python3-venv brings ensurepip, so `python3 -m venv` gives a venv with pip; tini for users who run
 # the image without docker's --init; procps (ps, kill) because agents and tests look at processes;
-# curl because ROCK's and ROLL's agents health-check their servers with it.
+# curl because ROCK's and ROLL's clients probe servers inside their sandboxes with it.
 DEBIAN_PACKAGES = ("python3", "python3-venv", "bash", "procps", "ca-certificates", "tini", "curl")
 VENV = "/opt/rock-envs"
 # Bump to force new images when the recipe below changes in a way the hashes cannot see.

@@ -221,9 +221,12 @@ class Sandbox:
     # ---- sessions and commands ----------------------------------------------------------------
 
     async def create_session(
-        self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None
+        self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None, **options: Any
     ) -> str:
-        await self._b("create_session").create_session(self.id, m.SessionRequest(session=session, env=env, cwd=cwd))
+        """A bash session; ``options`` are :class:`SessionRequest`'s others (``tty``, ``inherit_env``,
+        ``source``, ``idle_timeout``, ``user``)."""
+        request = m.SessionRequest(session=session, env=env, cwd=cwd, **options)
+        await self._b("create_session").create_session(self.id, request)
         return session
 
     async def close_session(self, session: str) -> None:

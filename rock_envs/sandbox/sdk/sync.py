@@ -106,9 +106,9 @@ class SyncSandbox:
         return self._run(self._sandbox.status())
 
     def create_session(
-        self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None
+        self, session: str = "default", env: dict[str, str] | None = None, cwd: str | None = None, **options: Any
     ) -> str:
-        return self._run(self._sandbox.create_session(session, env, cwd))
+        return self._run(self._sandbox.create_session(session, env, cwd, **options))
 
     def close_session(self, session: str) -> None:
         self._run(self._sandbox.close_session(session))

@@ -110,3 +110,9 @@ async def test_env_and_cwd_per_command(sb: Sandbox) -> None:
     await sb.write_file("sub/marker", "x")
     result = await sb.arun("echo $FOO; ls", env={"FOO": "bar"}, cwd="sub")
     assert result.output == "bar\nmarker\n"
+
+
+async def test_tty_session_through_the_sdk(sb: Sandbox) -> None:
+    await sb.create_session("t", tty=True, inherit_env=False, env={"ONLY": "x"})
+    result = await sb.arun("echo $ONLY; echo err >&2", session="t")
+    assert (result.output.splitlines(), result.stderr) == (["x", "err"], "")  # one merged stream

@@ -2,8 +2,9 @@
 
 ``make`` starts a sandbox with an env worker in it (any rock-envs id: GEM's, Gymnasium's, a
 catalog's) and answers its id; ``reset``/``step`` are one worker request each. Answers are raw JSON,
-as ``rock.make``'s client reads them; errors are HTTP 500 ``{"detail"}``, which it shows as
-``HTTP error 500 for <call>: ...``; a request without a token is a 401. Envs unused for
+as ``rock.make``'s client reads them; errors are ``{"detail"}``, which it shows as ``HTTP error
+<status> for <call>: ...``: 500 when the env or its id failed (as ROCK), 400 for a malformed
+request, 401 without the token. Envs unused for
 ``GEM_IDLE`` seconds are closed with their sandbox.
 """
 
@@ -131,8 +132,8 @@ async def _answer(request: Request, call: str, body_model: type[Any], fn: Any) -
         return JSONResponse(jsonable(await fn(req)))
     except AuthenticationError as exc:
         return JSONResponse({"detail": exc.message}, status_code=401)
-    except WireError as exc:
-        return JSONResponse({"detail": exc.message}, status_code=500)
+    except WireError as exc:  # a malformed request or an unknown env: the client shows the text all the same
+        return JSONResponse({"detail": exc.message}, status_code=400)
     except Exception as exc:  # the env's own error, or an unknown id: the client shows the text
         return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=500)
 
