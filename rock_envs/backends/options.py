@@ -60,7 +60,8 @@ class SubprocessOptions(BackendOptions):
     def __post_init__(self) -> None:
         if self.start_method not in START_METHODS:
             raise EnvArgumentError(
-                f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {self.start_method!r}."
+                f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {self.start_method!r} "
+                f"(multiprocessing: cannot find context for {self.start_method!r})."
             )
 
 
