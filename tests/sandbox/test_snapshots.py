@@ -110,7 +110,8 @@ async def test_bad_input_is_a_clear_error_and_the_sandbox_goes_on(sb: Sandbox, c
             await Sandbox.from_snapshot(snapshot.id, config, runtime=other)
     finally:
         await Sandbox.delete_snapshot(snapshot, config)
-    with pytest.raises(CheckpointUnavailableError, match=r"`snapshot\(memory=True\)`"):
+    why = r"cannot checkpoint processes here: (CRIU is not installed|`\S*criu check` fails: |CRIU itself works here)"
+    with pytest.raises(CheckpointUnavailableError, match=r"`snapshot\(memory=True\)`: the \w+ runtime " + why):
         await sb.snapshot(memory=True)
     assert not [s for s in await Sandbox.list_snapshots(config) if s.sandbox_id == sb.id]  # nothing half-made
     assert (await sb.arun("echo still here")).output == "still here\n"

@@ -18,17 +18,18 @@ Contract, for every runtime:
   docker's ``image``). ``prepare(snapshot, files, dirs, spec)`` fills a new sandbox's directory from one
   before ``start``; ``delete_snapshot`` frees what only the runtime holds (an image).
 - ``checkpoint(placement, dirs, dest)``: the sandbox's processes checkpointed under ``dest``
-  (``memory=True``), or :class:`CheckpointUnavailableError` saying why it cannot be done here.
+  (``memory=True``), or :class:`~rock_envs.sandbox.errors.CheckpointUnavailableError` saying why
+  it cannot be done here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import CheckpointUnavailableError
 from ..models import SandboxSnapshot, SandboxSpec
 from ..snapshots import copy_tree
 
@@ -117,8 +118,8 @@ class Runtime(ABC):
         return None
 
     async def checkpoint(self, placement: Placement, dirs: SandboxDirs, dest: str) -> None:
-        """Checkpoint the sandbox's processes (``memory=True``) under ``dest``."""
-        raise CheckpointUnavailableError(
-            f"`snapshot(memory=True)`: the {self.name} runtime cannot checkpoint processes; "
-            "take a filesystem snapshot (memory=False) instead."
-        )
+        """Checkpoint the sandbox's processes (``memory=True``) under ``dest``; no runtime can yet, and
+        the error says exactly why on this machine (see ``criu.py``)."""
+        from . import criu
+
+        raise await asyncio.to_thread(criu.unavailable, self.name)
