@@ -74,7 +74,7 @@ async def transfer(config: SandboxConfig, mb: int, workdir: str) -> tuple[float,
     return up, down
 
 
-def start_server(runtime_dir: str) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(runtime_dir: str, extra: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str, str]:
     import socket
 
     with socket.socket() as s:
@@ -92,6 +92,7 @@ def start_server(runtime_dir: str) -> tuple[subprocess.Popen[bytes], str, str]:
             token,
             "--runtime-dir",
             runtime_dir,
+            *(extra or []),
         ],
         stdout=subprocess.DEVNULL,
     )

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from rock_envs.core import rng
 from rock_envs.core.env import Env
 from rock_envs.core.errors import EnvArgumentError, SnapshotError
+from rock_envs.core.resets import call_reset
 from rock_envs.core.snapshot import EnvSnapshot, replay_snapshot
 from rock_envs.core.trajectory import Episode, EpisodeWriter, from_json, obs_hash, read_episode
 
@@ -31,7 +32,7 @@ class RecordedEnv(Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         before = rng.before_reset(self.env, seed)
-        obs, info = self.env.reset(seed=seed) if options is None else self.env.reset(seed=seed, options=options)
+        obs, info = call_reset(self.env.reset, seed, options)
         self.writer.begin(0, rng.episode_start(self.env, seed, options, before), obs)
         return obs, info
 

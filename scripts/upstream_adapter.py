@@ -47,9 +47,11 @@ def _gymnasium() -> None:
             observation_mode: Any = "same",
             autoreset_mode: Any = AutoresetMode.NEXT_STEP,
         ) -> Any:
-            if worker is not None or observation_mode != "same":
-                raise NotImplementedError("rock-envs stand-in: a custom worker or differing observation spaces")
-            options: dict[str, Any] = {"shared_memory": shared_memory} if BACKEND == "subprocess" else {}
+            if worker is not None:
+                raise NotImplementedError("rock-envs stand-in: a custom worker (AsyncVectorEnv's internals)")
+            options: dict[str, Any] = {"observation_mode": observation_mode}
+            if BACKEND == "subprocess":
+                options["shared_memory"] = shared_memory
             if context is not None and BACKEND == "subprocess":
                 options["start_method"] = context
             return build(cls, env_fns, autoreset_mode, **options)
@@ -67,9 +69,7 @@ def _gymnasium() -> None:
             observation_mode: Any = "same",
             autoreset_mode: Any = AutoresetMode.NEXT_STEP,
         ) -> Any:
-            if observation_mode != "same":
-                raise NotImplementedError("rock-envs stand-in: differing observation spaces")
-            return build(cls, env_fns, autoreset_mode)
+            return build(cls, env_fns, autoreset_mode, observation_mode=observation_mode)
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             pass

@@ -9,7 +9,7 @@ from typing import Any, Coroutine, Optional, TypeVar
 import typer
 
 from rock_envs.sandbox import InvalidRequestError, Sandbox, SandboxConfig, SandboxError, SyncSandbox
-from rock_envs.sandbox.models import SandboxList
+from rock_envs.sandbox.models import ManagerStats, PoolList, SandboxList
 
 T = TypeVar("T")
 app = typer.Typer(help="Sandboxes on a rock-envs server (start one with `rock-envs serve`).", no_args_is_help=True)
@@ -69,18 +69,28 @@ def list_sandboxes(url: str = URL, token: Optional[str] = TOKEN) -> None:
     from rock_envs.sandbox.models import ListRequest
     from rock_envs.sandbox.sdk.http import HttpSandboxAPI
 
-    async def go() -> SandboxList:
+    async def go() -> tuple[SandboxList, ManagerStats, PoolList]:
         api = HttpSandboxAPI.connect(url, token)
         try:
-            return await api.list(ListRequest())
+            return await api.list(ListRequest()), await api.stats(), await api.list_pools()
         finally:
             await api.aclose()
 
-    listed = _run(go())
-    table = Table("id", "status", "runtime", "ttl", "isolation")
+    listed, stats, pools = _run(go())
+    table = Table("id", "status", "runtime", "pool", "ttl", "isolation")
     for sb in listed.sandboxes:
-        table.add_row(sb.id, sb.status, sb.spec.runtime, str(sb.spec.ttl), ",".join(sb.isolation))
+        table.add_row(sb.id, sb.status, sb.spec.runtime, sb.pool or "", str(sb.spec.ttl), ",".join(sb.isolation))
     Console().print(table)
+    typer.echo(
+        f"{stats.starting} starting ({stats.waiting_to_start} in line, at most {stats.max_starting} at once), "
+        f"{stats.running} running, {stats.pooled} pooled, {stats.dead} dead; since start: {stats.swept} "
+        f"leaked then swept, {stats.lease_expired} leases lapsed, {stats.ttl_reaped} idle past their ttl"
+    )
+    for pool in pools.pools:
+        typer.echo(
+            f"pool {pool.name}: {pool.ready} ready, {pool.starting} starting, {pool.claimed} claimed "
+            f"(size {pool.size}, max {pool.max_size or '-'}); {pool.claims} claims, {pool.misses} misses"
+        )
 
 
 @app.command("exec")

@@ -21,12 +21,28 @@ def serve(
     max_sandboxes_per_token: Optional[int] = typer.Option(None, help="Cap on sandboxes per bearer token."),
     max_envs_per_token: Optional[int] = typer.Option(None, help="Cap on envs per bearer token."),
     extra_token: list[str] = typer.Option([], help="Another accepted bearer token (repeatable)."),
+    pool: list[str] = typer.Option(
+        [], help="A warm pool, NAME=SIZE[:runtime[:image]] (repeatable): sandboxes started ahead of demand."
+    ),
+    max_starting: Optional[int] = typer.Option(
+        None, help="Sandboxes started at once; more wait in line (default: 4 per usable core)."
+    ),
+    image_map: list[str] = typer.Option(
+        [], help="SRC=DST: a ROCK client's image SRC runs as the local image DST (repeatable; never pulled)."
+    ),
 ) -> None:
-    """Start the sandbox server. Every route but /health needs `Authorization: Bearer <token>`."""
+    """Start the sandbox server. Every route but /health needs the token: `Authorization: Bearer <token>`
+    (ROCK's wire under /apis/ also takes XRL-Authorization, X-Key, or HTTP Basic with the token as password)."""
     if runtime not in ("process", "docker"):
         raise typer.BadParameter(f"expected process or docker, got {runtime!r}", param_hint="--runtime")
-    from rock_envs.sandbox.server.run import limit_options
+    from rock_envs.sandbox.errors import InvalidRequestError
+    from rock_envs.sandbox.server.run import limit_options, rock_options, start_options
     from rock_envs.sandbox.server.run import serve as run
+
+    try:
+        starting = start_options(pool, max_starting)
+    except InvalidRequestError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pool") from None
 
     run(
         host=host,
@@ -36,4 +52,6 @@ def serve(
         token_file=token_file,
         runtime_dir=runtime_dir,
         **limit_options(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token, extra_token),
+        **starting,
+        **rock_options(runtime, image_map),
     )

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rock_envs.core.adapters import GemEnv
+from rock_envs.core.resets import call_reset
 
 
 def generator_state(gen: np.random.Generator | None) -> dict[str, Any] | None:
@@ -125,6 +126,4 @@ def start_episode(env: Any, start: dict[str, Any]) -> tuple[Any, dict[str, Any]]
     if start.get("rng") is not None:
         env.unwrapped._np_random = generator_from(start["rng"])
         seed = None
-    if options is None:
-        return env.reset(seed=seed)
-    return env.reset(seed=seed, options=options)
+    return call_reset(env.reset, seed, options)

@@ -29,6 +29,7 @@ import cloudpickle
 from rock_envs.core import rng
 from rock_envs.core.adapters import GemEnv, GymnasiumEnv, user_env
 from rock_envs.core.errors import EnvArgumentError, EnvClosedError, SnapshotError
+from rock_envs.core.resets import call_reset
 from rock_envs.core.trajectory import obs_hash
 
 SnapshotMode = Literal["auto", "pickle", "replay"]
@@ -157,7 +158,7 @@ def _install(env: Any, k: Keeper) -> None:
 
     def reset(seed: int | None = None, *, options: dict[str, Any] | None = None) -> Any:
         before = rng.before_reset(env, seed)
-        out = reset0(seed=seed) if options is None else reset0(seed=seed, options=options)
+        out = call_reset(reset0, seed, options)
         log.start, log.actions, log.obs = rng.episode_start(env, seed, options, before), [], obs_hash(out[0])
         if k.resolved is None:
             _probe(env, k)

@@ -30,6 +30,7 @@ from .errors import (
     SnapshotNotFoundError,
 )
 from .models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, SandboxSnapshot, SandboxSpec
+from .sdk.pool import SandboxPool
 from .sdk.sandbox import OutputChunk, Sandbox
 from .sdk.sync import SyncSandbox
 from .sdk.worker import WorkerChannel
@@ -48,6 +49,7 @@ __all__ = [
     "PathOutsideSandboxError",
     "PayloadTooLargeError",
     "Sandbox",
+    "SandboxPool",
     "SandboxClosedError",
     "SandboxConfig",
     "SandboxDiedError",

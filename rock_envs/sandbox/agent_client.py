@@ -36,6 +36,11 @@ class AgentClient:
         self.lifeline: Conn | None = None
         self.closed = False
 
+    @property
+    def alive(self) -> bool:
+        """False once the agent closed its end of the lifeline (it exited, or was killed)."""
+        return not self.closed and self.lifeline is not None and not self.lifeline[0].at_eof()
+
     def _died(self, call: str, exc: BaseException | None = None) -> SandboxDiedError:
         why = f" ({type(exc).__name__}: {exc})" if exc else ""
         return SandboxDiedError(

@@ -48,6 +48,42 @@ class SandboxAPI(ABC):
     async def delete(self, sandbox_id: str) -> m.SandboxInfo:
         """Remove the sandbox and everything running in it; answers its last info (status ``stopped``)."""
 
+    # ---- warm pools, leases, counts ------------------------------------------------------------
+
+    @abstractmethod
+    async def create_pool(self, req: m.PoolRequest) -> m.PoolStats:
+        """Start a warm pool and its ``size`` members; returns when they are ready.
+
+        Raises: :class:`SandboxStartError` (e.g. a missing image) if a member cannot start, naming the
+        pool; :class:`InvalidRequestError` for a name in use or ``size`` over ``max_size``."""
+
+    @abstractmethod
+    async def list_pools(self) -> m.PoolList:
+        """Every pool, with its counts (ready, starting, claimed, claims, misses, refill latency)."""
+
+    @abstractmethod
+    async def delete_pool(self, name: str) -> m.PoolStats:
+        """Remove the pool's ready members; claimed ones stay with their users."""
+
+    @abstractmethod
+    async def claim(self, req: m.ClaimRequest) -> m.SandboxInfo:
+        """A running sandbox from pool ``req.pool``, under a new id.
+
+        Raises: :class:`SandboxLimitError` if every member up to ``max_size`` is claimed for ``req.timeout``."""
+
+    @abstractmethod
+    async def recycle(self, sandbox_id: str) -> m.SandboxInfo:
+        """Reset a pool's sandbox and give it back (status ``pooled``), or remove it (``stopped``)
+        if the reset left anything of its user; the id no longer reaches it either way."""
+
+    @abstractmethod
+    async def renew(self, sandbox_id: str, req: m.LeaseRequest) -> m.SandboxInfo:
+        """Renew the sandbox's owner lease (``spec.lease``) from now, or drop it (``req.release``)."""
+
+    @abstractmethod
+    async def stats(self) -> m.ManagerStats:
+        """How many sandboxes are starting, running, pooled, dead, queued, and swept since start."""
+
     # ---- sessions and commands ----------------------------------------------------------------
 
     @abstractmethod

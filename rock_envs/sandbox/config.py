@@ -34,6 +34,12 @@ class SandboxConfig(SandboxSpec):
     """Seconds ``start()`` waits for the sandbox to be ready."""
     runtime_dir: Optional[str] = None
     """Embedded mode: where sandboxes live (default ``/run/rock-envs`` for root, else a temp dir)."""
+    pool: Optional[str] = None
+    """Take the sandbox from this warm pool (see :class:`SandboxPool`): the pool's spec applies, with
+    this config's ``labels``, ``ttl`` and ``lease``."""
+    lease: Optional[float] = Field(60.0, gt=0, le=24 * 3600)
+    """Owner lease in seconds, renewed by the handle while it is open: if this process vanishes, its
+    sandboxes go within this time. ``None``: only the idle ``ttl`` (and, embedded, this process's exit)."""
 
     def spec(self) -> SandboxSpec:
         return SandboxSpec(**{name: getattr(self, name) for name in SandboxSpec.model_fields})

@@ -16,6 +16,7 @@
         ├── SandboxLimitError(SandboxError, RuntimeError)     429: too many sandboxes
         ├── CommandTimeoutError(SandboxError, TimeoutError)   504: a wait's timeout passed
         ├── SandboxStartError(SandboxError, RuntimeError)     503: the runtime could not start a sandbox
+        │   └── ImageNotFoundError(SandboxStartError, LookupError)  503: its image is not in the engine
         ├── SandboxDiedError(SandboxError, RuntimeError)      410: the sandbox's agent is gone
         ├── CheckpointUnavailableError(SandboxError, RuntimeError)  501: process checkpoints (CRIU) cannot
         │                                                     work here; the message says why
@@ -102,6 +103,10 @@ class SandboxStartError(SandboxError, RuntimeError):
     status = 503
 
 
+class ImageNotFoundError(SandboxStartError, LookupError):
+    """The sandbox's image is not in the local engine (rock-envs never pulls)."""
+
+
 class SandboxDiedError(SandboxError, RuntimeError):
     status = 410
 
@@ -141,6 +146,7 @@ _BY_NAME: dict[str, type[SandboxError]] = {
         SandboxLimitError,
         CommandTimeoutError,
         SandboxStartError,
+        ImageNotFoundError,
         SandboxDiedError,
         SandboxClosedError,
         AgentError,

@@ -318,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--print-tag", action="store_true", help="print only the tag on stdout (progress always goes to stderr)"
     )
+    parser.add_argument("--extra", action="append", default=None, help="rock-envs extras to install (repeatable)")
     args = parser.parse_args(argv)
     try:
-        print(build_image(args.base, args.tag))
+        print(build_image(args.base, args.tag, extras=args.extra or ("server", "agentic")))
     except ImageBuildError as e:
         print(f"rock-envs image: ERROR: {e}", file=sys.stderr)
         return 1

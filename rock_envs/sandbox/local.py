@@ -4,9 +4,11 @@ over it. A request model goes to the agent as it is: ``{"op": name, **model}``, 
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import socket
+import weakref
 from typing import Any, AsyncIterator
 
 from pydantic import BaseModel
@@ -28,6 +30,24 @@ class LocalSandboxAPI(SandboxAPI):
     def __init__(self, manager: SandboxManager | None = None, runtime_dir: str | None = None):
         self.owns_manager = manager is None
         self.manager = manager or SandboxManager(runtime_dir=runtime_dir)
+        self._handles = 1  # `shared()` hands out one api to many holders; the last aclose closes it
+        self._shared_in: dict[str | None, LocalSandboxAPI] | None = None  # the registry that holds it, if any
+        self._runtime_dir = runtime_dir
+
+    @classmethod
+    def shared(cls, runtime_dir: str | None = None) -> LocalSandboxAPI:
+        """The api of every embedded `Sandbox` of the running event loop on ``runtime_dir``: one
+        manager, so one zygote and one reaper for them all (a manager each cost a Python start per
+        sandbox and made concurrent starts slower than sequential ones). Each call is one handle;
+        the manager closes with the last handle's :meth:`aclose`."""
+        apis = _SHARED.setdefault(asyncio.get_running_loop(), {})
+        api = apis.get(runtime_dir)
+        if api is None:
+            api = apis[runtime_dir] = cls(runtime_dir=runtime_dir)
+            api._shared_in = apis
+        else:
+            api._handles += 1
+        return api
 
     async def _call(
         self, sandbox_id: str, op: str, req: BaseModel | None = None, body: bytes = b"", timeout: float = 0.0
@@ -48,6 +68,29 @@ class LocalSandboxAPI(SandboxAPI):
 
     async def delete(self, sandbox_id: str) -> m.SandboxInfo:
         return await self.manager.delete(sandbox_id)
+
+    # ---- warm pools, leases, counts ------------------------------------------------------------
+
+    async def create_pool(self, req: m.PoolRequest) -> m.PoolStats:
+        return await self.manager.create_pool(req)
+
+    async def list_pools(self) -> m.PoolList:
+        return m.PoolList(pools=[pool.stats() for pool in self.manager.pools.values()])
+
+    async def delete_pool(self, name: str) -> m.PoolStats:
+        return await self.manager.delete_pool(name)
+
+    async def claim(self, req: m.ClaimRequest) -> m.SandboxInfo:
+        return await self.manager.claim(req)
+
+    async def recycle(self, sandbox_id: str) -> m.SandboxInfo:
+        return await self.manager.recycle(sandbox_id)
+
+    async def renew(self, sandbox_id: str, req: m.LeaseRequest) -> m.SandboxInfo:
+        return self.manager.renew(sandbox_id, req.release)
+
+    async def stats(self) -> m.ManagerStats:
+        return self.manager.stats()
 
     # ---- sessions and commands ----------------------------------------------------------------
 
@@ -182,8 +225,19 @@ class LocalSandboxAPI(SandboxAPI):
         return SocketChannel(sock, on_close=lambda: self.manager.release(entry))
 
     async def aclose(self) -> None:
+        self._handles -= 1
+        if self._handles > 0:
+            return
+        if self._shared_in is not None:
+            self._shared_in.pop(self._runtime_dir, None)
         if self.owns_manager:
             await self.manager.close()
+
+
+# Per event loop (its asyncio objects belong to one loop), then per runtime dir.
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str | None, LocalSandboxAPI]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _result(msg: dict[str, Any]) -> m.CommandResult:
@@ -193,6 +247,7 @@ def _result(msg: dict[str, Any]) -> m.CommandResult:
         exit_code=msg["exit_code"],
         timed_out=msg["timed_out"],
         truncated=msg.get("truncated", False),
+        syntax_error=msg.get("syntax_error", False),
         note=msg.get("note", ""),
     )
 

@@ -18,10 +18,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
+from ..core.cores import usable_cores
 from .agent_client import AgentClient
 from .errors import InvalidRequestError, SandboxDiedError, SandboxError, SandboxLimitError, SandboxNotFoundError
 from .model_service.hub import ModelHub
-from .models import SandboxInfo, SandboxSnapshot, SandboxSpec, SnapshotRequest
+from .models import (
+    ClaimRequest,
+    ManagerStats,
+    PoolRequest,
+    PoolStats,
+    SandboxInfo,
+    SandboxSnapshot,
+    SandboxSpec,
+    SnapshotRequest,
+)
+from .pools import Pool, claim_key
 from .runtime import Placement, Runtime, SandboxDirs, make_runtime
 from .snapshots import SnapshotStore
 from .state import StateDir, default_runtime_dir
@@ -41,6 +52,9 @@ class Entry:
     placement: Placement | None = None
     agent: AgentClient | None = None
     busy: int = 0
+    pool: str | None = None  # the warm pool it belongs to, if any
+    home: str = ""  # the id its directory and state record were made under (claims give new ids)
+    lease_until: float | None = None
 
     def info(self) -> SandboxInfo:
         root = self.placement.root if self.placement else ""
@@ -55,6 +69,7 @@ class Entry:
             root=root,
             isolation=isolation,
             container=str(container) if container else None,
+            pool=self.pool,
         )
 
 
@@ -70,9 +85,10 @@ class SandboxManager:
         self,
         runtime_dir: str | None = None,
         runtime_options: dict[str, dict[str, Any]] | None = None,
-        max_sandboxes: int = 1024,
+        max_sandboxes: int = 4096,
         reap_interval: float = 1.0,
         allowed_runtimes: tuple[str, ...] | None = None,
+        max_starting: int | None = None,
     ):
         self.state = StateDir(runtime_dir or default_runtime_dir())
         probe = os.path.join(self.state.sandbox_dir("sb-" + "0" * 12), "agent.sock")
@@ -87,6 +103,14 @@ class SandboxManager:
         self.sandboxes: dict[str, Entry] = {}
         self.max_sandboxes = max_sandboxes
         self.reap_interval = reap_interval
+        # Sandboxes being started at once; more wait in line (FIFO). Past a few per core, more at
+        # once only adds contention (fork, mounts, cgroups) and every start gets slower.
+        self.max_starting = max_starting or 4 * usable_cores()
+        self._start_slots = asyncio.Semaphore(self.max_starting)
+        self._queued = 0
+        self.pools: dict[str, Pool] = {}
+        self.pool_start_timeout = 60.0
+        self.counts = {"swept": 0, "lease_expired": 0, "ttl_reaped": 0}
         self._reaper: asyncio.Task[None] | None = None
         self._started = False
         self.models = ModelHub()
@@ -121,12 +145,16 @@ class SandboxManager:
                     continue  # that runtime is not available here; leave its record for one that is
             self.state.forget(sandbox_id)
             count += 1
+        self.counts["swept"] += count
         return count
 
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
+        for pool in list(self.pools.values()):
+            await pool.close()
+        self.pools = {}
         await asyncio.gather(*(self.delete(sid) for sid in list(self.sandboxes)), return_exceptions=True)
         await self.models.close()
         for runtime in self.runtimes.values():
@@ -150,6 +178,20 @@ class SandboxManager:
         return self.runtimes[key]
 
     async def create(self, spec: SandboxSpec, timeout: float = 60.0) -> SandboxInfo:
+        """A running sandbox of ``spec``: from a warm pool whose spec it matches (labels, ttl and
+        lease aside), else started now."""
+        for pool in self.pools.values():
+            if pool.key == claim_key(spec):
+                return await pool.claim(
+                    ClaimRequest(pool=pool.name, labels=spec.labels, ttl=spec.ttl, lease=spec.lease)
+                )
+        entry = await self.launch(spec, timeout)
+        self._renew(entry)
+        return entry.info()
+
+    async def launch(self, spec: SandboxSpec, timeout: float, pool: str | None = None) -> Entry:
+        """Start a sandbox (status ``running``, or ``pooled`` for a pool's member), in line behind
+        ``max_starting`` others."""
         if not self._started:
             await self.start()
         if len(self.sandboxes) >= self.max_sandboxes:
@@ -159,8 +201,20 @@ class SandboxManager:
             )
         source = self._source(spec)
         runtime = self._runtime(spec.runtime, spec.placement)
-        entry = Entry("sb-" + secrets.token_hex(6), spec, runtime)
+        entry = Entry("sb-" + secrets.token_hex(6), spec, runtime, pool=pool)
+        entry.home = entry.id
         self.sandboxes[entry.id] = entry
+        self._queued += 1
+        try:
+            await asyncio.wait_for(self._start_slots.acquire(), timeout)
+        except asyncio.TimeoutError:
+            self.sandboxes.pop(entry.id, None)
+            raise SandboxLimitError(
+                f"`create`: waited {timeout} s in line behind {self.max_starting} sandboxes being started at once "
+                "(`max_starting`); create fewer at once, raise the timeout, or raise `--max-starting`."
+            ) from None
+        finally:
+            self._queued -= 1
         dirs = SandboxDirs(self.state.sandbox_dir(entry.id))
         try:
             os.makedirs(dirs.root, mode=0o755)
@@ -172,26 +226,125 @@ class SandboxManager:
             entry.agent = AgentClient(entry.placement.socket, entry.id)
             hello = await entry.agent.hello()
             entry.placement.isolation = list(hello.get("isolation") or []) + entry.placement.isolation
-            if spec.model_service is not None:
+            if spec.model_service is not None and pool is None:
                 await self.models.attach(entry.id, spec.model_service, entry.placement.socket)
-            entry.status = "running"
+            entry.status = "pooled" if pool else "running"
             entry.last_used_at = time.time()
         except BaseException:
+            self._start_slots.release()
             await self.delete(entry.id)
             raise
+        self._start_slots.release()
+        return entry
+
+    # ---- warm pools (pools.py decides which member; the entries are the manager's) ---------------
+
+    async def create_pool(self, req: PoolRequest) -> PoolStats:
+        if req.name in self.pools:
+            raise InvalidRequestError(f"`create_pool`: a pool named {req.name!r} exists; delete it first.")
+        if len(self.sandboxes) + req.size > self.max_sandboxes:
+            raise SandboxLimitError(
+                f"`create_pool`: {req.size} members would take this manager past its {self.max_sandboxes} "
+                f"sandboxes (it holds {len(self.sandboxes)}); ask for a smaller pool or raise `max_sandboxes`."
+            )
+        if not self._started:
+            await self.start()
+        pool = self.pools[req.name] = Pool(self, req)
+        try:
+            await pool.fill(self.pool_start_timeout)
+        except BaseException:
+            self.pools.pop(req.name, None)
+            await pool.close()
+            raise
+        return pool.stats()
+
+    def pool(self, name: str, call: str) -> Pool:
+        if name not in self.pools:
+            known = ", ".join(sorted(self.pools)) or "none"
+            raise SandboxNotFoundError(f"`{call}`: no pool {name!r} on this manager (pools: {known}).")
+        return self.pools[name]
+
+    async def delete_pool(self, name: str) -> PoolStats:
+        pool = self.pool(name, "delete_pool")
+        del self.pools[name]
+        await pool.close()
+        return pool.stats()
+
+    async def claim(self, req: ClaimRequest) -> SandboxInfo:
+        return await self.pool(req.pool, "claim").claim(req)
+
+    def rekey(self, entry: Entry, pooled: bool = False) -> None:
+        """Give ``entry`` a new id (a claim, or a member back in its pool): the old id no longer reaches it."""
+        self.sandboxes.pop(entry.id, None)
+        entry.id = "sb-" + secrets.token_hex(6)
+        if entry.agent is not None:
+            entry.agent.sandbox_id = entry.id
+        self.sandboxes[entry.id] = entry
+        if pooled and entry.pool in self.pools:
+            entry.status, entry.spec, entry.lease_until = "pooled", self.pools[entry.pool].req.spec, None
+
+    async def hand_out(self, entry: Entry, per_claim: dict[str, Any]) -> SandboxInfo:
+        entry.spec = entry.spec.model_copy(update={k: v for k, v in per_claim.items() if v is not None})
+        if entry.spec.model_service is not None and entry.placement is not None:
+            await self.models.attach(entry.id, entry.spec.model_service, entry.placement.socket)
+        entry.status, entry.last_used_at = "running", time.time()
+        self._renew(entry)
         return entry.info()
+
+    async def reset_member(self, entry: Entry) -> bool:
+        """Ask the agent to remove everything of the last user; True if it found nothing left after."""
+        await self.models.detach(entry.id)
+        try:
+            async with self.use(entry.id, "recycle") as agent:
+                reply, _ = await agent.call({"op": "sandbox.reset"}, timeout=AGENT_GRACE)
+        except SandboxError:
+            return False
+        return bool(reply.get("clean"))
+
+    async def recycle(self, sandbox_id: str) -> SandboxInfo:
+        entry = self.get(sandbox_id, "recycle")
+        if entry.pool not in self.pools:
+            raise InvalidRequestError(f"`recycle`: sandbox {sandbox_id!r} did not come from a pool; stop it instead.")
+        info = entry.info()
+        kept = await self.pools[str(entry.pool)].recycle(entry)
+        return info.model_copy(update={"status": "pooled" if kept else "stopped"})
+
+    def renew(self, sandbox_id: str, release: bool = False) -> SandboxInfo:
+        entry = self.get(sandbox_id, "renew")
+        if release:
+            entry.spec = entry.spec.model_copy(update={"lease": None})
+        self._renew(entry)
+        return entry.info()
+
+    def _renew(self, entry: Entry) -> None:
+        entry.lease_until = time.time() + entry.spec.lease if entry.spec.lease else None
+
+    def stats(self) -> ManagerStats:
+        status = [e.status for e in self.sandboxes.values()]
+        return ManagerStats(
+            starting=status.count("starting"),
+            running=status.count("running"),
+            dead=status.count("dead"),
+            pooled=status.count("pooled"),
+            waiting_to_start=self._queued,
+            max_starting=self.max_starting,
+            max_sandboxes=self.max_sandboxes,
+            **self.counts,
+        )
 
     async def delete(self, sandbox_id: str) -> SandboxInfo:
         entry = self.sandboxes.pop(sandbox_id, None)
         if entry is None:
             raise self._unknown(sandbox_id, "delete")
         entry.status = "stopped"
+        if entry.pool in self.pools:
+            self.pools[str(entry.pool)].forget(entry)
         await self.models.detach(sandbox_id)
         if entry.agent is not None:
             await entry.agent.close()
         if entry.placement is not None:
             await entry.runtime.kill(entry.placement)
-        await asyncio.to_thread(self.state.forget, sandbox_id)
+        await asyncio.to_thread(self.state.forget, entry.home or sandbox_id)
         return entry.info()
 
     # ---- snapshots ----------------------------------------------------------------------------
@@ -218,7 +371,7 @@ class SandboxManager:
         dest = self.snapshots.dir(snapshot_id)
         try:
             assert entry.placement is not None  # hold() checked it is running
-            dirs = SandboxDirs(self.state.sandbox_dir(entry.id))
+            dirs = SandboxDirs(self.state.sandbox_dir(entry.home or entry.id))  # a claimed member keeps its dir
             os.makedirs(dest)
             if req.memory:
                 await entry.runtime.checkpoint(entry.placement, dirs, dest)
@@ -291,14 +444,23 @@ class SandboxManager:
             await asyncio.sleep(self.reap_interval)
             now = time.time()
             for entry in list(self.sandboxes.values()):
-                if entry.status == "starting":  # its idle clock starts once it is up
+                if entry.status in ("starting", "pooled"):  # a pool looks after its own members
                     continue
+                if entry.status == "running" and entry.agent is not None and not entry.agent.alive:
+                    entry.status = "dead"
                 idle = entry.spec.ttl and entry.busy == 0 and now - entry.last_used_at > entry.spec.ttl
-                if idle or entry.status == "dead" and entry.busy == 0 and now - entry.last_used_at > 60:
+                lapsed = entry.lease_until is not None and now > entry.lease_until
+                if idle or lapsed or entry.status == "dead" and entry.busy == 0 and now - entry.last_used_at > 60:
                     try:
                         await self.delete(entry.id)
                     except SandboxError:
-                        pass
+                        continue
+                    if lapsed or idle:
+                        self.counts["lease_expired" if lapsed else "ttl_reaped"] += 1
+            for pool in list(self.pools.values()):
+                for member in list(pool.ready):
+                    if member.agent is None or not member.agent.alive:
+                        await self.delete(member.id)  # the pool counts it and starts another
 
     # ---- every use of a sandbox's agent passes here ---------------------------------------------
 

@@ -12,6 +12,7 @@ from .model_service.models import ModelServiceSpec
 WORKER_ARGV = ["{python}", "-m", "rock_envs.worker", "--fd", "{fd}"]
 """How an env worker starts inside a sandbox: ``{fd}`` becomes its socket, ``{python}`` the sandbox's Python."""
 NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+SESSION_NAME = r"^[A-Za-z0-9_.-]{1,128}$"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
@@ -53,9 +54,17 @@ class SandboxSpec(_Model):
     """Whether the sandbox may reach the network; off by default."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form labels, for ``list`` filters."""
+    lease: Optional[float] = Field(None, gt=0, le=24 * 3600)
+    """Owner lease in seconds: the sandbox is removed when its owner has not renewed it for this long
+    (the SDK renews it while the handle is open), so a client that vanishes loses its sandboxes."""
     placement: Literal["local", "ray"] = "local"
     """``local``: on the manager's machine; ``ray``: Ray picks a node with the sandbox's cpus and memory
     and an actor there starts it (the caller must have called ``ray.init``)."""
+    writable_root: bool = False
+    """A private writable view of the whole filesystem: absolute paths (``/tmp``, ``/root``, ``/etc``,
+    ``/data/logs``, ...) are writable inside, their changes private to the sandbox and gone with it
+    (an overlay of the host's ``/`` on the process runtime, which needs root; a writable container
+    layer on docker). Commands then start in ``/`` with ``HOME=/root``."""
     model_service: Optional[ModelServiceSpec] = None
     """An OpenAI-compatible endpoint inside the sandbox (``OPENAI_BASE_URL``/``OPENAI_API_KEY`` set), answered
     by the trainer or proxied upstream; ``"trainer"`` or ``"proxy"`` are short for the spec with that mode."""
@@ -89,7 +98,7 @@ class SandboxSpec(_Model):
 
 class SandboxInfo(_Model):
     id: str
-    status: Literal["starting", "running", "stopped", "dead"]
+    status: Literal["starting", "running", "stopped", "dead", "pooled"]
     spec: SandboxSpec
     created_at: float
     last_used_at: float
@@ -99,6 +108,72 @@ class SandboxInfo(_Model):
     """Which protections applied: ``namespaces``, ``readonly-host``, ``cgroup-pids``, ..."""
     container: Optional[str] = None
     """The container's id (runtime ``docker``), for ``docker logs`` or ``docker inspect``."""
+    pool: Optional[str] = None
+    """The warm pool it came from, if any (``recycle`` returns it there)."""
+
+
+class PoolRequest(_Model):
+    """A warm pool: ``size`` sandboxes of ``spec`` started ahead of demand, at most ``max_size`` in all."""
+
+    name: str = Field(pattern=NAME)
+    spec: SandboxSpec = Field(default_factory=SandboxSpec)
+    size: int = Field(4, ge=0, le=100_000)
+    max_size: Optional[int] = Field(None, ge=1, le=100_000)
+    """Members ready plus claimed; a claim beyond it waits for one to come back (default: no cap)."""
+
+
+class PoolStats(_Model):
+    name: str
+    spec: SandboxSpec
+    size: int
+    max_size: Optional[int]
+    ready: int
+    starting: int
+    claimed: int
+    claims: int
+    """Claims served from ready members."""
+    misses: int
+    """Claims that found no ready member and started one."""
+    recycled: int
+    replaced: int
+    """Members that died while waiting, and were replaced."""
+    refill_p50_ms: Optional[float]
+    refill_max_ms: Optional[float]
+
+
+class PoolList(_Model):
+    pools: list[PoolStats]
+
+
+class ClaimRequest(_Model):
+    pool: str = Field(pattern=NAME)
+    labels: dict[str, str] = Field(default_factory=dict)
+    ttl: Optional[float] = Field(None, ge=0, le=7 * 24 * 3600)
+    lease: Optional[float] = Field(None, gt=0, le=24 * 3600)
+    timeout: float = Field(60.0, gt=0, le=3600)
+
+
+class LeaseRequest(_Model):
+    release: bool = False
+    """True: drop the lease for good (a detached sandbox lives by its ``ttl`` alone)."""
+
+
+class ManagerStats(_Model):
+    """How many sandboxes are where, now and since the manager started."""
+
+    starting: int
+    running: int
+    dead: int
+    pooled: int
+    """Ready members of warm pools, waiting to be claimed (counted apart from ``running``)."""
+    waiting_to_start: int
+    """Creates queued behind ``max_starting``."""
+    max_starting: int
+    max_sandboxes: int
+    swept: int
+    """Sandboxes left by an earlier manager on this runtime dir, and removed."""
+    lease_expired: int
+    ttl_reaped: int
 
 
 class SandboxList(_Model):
@@ -108,32 +183,50 @@ class SandboxList(_Model):
 class ListRequest(_Model):
     """Filters for listing sandboxes; each one given must match."""
 
-    status: Optional[Literal["starting", "running", "stopped", "dead"]] = None
+    status: Optional[Literal["starting", "running", "stopped", "dead", "pooled"]] = None
     runtime: Optional[Literal["process", "docker"]] = None
     labels: dict[str, str] = Field(default_factory=dict)
 
 
 class SessionRequest(_Model):
-    session: str = Field(pattern=NAME)
+    session: str = Field(pattern=SESSION_NAME)
     env: Optional[dict[str, str]] = None
     cwd: Optional[str] = None
+    inherit_env: bool = True
+    """Start from the sandbox's environment; ``False``: only its ``PATH`` and ``HOME``, and ``env``."""
+    tty: bool = False
+    """An interactive bash on a pseudo-terminal: stdout and stderr merged in one stream, ``\\r\\n``
+    line ends, job lines such as ``[1] 4242`` (``cmd &``) and ``[1]+  Done ...``, as ROCK's sessions."""
+    source: list[str] = Field(default_factory=list)
+    """Files sourced when the session starts, in order; their errors are ignored."""
+    idle_timeout: Optional[float] = Field(None, gt=0)
+    """Seconds unused, with no process of its own still running, after which the session is closed."""
+    user: Optional[str] = Field(None, max_length=64)
+    """Run the session's shell as this user of the sandbox (needs a sandbox allowed to switch users)."""
 
 
 class SessionRef(_Model):
     """One bash session of a sandbox, by name: what closing one takes and what both session calls answer."""
 
-    session: str = Field(pattern=NAME)
+    session: str = Field(pattern=SESSION_NAME)
 
 
 class RunRequest(_Model):
     cmd: str = Field(max_length=1_000_000)
-    session: Optional[str] = Field(None, pattern=NAME)
+    session: Optional[str] = Field(None, pattern=SESSION_NAME)
     """Run in this bash session (state persists); ``None`` runs ``bash -c`` in a fresh process group."""
     timeout: float = Field(60.0, gt=0, le=24 * 3600)
     max_output: Optional[int] = Field(None, ge=1, le=1 << 30)
     """Bytes kept per stream; the rest is dropped and ``truncated`` set."""
     env: Optional[dict[str, str]] = None
     cwd: Optional[str] = None
+    argv: Optional[list[str]] = Field(None, min_length=1)
+    """Without a session: run exactly this program and arguments, no shell (``cmd`` is then only a
+    label); a program that is not there gives ``exit_code`` -1 and the reason in ``stderr``."""
+    inherit_env: bool = True
+    """Without a session: start from the sandbox's environment; ``False``: only ``env``."""
+    syntax_check: bool = False
+    """Check ``cmd`` with ``bash -n`` first; a syntax error is answered with ``syntax_error`` set, unrun."""
 
 
 class CommandResult(_Model):
@@ -142,6 +235,8 @@ class CommandResult(_Model):
     exit_code: Optional[int]
     timed_out: bool = False
     truncated: bool = False
+    syntax_error: bool = False
+    """``cmd`` did not parse (``syntax_check``): it did not run, ``stderr`` says why."""
     note: str = ""
     """Anything unusual, e.g. a session that had to be restarted after a timeout."""
 

@@ -11,8 +11,8 @@ snapshot kept (`keep`) are restored to it instead of reset.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,8 +20,8 @@ from typing import Any, Callable, NamedTuple
 
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import RemoteError, WorkerDiedError, WorkerTimeoutError
-from rock_envs.core.snapshot import EnvSnapshot, SnapshotMode
-from rock_envs.worker.protocol import AutoresetMode, Batch, Built, Failure, Make, OnError, Reset, Restore, Values
+from rock_envs.core.snapshot import EnvSnapshot
+from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset, Restore, Values
 
 MAX_RESTARTS_PER_CALL = 3  # per worker: a dropped connection may take every worker at once
 
@@ -72,21 +72,13 @@ class Dispatcher:
     in flight; an interrupted wait (Ctrl-C) is drained by `drain_interrupted` before the next call.
     """
 
-    def __init__(
-        self,
-        group: WorkerGroup,
-        num_envs: int,
-        factory_bytes: bytes,
-        autoreset_mode: AutoresetMode,
-        on_error: OnError,
-        snapshot_mode: SnapshotMode = "auto",
-        record: bool = False,
-        restore: str = "reset",
-    ):
+    def __init__(self, group: WorkerGroup, num_envs: int, make: Make, restore: str = "reset"):
+        """`make`: the `Make` every worker gets (and gets again when restarted), with its own env ids;
+        `restore`: how a restarted worker's envs come back ("reset", or "snapshot": their last one)."""
         self.group = group
         self.num_envs = num_envs
-        self.factory_bytes, self.autoreset_mode, self.on_error = factory_bytes, autoreset_mode, on_error
-        self.snapshot_mode, self.record, self.restore_mode = snapshot_mode, record, restore
+        self.make_request = make
+        self.restore_mode = restore
         self.snapshots: dict[int, EnvSnapshot] = {}  # restore="snapshot": each env's last one
         self.on_rebuilt: Callable[[list[int]], None] | None = None  # told which envs a rebuild reset
         m = group.num_workers
@@ -120,16 +112,7 @@ class Dispatcher:
         return pending
 
     def make(self, w: int, purpose: Purpose = Purpose.REPLY) -> Pending:
-        request = Make(
-            self.blocks[w],
-            self.factory_bytes,
-            self.autoreset_mode,
-            self.on_error,
-            list(sys.path),
-            self.snapshot_mode,
-            self.record,
-        )
-        return self.submit(w, request, purpose)
+        return self.submit(w, dataclasses.replace(self.make_request, env_ids=self.blocks[w]), purpose)
 
     def keep(self, ids: list[int], snapshots: list[EnvSnapshot]) -> None:
         """Remember the envs' last snapshots, to rebuild them at that state (restore="snapshot")."""

@@ -11,6 +11,7 @@ from rock_envs.backends import BACKENDS, OPTION_NAMES, OPTIONS, BackendName, cre
 from rock_envs.build import EnvFactory
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.core.snapshot import SnapshotMode, check_mode
+from rock_envs.core.spaces import ObservationMode, check_observation_mode
 from rock_envs.core.trajectory import check_json
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
@@ -33,6 +34,7 @@ def make_vec(
     timeout: float | None = None,
     env_kwargs: dict[str, Any] | None = None,
     check_actions: bool = False,
+    observation_mode: ObservationMode = "same",
     snapshot_mode: SnapshotMode = "auto",
     record: str | os.PathLike[str] | None = None,
     restore: Literal["reset", "snapshot"] = "reset",
@@ -68,7 +70,9 @@ def make_vec(
 
     The backend options after `restore` go to the backend that takes them (an option the chosen
     backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
-    `num_workers` defaults to the usable cores.
+    `num_workers` defaults to the usable cores. `observation_mode` is Gymnasium's: "same" (every env's
+    observation space equal), "different" (one shape and dtype, other bounds: the batched space is
+    `batch_differing_spaces` of them), or a tuple (batched space, single space).
     """
     scope = locals()  # the keywords as given: a comprehension's own locals() would not see them
     given = {name: scope[name] for name in BACKEND_OPTIONS if scope[name] is not None}
@@ -90,6 +94,7 @@ def make_vec(
         raise EnvArgumentError(f"`make_vec`: {exc}.") from None
     if on_error not in ("reset", "raise"):
         raise EnvArgumentError(f"`make_vec`: on_error must be 'reset' or 'raise', got {on_error!r}.")
+    check_observation_mode(observation_mode)
     check_mode(snapshot_mode, "make_vec")
     if restore not in ("reset", "snapshot"):
         raise EnvArgumentError(f"`make_vec`: restore must be 'reset' or 'snapshot', got {restore!r}.")
@@ -138,6 +143,7 @@ def make_vec(
         timeout=timeout,
         spec=env_spec,
         check_actions=check_actions,
+        observation_mode=observation_mode,
         snapshot_mode=snapshot_mode,
         record=None if record is None else os.fspath(record),
         restore=restore,

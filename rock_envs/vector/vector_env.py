@@ -18,24 +18,32 @@ episode as JSON Lines (recording.py).
 from __future__ import annotations
 
 import enum
+import sys
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from gymnasium.spaces.utils import is_space_dtype_shape_equiv
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
+from gymnasium.vector.utils import batch_differing_spaces, batch_space
 
 from rock_envs.backends.base import WorkerGroup
 from rock_envs.core import pickling
-from rock_envs.core.errors import CallPendingError, EnvArgumentError, EnvClosedError, NoCallPendingError
+from rock_envs.core.errors import (
+    CallPendingError,
+    EnvArgumentError,
+    EnvClosedError,
+    NoCallPendingError,
+    SpaceMismatchError,
+)
 from rock_envs.core.snapshot import SnapshotMode
+from rock_envs.core.spaces import ObservationMode, check_observation_mode, check_same_spaces
 from rock_envs.vector.actions import split_actions
 from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
 from rock_envs.vector.recording import Recorder
 from rock_envs.vector.snapshots import SnapshotOps
-from rock_envs.worker.env_worker import check_same_spaces
-from rock_envs.worker.protocol import Apply, Built, Call, OnError, SetAttr, Step
+from rock_envs.worker.protocol import Apply, Built, Call, Make, OnError, SetAttr, Step
 
 
 class State(enum.Enum):
@@ -69,6 +77,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         flush_after: float = 0.002,
         spec: Any = None,
         check_actions: bool = False,
+        observation_mode: ObservationMode = "same",
         snapshot_mode: SnapshotMode = "auto",
         record: str | None = None,
         restore: str = "reset",
@@ -83,16 +92,19 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             raise EnvArgumentError(f"`make_vec`: batch_size must be in 1..{num_envs}, got {batch_size}.")
         self._mode = autoreset_mode
         self.spec = spec
-        self._d = Dispatcher(
-            group,
-            num_envs,
+        check_observation_mode(observation_mode)
+        self.observation_mode = observation_mode
+        make = Make(
+            [],
             pickling.dumps(factory),
             autoreset_mode,
             on_error,
-            snapshot_mode,
-            record is not None,
-            restore,
+            list(sys.path),
+            same_observation_space=observation_mode == "same",
+            snapshot_mode=snapshot_mode,
+            record=record is not None,
         )
+        self._d = Dispatcher(group, num_envs, make, restore)
         kwargs = getattr(factory, "kwargs", None)
         self._identity = (spec.id, dict(kwargs or {})) if spec is not None else (None, None)
         self._recorder: Recorder | None = None
@@ -105,9 +117,8 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         except BaseException:
             group.close()
             raise
-        self.single_observation_space = built.observation_space
         self.single_action_space = built.action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.observation_space, self.single_observation_space = self._observation_spaces(built)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.metadata = {**built.metadata, "autoreset_mode": self._mode}
         self.render_mode = built.render_mode
@@ -326,9 +337,28 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         pendings = [self._d.make(w) for w in range(self.group.num_workers)]
         self._d.wait_done(pendings, self.timeout, "make_vec")
         first = pendings[0].reply
+        same = self.observation_mode == "same"
         for w, p in enumerate(pendings[1:], 1):
-            check_same_spaces(first, p.reply, "the envs of worker 0", f"the envs of worker {w}")
+            check_same_spaces(first, p.reply, "the envs of worker 0", f"the envs of worker {w}", same)
+        if not same:
+            first.observation_spaces = [space for p in pendings for space in p.reply.observation_spaces]
         return first
+
+    def _observation_spaces(self, built: Built) -> tuple[Any, Any]:
+        """(batched, single) observation spaces, as Gymnasium's `observation_mode` defines them."""
+        if self.observation_mode == "same":
+            return batch_space(built.observation_space, self.num_envs), built.observation_space
+        per_env = list(built.observation_spaces or ())  # the workers list them unless the mode is "same"
+        if self.observation_mode == "different":
+            return batch_differing_spaces(per_env), built.observation_space
+        batched, single = self.observation_mode
+        for i, space in enumerate(per_env):
+            if not is_space_dtype_shape_equiv(space, single):
+                raise SpaceMismatchError(
+                    f"`make_vec(..., observation_mode=(batched, single))`: env {i}'s observation space {space} "
+                    f"does not share the shape and dtype of the given single space {single}."
+                )
+        return batched, single
 
     # ---- small helpers -----------------------------------------------------------------------
 

@@ -25,7 +25,9 @@ import numpy as np
 from rock_envs.core import pickling, rng, snapshot
 from rock_envs.core.adapters import GemEnv, user_env
 from rock_envs.core.batching import ObsBatcher
-from rock_envs.core.errors import EnvArgumentError, SpaceMismatchError
+from rock_envs.core.errors import EnvArgumentError
+from rock_envs.core.resets import call_reset
+from rock_envs.core.spaces import check_same_spaces
 from rock_envs.core.trajectory import to_json
 from rock_envs.worker.protocol import (
     Apply,
@@ -46,16 +48,6 @@ from rock_envs.worker.protocol import (
     Values,
     error_info,
 )
-
-
-def check_same_spaces(a: Any, b: Any, name_a: str, name_b: str) -> None:
-    """Raise `SpaceMismatchError` unless `a` and `b` (envs, or their `Built` replies) share both spaces."""
-    for which in ("observation_space", "action_space"):
-        if getattr(a, which) != getattr(b, which):
-            raise SpaceMismatchError(
-                f"`make_vec`: every env must have the same {which}; {name_a} has {getattr(a, which)}, "
-                f"{name_b} has {getattr(b, which)}. Make envs of one kind per vector env."
-            )
 
 
 def _get_wrapper_attr(env: Any, name: str) -> Any:
@@ -135,14 +127,16 @@ class EnvWorker:
                 "e.g. `lambda: gymnasium.make(...)`, not `lambda: env`."
             )
         first = self.envs[request.env_ids[0]]
+        same = request.same_observation_space
         for i in request.env_ids[1:]:
-            check_same_spaces(first, self.envs[i], f"env {request.env_ids[0]}", f"env {i}")
+            check_same_spaces(first, self.envs[i], f"env {request.env_ids[0]}", f"env {i}", same)
         self._batcher = ObsBatcher(first.observation_space)
         return Built(
             first.observation_space,
             first.action_space,
             dict(getattr(first, "metadata", {}) or {}),
             getattr(first, "render_mode", None),
+            None if same else [self.envs[i].observation_space for i in request.env_ids],
         )
 
     def _reset(self, request: Reset) -> Batch:
@@ -175,13 +169,10 @@ class EnvWorker:
         env = self.envs[i]
         if self._record:  # where the episode starts, for the caller's trajectory record
             before = rng.before_reset(env, seed)
-            o, info = env.reset(seed=seed) if options is None else env.reset(seed=seed, options=options)
+            o, info = call_reset(env.reset, seed, options)
             start = rng.episode_start(env, seed, options, before)
             return o, {**info, "episode_start": json.dumps(to_json(start))}  # a str: infos batch it as is
-        # `options` only when there are some, as SB3 passes them: an older env's reset may not take it
-        if options is None:
-            return env.reset(seed=seed)
-        return env.reset(seed=seed, options=options)
+        return call_reset(env.reset, seed, options)
 
     def _own(self, i: int) -> Any:
         """Env `i`, with Python's `random` its own (GEM envs draw from it) for a call into it."""

@@ -58,6 +58,9 @@ class Make(Message):
     # The caller's import path: a factory pickled by reference (a class in a test folder or a
     # script's directory) loads in the worker as it would under multiprocessing's spawn.
     sys_path: list[str] = field(default_factory=list)
+    # False (Gymnasium's observation_mode "different" or a given space): the envs' observation spaces
+    # need only share a shape and dtype, and `Built.observation_spaces` lists each env's.
+    same_observation_space: bool = True
     snapshot_mode: SnapshotMode = "auto"
     """How the envs are snapshotted (`rock_envs.core.snapshot`): pickle, replay, or auto."""
     record: bool = False
@@ -137,6 +140,7 @@ class Built(Message):
     action_space: Any
     metadata: dict[str, Any]
     render_mode: str | None
+    observation_spaces: list[Any] | None = None  # one per env, only when Make's same_observation_space is False
 
 
 @dataclass

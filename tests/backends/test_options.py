@@ -103,6 +103,6 @@ def test_one_autoreset_type_from_make_vec_to_the_worker():
         with rock_envs.make_vec("CartPole-v1", 2, backend="local", autoreset_mode=given) as venv:
             assert venv.autoreset_mode is AutoresetMode.SAME_STEP
             assert venv.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
-            assert venv._d.autoreset_mode is AutoresetMode.SAME_STEP  # what goes to the workers in Make
+            assert venv._d.make_request.autoreset_mode is AutoresetMode.SAME_STEP  # what goes to the workers
     with pytest.raises(rock_envs.EnvArgumentError, match=r"autoreset_mode must be one of \['next_step'"):
         rock_envs.make_vec("CartPole-v1", 2, backend="local", autoreset_mode="sometimes")

@@ -22,6 +22,7 @@ def test_sandbox_commands_end_to_end(server: ServerProcess, tmp_path: Path) -> N
     try:
         listed = runner.invoke(sandbox_cli.app, ["ls", *opts])
         assert listed.exit_code == 0 and sid in listed.output
+        assert " running, " in listed.output and "leaked then swept" in listed.output  # the counts line
 
         ran = runner.invoke(sandbox_cli.app, ["exec", sid, *opts, "--", "echo hi; exit 3"])
         assert ran.exit_code == 3 and "hi" in ran.output

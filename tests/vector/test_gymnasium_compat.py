@@ -318,9 +318,70 @@ def test_a_list_of_env_functions_makes_env_i_from_function_i(make):
 
 def test_envs_with_different_spaces_are_refused(make):
     fns = [lambda: RecordingEnv(), lambda: CountEnv(), lambda: RecordingEnv()]
-    with pytest.raises(rock_envs.SpaceMismatchError, match="same observation_space") as caught:
+    with pytest.raises(rock_envs.SpaceMismatchError, match="observation spaces are not equivalent") as caught:
         make(fns, 3)
     assert isinstance(caught.value, RuntimeError)  # as Gymnasium raises
+    assert "observation_mode='different'" in str(caught.value)  # the way out, named
+
+
+class BoundedEnv(gymnasium.Env):
+    """A Box observation whose upper bound is the env's own; the obs is the bound times a draw."""
+
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, high: float, shape: tuple[int, ...] = (3,), action_space: Any = None):
+        self.high, self.shape = high, shape
+        self.observation_space = spaces.Box(0.0, high, shape, np.float32)
+        self.action_space = action_space or self.action_space
+
+    def _obs(self) -> np.ndarray:
+        return self.np_random.uniform(0.0, self.high, self.shape).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return self._obs(), {}
+
+    def step(self, action: int):
+        return self._obs(), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("mode", ["different", "tuple"])
+def test_observation_mode_different_batches_each_envs_bounds(make, mode):
+    """Gymnasium's `observation_mode`: spaces of one shape and dtype with other bounds are batched
+    with `batch_differing_spaces`, across workers too; `single_observation_space` is env 0's."""
+    from gymnasium.vector.utils import batch_differing_spaces
+
+    highs = [1.0, 2.0, 3.0, 4.0]
+    own = [spaces.Box(0.0, h, (3,), np.float32) for h in highs]
+    batched = batch_differing_spaces(own)
+    observation_mode = "different" if mode == "different" else (batched, own[0])
+    venv = make([lambda h=h: BoundedEnv(h) for h in highs], 4, observation_mode=observation_mode)
+    assert venv.observation_space == batched and venv.single_observation_space == own[0]
+    assert venv.observation_mode == observation_mode
+    reference = SyncVectorEnv([lambda h=h: BoundedEnv(h) for h in highs], observation_mode="different")
+    for seed in (0, 7):
+        obs, _ = venv.reset(seed=seed)
+        expected, _ = reference.reset(seed=seed)
+        np.testing.assert_array_equal(obs, expected)
+        assert obs in venv.observation_space and obs[3].max() > 1.0  # env 3's bound, not env 0's
+    np.testing.assert_array_equal(venv.step(np.zeros(4, int))[0], reference.step(np.zeros(4, int))[0])
+    reference.close()
+
+
+def test_observation_mode_errors_name_what_was_wrong(make):
+    with pytest.raises(ValueError, match="Invalid `observation_mode`.*actual got invalid"):
+        rock_envs.make_vec("CartPole-v1", 2, backend="local", observation_mode="invalid")
+    with pytest.raises(TypeError, match="must hold two Spaces"):
+        rock_envs.make_vec("CartPole-v1", 2, backend="local", observation_mode=(spaces.Discrete(2), 3))
+    shapes = [lambda n=n: BoundedEnv(1.0, (n,)) for n in (1, 2, 3, 4)]
+    with pytest.raises(rock_envs.SpaceMismatchError, match="must share a shape and dtype"):
+        make(shapes, 4, observation_mode="different")
+    given = (spaces.Box(0, 4, (4, 5)), spaces.Box(0, 4, (5,)))
+    with pytest.raises(rock_envs.SpaceMismatchError, match="env 0's observation space .* does not share"):
+        make([lambda: BoundedEnv(1.0)] * 4, 4, observation_mode=given)
+    actions = [lambda a=a: BoundedEnv(1.0, action_space=spaces.Discrete(a)) for a in (2, 3, 2, 2)]
+    with pytest.raises(rock_envs.SpaceMismatchError, match="same action_space"):
+        make(actions, 4, observation_mode="different")  # action spaces must still be equal
 
 
 def test_bad_values_are_value_errors_and_a_single_action_a_type_error(make):
@@ -356,3 +417,27 @@ def test_a_factory_from_the_callers_import_path_loads_in_the_workers(backend, ma
 
     venv = make(caller_only_envs.Tiny, 2)  # pickled by reference: the workers import it
     assert venv.reset(seed=0)[0].tolist() == [1, 1]
+
+
+class OptionsRequiredEnv(gymnasium.Env):
+    """A reset that requires `options` as Gymnasium's own test envs do (`reset(self, seed, options)`)."""
+
+    observation_space = spaces.Discrete(5)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, seed, options):  # type: ignore[override]
+        super().reset(seed=seed)
+        return int(self.np_random.integers(5)), {"had_options": options is not None}
+
+    def step(self, action: int):
+        return 0, 0.0, True, False, {}
+
+
+def test_a_reset_that_requires_options_gets_them_even_when_none(make):
+    venv = make(lambda: OptionsRequiredEnv(), 2)
+    obs, info = venv.reset(seed=3)
+    expected, _ = SyncVectorEnv([lambda: OptionsRequiredEnv()] * 2).reset(seed=3)
+    np.testing.assert_array_equal(obs, expected)
+    assert list(info["had_options"]) == [False, False]
+    _, info = venv.reset(seed=3, options={"x": 1})
+    assert list(info["had_options"]) == [True, True]

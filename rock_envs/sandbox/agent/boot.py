@@ -5,14 +5,16 @@
 
 The process tree of one sandbox with namespaces (all of it inside the sandbox's cgroups)::
 
-    launcher  (host pid namespace; waits for pid 1 and exits with it; killing it kills everything)
-      └─ init  (pid 1 of a new pid namespace; dies with the launcher; reaps orphans)
-           └─ agent  (the asyncio service on the unix socket; every command is its child)
+    init  (pid 1 of a new pid namespace, forked by the zygote straight into it; reaps orphans;
+      │    killing it from the host kills everything)
+      └─ agent  (the asyncio service on the unix socket; every command is its child)
 
-When init exits the kernel kills every process left in the namespace. Without namespaces (not
-root, or ``isolation="none"``) the launcher is the agent, in its own session and process group.
-Standard library only. :mod:`.zygote` runs the same :func:`launch` in a forked child, so a new
-sandbox costs a fork instead of a Python start.
+When init exits the kernel kills every process left in the namespace. Started from the command
+line (not forked by the zygote into a pid namespace), a *launcher* in the host's pid namespace makes
+the namespace, waits for init and exits with it. Without namespaces (not root, or
+``isolation="none"``) the launcher is the agent, in its own session and process group. Standard
+library only. :mod:`.zygote` runs the same :func:`launch` in a forked child, so a new sandbox costs a
+fork instead of a Python start.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def parse(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--ready-fd", type=int, default=None)
     p.add_argument("--namespaces", action="store_true", help="new pid/mount/ipc/uts namespaces (root only)")
     p.add_argument("--own-net", action="store_true", help="also a new network namespace (no network)")
+    p.add_argument("--own-pids", action="store_true", help="already alone in a pid namespace (a container)")
+    p.add_argument("--writable-root", action="store_true", help="absolute paths writable (a private root view)")
     p.add_argument("--cgroup", action="append", default=[], metavar="PROCS_FILE")
     p.add_argument("--rlimit", action="append", default=[], metavar="NAME=VALUE")
     return vars(p.parse_args(argv))
@@ -79,17 +83,20 @@ def launch(spec: dict[str, Any]) -> None:
         if spec.get("env") is not None:
             os.environ.clear()
             os.environ.update(spec["env"])
-        info: dict[str, Any] = {"isolation": [], "pid_namespace": False}
+        info: dict[str, Any] = {"isolation": [], "pid_namespace": bool(spec.get("own_pids"))}
         if spec.get("namespaces"):
             libc = ctypes.CDLL(None, use_errno=True)
-            flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
-            _check(libc.unshare(flags | (CLONE_NEWNET if spec.get("own_net") else 0)), "unshare")
-            init = os.fork()
-            if init:
-                if ready is not None:
-                    os.close(ready)
-                _launcher(init)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the launcher
+            flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (CLONE_NEWNET if spec.get("own_net") else 0)
+            if os.getpid() == 1:  # the zygote forked us into a fresh pid namespace: no launcher needed
+                _check(libc.unshare(flags), "unshare")
+            else:
+                _check(libc.unshare(flags | CLONE_NEWPID), "unshare")
+                init = os.fork()
+                if init:
+                    if ready is not None:
+                        os.close(ready)
+                    _launcher(init)
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the launcher
             _check(libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None), "mount --make-rprivate /")
             _check(
                 libc.mount(b"proc", b"/proc", b"proc", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None),
@@ -99,7 +106,10 @@ def launch(spec: dict[str, Any]) -> None:
 
             info = {
                 "pid_namespace": True,
-                "isolation": ["namespaces"] + lock_down(os.path.dirname(spec["socket"]), bool(spec.get("own_net"))),
+                "isolation": ["namespaces"]
+                + lock_down(
+                    os.path.dirname(spec["socket"]), bool(spec.get("own_net")), bool(spec.get("writable_root"))
+                ),
             }
         for item in spec.get("rlimit") or []:
             name, _, value = item.partition("=")
@@ -110,11 +120,17 @@ def launch(spec: dict[str, Any]) -> None:
                 if ready is not None:
                     os.close(ready)
                 _reap_forever(agent)
+        if spec.get("writable_root"):  # what ROCK's clients expect to find writable in a sandbox
+            for path in ("/root", "/tmp", "/data/logs", "/app", "/etc/apt"):
+                os.makedirs(path, exist_ok=True)
         os.chdir(spec["root"])
         os.environ.setdefault("HOME", spec["root"])
     except BaseException as exc:  # tell whoever waits why, then go
         if ready is not None:
-            os.write(ready, b"error " + json.dumps(f"{type(exc).__name__}: {exc}").encode() + b"\n")
+            try:
+                os.write(ready, b"error " + json.dumps(f"{type(exc).__name__}: {exc}").encode() + b"\n")
+            except OSError:
+                pass  # nobody waits any more (the start was given up)
         os._exit(70)
     _serve(spec["socket"], spec["root"], spec["state"], info, ready)
 

@@ -26,7 +26,7 @@ class Files:
             raise Fault("InvalidRequestError", f"`{call}`: expected a non-empty path, got {path!r}.")
         joined = path if os.path.isabs(path) else os.path.join(self.root, path)
         real = os.path.realpath(joined)
-        if real != self.root and not real.startswith(self.root + os.sep):
+        if real != self.root and not real.startswith(self.root.rstrip(os.sep) + os.sep):
             raise Fault(
                 "PathOutsideSandboxError",
                 f"`{call}`: path {path!r} resolves to {real!r}, outside the sandbox root {self.root!r}; "

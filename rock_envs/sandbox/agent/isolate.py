@@ -2,7 +2,11 @@
 
 Run by the agent's boot before it forks the service; each step is best effort and reported:
 
-- every mount the host had becomes read-only in this mount namespace;
+- with a root view (``writable_root``), the sandbox first moves into a private overlay of the host's
+  ``/`` (its changes in the sandbox's own directory, gone with it), with the host's other mounts
+  bound back at their places; so absolute paths such as ``/root`` or ``/etc/apt`` are writable
+  inside while the host's own files never change;
+- every mount the host had becomes read-only in this mount namespace (the overlay root excepted);
 - ``/tmp`` and ``/dev/shm`` are fresh tmpfs, private to the sandbox (a Python installed under /tmp,
   such as a venv in a checkout there, is bound back read-only so the sandbox can run it);
 - the directory holding all sandboxes is covered by an empty tmpfs, and only this sandbox's own
@@ -26,6 +30,9 @@ import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
+MNT_DETACH = 2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+HOST = "/.rock-envs-host"  # where the host's root sits for a moment while the overlay becomes /
 _FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 
@@ -50,9 +57,42 @@ def _mounts() -> list[tuple[str, int]]:
     return out
 
 
-def readonly_host() -> None:
+def root_view(sandbox_dir: str) -> None:
+    """Make a private overlay of the host's ``/`` this namespace's root; the host's other mounts are
+    bound back at the same places (made read-only next, by :func:`readonly_host`)."""
+    layer = os.path.join(sandbox_dir, "rootfs")
+    points = sorted({point for point, _ in _mounts()} - {"/"}, key=len)
+    os.makedirs(layer, exist_ok=True)
+    # the overlay's own layers live on a tmpfs of this namespace (an upper dir on the host's root
+    # filesystem would overlap the lower one): charged to the sandbox's memory, gone with it
+    _mount("tmpfs", layer, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700")
+    upper, work, merged = (os.path.join(layer, d) for d in ("upper", "work", "merged"))
+    for path in (upper, work, merged):
+        os.mkdir(path)
+    _mount("overlay", merged, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
+    os.makedirs(merged + HOST, exist_ok=True)
+    number = SYS_PIVOT_ROOT.get(os.uname().machine)
+    if number is None or _libc.syscall(number, merged.encode(), (merged + HOST).encode()) != 0:
+        err = ctypes.get_errno() if number is not None else 38
+        raise OSError(err, f"pivot_root {merged}: {os.strerror(err)}")
+    os.chdir("/")
+    for point in points:
+        if point == layer or point.startswith(layer + "/"):
+            continue
+        try:
+            _mount(HOST + point, point, None, MS_BIND)
+        except OSError:
+            pass  # its mount point is gone from the view (a mount over a file that moved): leave it
+    _mount(HOST + sandbox_dir, sandbox_dir, None, MS_BIND | MS_REC)  # the real one: its socket, its files
+    if _libc.umount2((HOST).encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {HOST}: {os.strerror(err)}")
+    os.rmdir(HOST)
+
+
+def readonly_host(keep_root: bool = False) -> None:
     for point, flags in sorted(set(_mounts()), key=lambda p: len(p[0])):
-        if point == "/proc" or point.startswith("/proc/"):
+        if point == "/proc" or point.startswith("/proc/") or keep_root and point == "/":
             continue
         try:
             _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
@@ -70,9 +110,8 @@ def _python_under_tmp() -> list[str]:
     return [p for i, p in enumerate(under) if not any(p.startswith(q.rstrip("/") + "/") for q in under[:i])]
 
 
-def private_dirs(sandbox_dir: str) -> None:
-    """Fresh /tmp and /dev/shm; hide sibling sandboxes; bind this sandbox's dir back, writable."""
-    fd = os.open(sandbox_dir, os.O_PATH)
+def private_dirs(sandbox_dir: str, fd: int) -> None:
+    """Fresh /tmp and /dev/shm; hide sibling sandboxes; bind this sandbox's dir (``fd``) back, writable."""
     keep = {path: os.open(path, os.O_PATH) for path in _python_under_tmp()}
     try:
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
@@ -89,7 +128,6 @@ def private_dirs(sandbox_dir: str) -> None:
         _mount(f"/proc/self/fd/{fd}", sandbox_dir, None, MS_BIND | MS_REC)
         _mount(None, sandbox_dir, None, MS_REMOUNT | MS_BIND)
     finally:
-        os.close(fd)
         for kept in keep.values():
             os.close(kept)
 
@@ -109,16 +147,28 @@ def drop_capabilities() -> None:
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def lock_down(sandbox_dir: str, own_net: bool) -> list[str]:
+def lock_down(sandbox_dir: str, own_net: bool, writable_root: bool = False) -> list[str]:
+    """Every step of the module's docstring; the names of those that applied. With ``writable_root``
+    the root view must apply (an ``OSError`` if it cannot): a sandbox promised one never runs without."""
     done: list[str] = []
-    steps = [("readonly-host", readonly_host), ("private-dirs", lambda: private_dirs(sandbox_dir))]
-    if own_net:
-        steps.append(("loopback", loopback_up))
-    steps.append(("no-capabilities", drop_capabilities))
-    for name, step in steps:
-        try:
-            step()
-            done.append(name)
-        except OSError:
-            pass
+    if writable_root:
+        root_view(sandbox_dir)
+        done.append("writable-root")
+    fd = os.open(sandbox_dir, os.O_PATH)  # the real directory, whatever covers its parent later
+    try:
+        steps = [
+            ("readonly-host", lambda: readonly_host(keep_root=writable_root)),
+            ("private-dirs", lambda: private_dirs(sandbox_dir, fd)),
+        ]
+        if own_net:
+            steps.append(("loopback", loopback_up))
+        steps.append(("no-capabilities", drop_capabilities))
+        for name, step in steps:
+            try:
+                step()
+                done.append(name)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
     return done

@@ -41,8 +41,8 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         pass
 
 
-def child_groups(parent: int) -> set[int]:
-    """Process groups of every descendant of ``parent`` (read from /proc), except ``parent``'s own."""
+def _tree() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Every process's children and process group, read from /proc."""
     children: dict[int, list[int]] = {}
     groups: dict[int, int] = {}
     for name in os.listdir("/proc"):
@@ -57,12 +57,24 @@ def child_groups(parent: int) -> set[int]:
         pid, ppid, pgid = int(name), int(fields[1]), int(fields[2])
         children.setdefault(ppid, []).append(pid)
         groups[pid] = pgid
-    own = groups.get(parent)
+    return children, groups
+
+
+def descendants(parent: int, tree: tuple[dict[int, list[int]], dict[int, int]] | None = None) -> set[int]:
+    """Every process below ``parent`` (children, their children, ...)."""
+    children, _ = tree or _tree()
     found: set[int] = set()
     stack = list(children.get(parent, []))
     while stack:
         pid = stack.pop()
-        if groups.get(pid) not in (None, own):
-            found.add(groups[pid])
+        found.add(pid)
         stack.extend(children.get(pid, []))
     return found
+
+
+def child_groups(parent: int) -> set[int]:
+    """Process groups of every descendant of ``parent`` (read from /proc), except ``parent``'s own."""
+    tree = _tree()
+    groups = tree[1]
+    own = groups.get(parent)
+    return {groups[pid] for pid in descendants(parent, tree) if groups.get(pid) not in (None, own)}

@@ -31,13 +31,40 @@ async def _pump(reader: asyncio.StreamReader, name: str, out: Output) -> None:
         out.feed(name, chunk)
 
 
-async def run_command(
-    cmd: str, cwd: str, env: dict[str, str], timeout: float, limit: int, on_chunk: OnChunk | None = None
-) -> dict[str, Any]:
+async def syntax_error(cmd: str) -> str:
+    """What ``/bin/bash -n`` says of ``cmd`` read as a script (``/bin/bash: line 1: ...``); "" if it parses."""
     proc = await asyncio.create_subprocess_exec(
-        "bash",
-        "-c",
-        cmd,
+        "/bin/bash",
+        "-n",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    _, err = await proc.communicate(cmd.encode("utf-8", errors="surrogateescape") + b"\n")
+    return err.decode("utf-8", errors="replace") if proc.returncode else ""
+
+
+async def run_command(
+    cmd: str,
+    cwd: str,
+    env: dict[str, str],
+    timeout: float,
+    limit: int,
+    on_chunk: OnChunk | None = None,
+    argv: list[str] | None = None,
+) -> dict[str, Any]:
+    """``bash -c cmd`` (or exactly ``argv``, no shell) in a fresh process group, to its end or ``timeout``."""
+    try:
+        proc = await _start(argv or ["bash", "-c", cmd], cwd, env)
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:  # only with an argv: no such program
+        return {"output": "", "stderr": f"{exc}\n", "exit_code": -1, "timed_out": False, "note": ""}
+    return await _collect(proc, timeout, limit, on_chunk)
+
+
+async def _start(argv: list[str], cwd: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -45,6 +72,11 @@ async def run_command(
         env=env,
         start_new_session=True,
     )
+
+
+async def _collect(
+    proc: asyncio.subprocess.Process, timeout: float, limit: int, on_chunk: OnChunk | None
+) -> dict[str, Any]:
     assert proc.stdout and proc.stderr
     out = Output(limit, on_chunk)
     pumps = asyncio.gather(_pump(proc.stdout, "stdout", out), _pump(proc.stderr, "stderr", out))

@@ -19,11 +19,13 @@ from typing import Any, Awaitable, Callable
 from . import wire
 from .fault import Fault
 from .files import Files
-from .procs import Jobs, run_command
+from .procs import Jobs, run_command, syntax_error
+from .reset import reset
 from .shell import Sessions
 from .tunnel import Tunnel
 
 DEFAULT_LIMIT = 10 * 1024 * 1024
+OWNER_WAIT = 120.0  # seconds a new agent waits for its owner's lifeline before it exits
 
 
 class Agent:
@@ -36,6 +38,7 @@ class Agent:
         self.workers: set[asyncio.subprocess.Process] = set()
         self.info = {**info, "pid": os.getpid()}
         self.stopped = asyncio.Event()
+        self.owned = asyncio.Event()  # the lifeline came
         self.ops: dict[str, Callable[..., Awaitable[Any]]] = {
             name[3:].replace("__", "."): getattr(self, name) for name in dir(self) if name.startswith("op_")
         }
@@ -48,6 +51,10 @@ class Agent:
         if on_ready is not None:
             on_ready()
         try:
+            try:  # an owner that died between starting us and saying hello never will: do not linger
+                await asyncio.wait_for(self.owned.wait(), OWNER_WAIT)
+            except asyncio.TimeoutError:
+                self.stopped.set()
             await self.stopped.wait()
         finally:
             server.close()
@@ -70,6 +77,7 @@ class Agent:
                     return
                 if header.get("op") == "hello" and header.get("lifeline"):
                     lifeline = True
+                    self.owned.set()
                 if header.get("op") == "worker.open":
                     await self._open_worker(header, writer)
                     return
@@ -119,6 +127,15 @@ class Agent:
     async def op_ping(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
         return {"pid": os.getpid()}
 
+    async def op_sandbox__reset(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Back to new for a pool's next user (see :mod:`.reset`)."""
+        await self.shutdown()
+        self.workers.clear()
+        self.jobs.by_id.clear()
+        if "writable-root" in self.info.get("isolation", []):  # writes anywhere: no list of places to wipe
+            return {"clean": False, "why": "a sandbox with a writable root cannot be wiped, only replaced"}
+        return await reset([self.root, self.jobs.logdir], bool(self.info.get("pid_namespace")))
+
     async def op_shutdown(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
         self.stopped.set()
         return {}
@@ -126,7 +143,16 @@ class Agent:
     # ---- sessions and commands ----------------------------------------------------------------
 
     async def op_session__create(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
-        await self.sessions.create(h["session"], h.get("env"), self._cwd(h))
+        await self.sessions.create(
+            h["session"],
+            h.get("env"),
+            self._cwd(h),
+            inherit_env=h.get("inherit_env", True),
+            tty=bool(h.get("tty")),
+            source=h.get("source"),
+            idle_timeout=h.get("idle_timeout"),
+            user=h.get("user"),
+        )
         return {"session": h["session"]}
 
     async def op_session__close(self, h: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -144,11 +170,15 @@ class Agent:
                 wire.write_message(writer, {"t": "chunk", "stream": stream}, chunk)
 
         timeout, limit = float(h.get("timeout", 60)), int(h.get("max_output") or DEFAULT_LIMIT)
+        if h.get("syntax_check") and (error := await syntax_error(h["cmd"])):
+            return {"output": "", "stderr": error, "exit_code": 2, "timed_out": False, "syntax_error": True}
         if h.get("session"):
             session = self.sessions.get(h["session"], "run")
             return await session.run(h["cmd"], timeout, limit, on_chunk)
-        env = {**self.env, **(h.get("env") or {})}
-        return await run_command(h["cmd"], self._cwd(h) or self.root, env, timeout, limit, on_chunk)
+        base = self.env if h.get("inherit_env", True) else {}
+        env = {**base, **(h.get("env") or {})}
+        argv = h.get("argv")
+        return await run_command(h["cmd"], self._cwd(h) or self.root, env, timeout, limit, on_chunk, argv)
 
     def _cwd(self, h: dict[str, Any]) -> str | None:
         return self.files.resolve(h["cwd"], "cwd") if h.get("cwd") else None

@@ -12,11 +12,16 @@ output is read as it arrives and the marker ends the command.
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import secrets
+import shlex
+import time
 from typing import Any, Literal
 
 from .fault import Fault
-from .output import OnChunk, Output, child_groups, kill_group
+from .output import OnChunk, Output, child_groups, descendants, kill_group
+from .tty import RESET_PROMPT, as_user, foreground_group, spawn_tty_bash
 
 GRACE = 2.0  # seconds to wait for the shell to come back after its command's groups were killed
 
@@ -60,7 +65,10 @@ class _Stream:
 
     async def pump(self) -> None:
         while True:
-            chunk = await self.reader.read(65536)
+            try:
+                chunk = await self.reader.read(65536)
+            except OSError:  # a pty's master reads EIO once the shell side closed
+                chunk = b""
             if not chunk:
                 self.eof = True
                 if self.done is not None and not self.done.done():
@@ -104,17 +112,72 @@ async def _settle(futs: list[asyncio.Future[bytes]], timeout: float) -> list[byt
     return [f.result() for f in futs]
 
 
+def _user(name: str | None, env: dict[str, str]) -> tuple[int, int] | None:
+    """(uid, gid) of the sandbox's user ``name`` (``None`` or root: no switch); sets its HOME and USER."""
+    if name is None or name == "root" and os.geteuid() == 0:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise Fault(
+            "InvalidRequestError",
+            f"`create_session`: no user {name!r} in this sandbox (its /etc/passwd); create it first or omit the user.",
+        ) from None
+    env.update(HOME=entry.pw_dir, USER=name, LOGNAME=name)
+    return entry.pw_uid, entry.pw_gid
+
+
 class BashSession:
-    def __init__(self, name: str, cwd: str, env: dict[str, str]):
+    """One long-lived bash. ``tty``: an interactive bash on a pty (see :mod:`.tty`), one merged stream;
+    else bash on pipes, stdout and stderr apart. ``source``: files sourced once at start (their
+    errors ignored). ``idle_timeout``: seconds unused, with no process of its own left, before the
+    session may be reaped."""
+
+    def __init__(
+        self,
+        name: str,
+        cwd: str,
+        env: dict[str, str],
+        tty: bool = False,
+        source: list[str] | None = None,
+        idle_timeout: float | None = None,
+        user: str | None = None,
+    ):
         self.name = name
         self.cwd = cwd
         self.env = env
+        self.tty = tty
+        self.source = list(source or [])
+        self.idle_timeout = idle_timeout
+        self.user = _user(user, self.env)
+        self.last_used = time.monotonic()
         self.lock = asyncio.Lock()
         self.proc: asyncio.subprocess.Process | None = None
+        self.stdin: Any = None
+        self.master: int | None = None
         self.streams: dict[str, _Stream] = {}
         self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        try:
+            await self._spawn()
+        except PermissionError as exc:
+            raise Fault(
+                "InvalidRequestError",
+                f"`create_session`: cannot start a shell as user {self.user} here ({exc}); omit the user.",
+            ) from None
+        self.tasks = [asyncio.create_task(s.pump()) for s in self.streams.values()]
+        if not self.tty:
+            self.stdin.write(b"set -m\n")
+        if self.source:
+            script = "; ".join(f"source {shlex.quote(path)}" for path in self.source)
+            await self._run(script + (f"; {RESET_PROMPT}" if self.tty else ""), 30.0, 1 << 20, None, "")
+
+    async def _spawn(self) -> None:
+        if self.tty:
+            self.proc, reader, self.stdin, self.master = await spawn_tty_bash(self.cwd, self.env, user=self.user)
+            self.streams = {"stdout": _Stream("stdout", reader)}
+            return
         self.proc = await asyncio.create_subprocess_exec(
             "bash",
             "--noprofile",
@@ -125,11 +188,17 @@ class BashSession:
             cwd=self.cwd,
             env=self.env,
             start_new_session=True,
+            **as_user(self.user),
         )
         assert self.proc.stdout and self.proc.stderr and self.proc.stdin
+        self.stdin = self.proc.stdin
         self.streams = {"stdout": _Stream("stdout", self.proc.stdout), "stderr": _Stream("stderr", self.proc.stderr)}
-        self.tasks = [asyncio.create_task(s.pump()) for s in self.streams.values()]
-        self.proc.stdin.write(b"set -m\n")
+
+    def idle(self, now: float) -> bool:
+        """Reapable: unused for ``idle_timeout`` seconds, not running a command, nothing of its own alive."""
+        if self.idle_timeout is None or self.lock.locked() or now - self.last_used < self.idle_timeout:
+            return False
+        return self.proc is None or not descendants(self.proc.pid)
 
     @property
     def alive(self) -> bool:
@@ -142,10 +211,24 @@ class BashSession:
                 await self.close()
                 await self.start()
                 note = f"session {self.name!r} had died and was restarted; its state was lost"
-            return await self._run(cmd, timeout, limit, on_chunk, note)
+            try:
+                return await self._run(cmd, timeout, limit, on_chunk, note)
+            finally:
+                self.last_used = time.monotonic()
+
+    def _kill_running(self) -> None:
+        """Kill what the running command started: on a tty its foreground job, else every group of the shell's."""
+        assert self.proc is not None
+        if self.master is not None:
+            group = foreground_group(self.master)
+            if group is not None and group != self.proc.pid:
+                kill_group(group)
+            return
+        for pgid in child_groups(self.proc.pid):
+            kill_group(pgid)
 
     async def _run(self, cmd: str, timeout: float, limit: int, on_chunk: OnChunk | None, note: str) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdin is not None
+        assert self.proc is not None and self.stdin is not None
         nonce = secrets.token_hex(8)
         marker = f"\x1e__ROCK_{nonce}__".encode()
         out = Output(limit, on_chunk)
@@ -153,16 +236,16 @@ class BashSession:
         script = (
             f"__rock_cmd={ansi_c_quote(cmd)}\n"
             'eval "$__rock_cmd" </dev/null\n'
-            f"__rock_ec=$?; printf '\\036__ROCK_{nonce}__%d\\n' $__rock_ec; printf '\\036__ROCK_{nonce}__\\n' >&2\n"
+            f"__rock_ec=$?; printf '\\036__ROCK_{nonce}__%d\\n' $__rock_ec"
+            + ("\n" if self.tty else f"; printf '\\036__ROCK_{nonce}__\\n' >&2\n")
         )
-        self.proc.stdin.write(script.encode())
+        self.stdin.write(script.encode())
         futs = list(waits.values())
         timed_out = await _settle(futs, timeout) is None
         if timed_out:  # kill what the command started, again and again, until the shell is back
             deadline = asyncio.get_running_loop().time() + GRACE
             while not all(f.done() for f in futs) and asyncio.get_running_loop().time() < deadline:
-                for pgid in child_groups(self.proc.pid):
-                    kill_group(pgid)
+                self._kill_running()
                 await _settle(futs, 0.02)
         codes = await _settle(futs, 0)
         if codes is None or codes is False:
@@ -206,20 +289,41 @@ class BashSession:
             task.cancel()
         self.tasks = []
         self.proc = None
+        if self.master is not None:
+            self.stdin.close()
+            os.close(self.master)
+            self.master = None
+
+
+REAP_EVERY = 5.0  # seconds between two looks for idle sessions
 
 
 class Sessions:
     def __init__(self, cwd: str, env: dict[str, str]):
         self.cwd, self.env = cwd, env
         self.by_name: dict[str, BashSession] = {}
+        self.reaper: asyncio.Task[None] | None = None
 
-    async def create(self, name: str, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+    async def create(
+        self,
+        name: str,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        *,
+        inherit_env: bool = True,
+        **options: Any,
+    ) -> None:
+        """A new session; ``options`` are :class:`BashSession`'s (tty, source, idle_timeout, user)."""
         if name in self.by_name:
             raise Fault(
                 "SessionExistsError",
                 f"`create_session`: a session named {name!r} already exists; pick another name or close it first.",
             )
-        session = BashSession(name, cwd or self.cwd, {**self.env, **(env or {})})
+        keep: tuple[str, ...] = ("PATH", "HOME")
+        base = self.env if inherit_env else {k: self.env[k] for k in keep if k in self.env}
+        session = BashSession(name, cwd or self.cwd, {**base, **(env or {})}, **options)
+        if session.idle_timeout is not None and self.reaper is None:
+            self.reaper = asyncio.create_task(self._reap_idle())
         self.by_name[name] = session
         try:
             await session.start()
@@ -243,6 +347,18 @@ class Sessions:
         del self.by_name[name]
         await session.close()
 
+    async def _reap_idle(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY)
+            now = time.monotonic()
+            for name, session in list(self.by_name.items()):
+                if self.by_name.get(name) is session and session.idle(now):
+                    del self.by_name[name]
+                    await session.close()
+
     async def close_all(self) -> None:
+        if self.reaper is not None:
+            self.reaper.cancel()
+            self.reaper = None
         for name in list(self.by_name):
             await self.by_name.pop(name).close()

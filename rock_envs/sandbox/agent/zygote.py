@@ -9,6 +9,8 @@ manager's end closes. Standard library only; nothing here may start a thread or 
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import os
 import signal
@@ -28,6 +30,29 @@ def _reap(*_: object) -> None:
             return
 
 
+class _PidNamespaces:
+    """Forks children as pid 1 of a fresh pid namespace each: ``unshare(CLONE_NEWPID)`` moves only
+    where the next child goes, and ``setns`` back to our own namespace undoes it after the fork. A
+    sandbox then needs no launcher process in the host's namespace (one process fewer per sandbox).
+    Where that is refused, the child makes its namespace itself, under a launcher (see :mod:`.boot`)."""
+
+    def __init__(self) -> None:
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            self.own: int | None = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        except OSError:
+            self.own = None
+
+    def fork(self, new_namespace: bool) -> int:
+        if not new_namespace or self.own is None or self.libc.unshare(boot.CLONE_NEWPID) != 0:
+            return os.fork()
+        try:
+            return os.fork()
+        finally:
+            if os.getpid() != 1 and self.libc.setns(self.own, boot.CLONE_NEWPID) != 0:
+                os._exit(71)  # every later sandbox would land in this one's namespace: better to restart
+
+
 def main(argv: list[str] | None = None) -> None:
     import asyncio  # noqa: F401  (warm: the agent imports it after the fork)
 
@@ -35,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket(fileno=int(args[args.index("--fd") + 1]))
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    forker = _PidNamespaces()
+    # Every object so far is shared with the children; a garbage collection in a child would write
+    # to each one's header and copy its page. Frozen objects are never scanned, so they stay shared.
+    gc.freeze()
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 1)
@@ -45,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             spec = json.loads(data)
             spec["ready_fd"] = fds[0] if fds else None
-            pid = os.fork()
+            pid = forker.fork(bool(spec.get("namespaces")))
         except Exception as exc:  # a bad packet: answer, never die
             sock.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
             for fd in fds:

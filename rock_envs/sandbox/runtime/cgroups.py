@@ -107,6 +107,16 @@ class Cgroups:
             remove(groups)
             raise
 
+    def find(self, sandbox_id: str) -> list[Group]:
+        """The groups ``create`` made for ``sandbox_id``, if they exist."""
+        if not sandbox_id:
+            return []
+        if self.v2 is not None:
+            candidates = [("v2", os.path.join(self.v2, self.parent_name, sandbox_id))]
+        else:
+            candidates = [(ctl, os.path.join(base, self.parent_name, sandbox_id)) for ctl, base in self.v1.items()]
+        return [Group(ctl, path) for ctl, path in candidates if os.path.isdir(path)]
+
     def limits(self, groups: list[Group]) -> list[str]:
         names = {"v2": ["cgroup-pids", "cgroup-memory", "cgroup-cpu"]}
         return [n for g in groups for n in names.get(g.controller, [f"cgroup-{g.controller}"])]

@@ -41,7 +41,7 @@ import time
 import weakref
 from typing import Any
 
-from ..errors import InvalidRequestError, SandboxStartError
+from ..errors import ImageNotFoundError, InvalidRequestError, SandboxStartError
 from ..models import SandboxSpec
 from . import containers
 from .base import Placement, Runtime, SandboxDirs, sandbox_env
@@ -126,6 +126,7 @@ class DockerRuntime(DockerSnapshots, Runtime):
         if owner not in self.swept:
             self.swept.add(owner)
             self.sweep(owner)
+        root = "/" if spec.writable_root else f"{MOUNT}/root"
         command = [
             self.python,
             "-I",
@@ -135,12 +136,15 @@ class DockerRuntime(DockerSnapshots, Runtime):
             "--socket",
             f"{MOUNT}/agent.sock",
             "--root",
-            f"{MOUNT}/root",
+            root,
             "--state",
             MOUNT,
             "--rlimit",
             "core=0",
+            "--own-pids",
         ]
+        if spec.writable_root:
+            command.append("--writable-root")
         if spec.cpu_time:
             command += ["--rlimit", f"cpu={spec.cpu_time}"]
         isolation = ["container", "no-capabilities"]
@@ -156,7 +160,9 @@ class DockerRuntime(DockerSnapshots, Runtime):
             isolation.append("cpus")
         if not spec.network:
             isolation.append("no-network")
-        if self.read_only:
+        if spec.writable_root:
+            isolation.append("writable-root")
+        elif self.read_only:
             options["read_only"] = True
             options["tmpfs"] = {"/tmp": "rw,nosuid,nodev,mode=1777", "/dev/shm": "rw,nosuid,nodev,mode=1777"}
             isolation.append("readonly-image")
@@ -179,8 +185,10 @@ class DockerRuntime(DockerSnapshots, Runtime):
                 name=f"rock-envs-{sandbox_id}",
                 labels=labels,
                 user=self.user,
-                working_dir=f"{MOUNT}/root",
-                environment=sandbox_env(spec, self.python, home=f"{MOUNT}/root", lang="C.UTF-8"),
+                working_dir=root,
+                environment=sandbox_env(
+                    spec, self.python, home="/root" if spec.writable_root else root, lang="C.UTF-8"
+                ),
                 network_mode="host" if spec.network else "none",
                 volumes={dirs.base: {"bind": MOUNT, "mode": "rw"}},
                 cap_drop=["ALL"],
@@ -193,7 +201,7 @@ class DockerRuntime(DockerSnapshots, Runtime):
                 self.live[container.id] = sandbox_id
             container.start()
         except docker.errors.ImageNotFound as exc:
-            raise SandboxStartError(
+            raise ImageNotFoundError(
                 f"`Sandbox.start`: image {spec.image or self.image!r} is not in the Docker engine ({exc.explanation}); "
                 "build one with `rock-envs image build` (nothing is ever pulled)."
             ) from exc
@@ -213,7 +221,11 @@ class DockerRuntime(DockerSnapshots, Runtime):
         deadline = time.monotonic() + timeout
         cid, isolation = await self._run(self._create, sandbox_id, spec, dirs, owner)
         placement = Placement(
-            sandbox_id, dirs.socket, f"{MOUNT}/root", isolation, {"container": cid, "owner": owner, "host": self.host}
+            sandbox_id,
+            dirs.socket,
+            "/" if spec.writable_root else f"{MOUNT}/root",
+            isolation,
+            {"container": cid, "owner": owner, "host": self.host},
         )
         try:
             await self._wait_ready(cid, dirs, deadline, timeout)

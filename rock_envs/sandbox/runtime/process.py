@@ -10,7 +10,8 @@ What it isolates (as root on Linux; see ``SandboxInfo.isolation`` for what appli
   cannot remount, leave their cgroup, load modules or trace processes outside;
 - cgroups cap processes (``pids_limit``: a fork bomb stops there), memory (``memory``: the OOM
   killer acts inside the sandbox) and CPU share (``cpus``); ``cpu_time`` sets ``RLIMIT_CPU``;
-- the whole tree dies with the sandbox: killing the launcher kills pid 1, which kills the namespace.
+- the whole tree dies with the sandbox: killing its pid 1 (forked by the zygote straight into the
+  new pid namespace) kills the namespace.
 
 What it does not isolate: it shares the host's kernel, its read-only files (anything world-readable
 on the host can be read), its users, and disk space; root without capabilities is still uid 0 for
@@ -111,6 +112,11 @@ class ProcessRuntime(Runtime):
         self.zygote = Zygote(self.python)
 
     async def start(self, sandbox_id: str, spec: SandboxSpec, dirs: SandboxDirs, timeout: float) -> Placement:
+        if spec.writable_root and not self.namespaces:
+            raise SandboxStartError(
+                "`Sandbox.start`: `writable_root` on the process runtime needs root on Linux with mount "
+                "namespaces (for its private overlay of /), which this host does not give; use runtime='docker'."
+            )
         groups: list[cgroups.Group] = []
         if self.cgroups is not None and self.cgroups.available:
             try:
@@ -127,13 +133,16 @@ class ProcessRuntime(Runtime):
             rlimits.append(f"nproc={spec.pids_limit}")
         if spec.memory and not any(g.controller in ("memory", "v2") for g in groups):
             rlimits.append(f"as={spec.memory_bytes()}")
+        root = "/" if spec.writable_root else dirs.root
+        home = "/root" if spec.writable_root else dirs.root
         launch = {
             "socket": dirs.socket,
-            "root": dirs.root,
+            "root": root,
             "state": dirs.base,
-            "env": sandbox_env(spec, self.python, home=dirs.root, lang=os.environ.get("LANG", "C.UTF-8")),
+            "env": sandbox_env(spec, self.python, home=home, lang=os.environ.get("LANG", "C.UTF-8")),
             "namespaces": self.namespaces,
             "own_net": self.namespaces and not spec.network,
+            "writable_root": spec.writable_root,
             "cgroup": [g.procs for g in groups],
             "rlimit": rlimits,
         }
@@ -147,7 +156,7 @@ class ProcessRuntime(Runtime):
         finally:
             os.close(ready_w)
         extra = {"pid": pid, "start_time": process_start_time(pid), "cgroups": [[g.controller, g.path] for g in groups]}
-        placement = Placement(sandbox_id, dirs.socket, dirs.root, [], extra)
+        placement = Placement(sandbox_id, dirs.socket, root, [], extra)
         try:
             line = await asyncio.wait_for(_read_line(ready_r), timeout)
         except asyncio.TimeoutError:
@@ -172,14 +181,19 @@ class ProcessRuntime(Runtime):
         pid = extra.get("pid")
         if pid and process_start_time(pid) == extra.get("start_time"):
             try:
-                os.kill(pid, signal.SIGKILL)  # the launcher: pid 1 follows it, then the namespace
+                os.kill(pid, signal.SIGKILL)  # pid 1 of the sandbox (or its launcher): the namespace goes with it
             except ProcessLookupError:
                 pass
         groups = [cgroups.Group(c, p) for c, p in extra.get("cgroups") or []]
         cgroups.remove(groups)
 
     async def reap(self, record: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._kill_sync, record)
+        # A manager killed mid-start may have made the sandbox's cgroups (and forked its processes)
+        # before it recorded them: find those by the sandbox's id as well.
+        named = self.cgroups.find(str(record.get("sandbox_id", ""))) if self.cgroups else []
+        known = [list(g) for g in record.get("cgroups") or []]
+        extra = [[g.controller, g.path] for g in named if [g.controller, g.path] not in known]
+        await asyncio.to_thread(self._kill_sync, {**record, "cgroups": known + extra})
 
     async def close(self) -> None:
         await asyncio.to_thread(self.zygote.close)

@@ -42,6 +42,27 @@ class HttpSandboxAPI(SandboxAPI):
     async def delete(self, sandbox_id: str) -> m.SandboxInfo:
         return await self.client.call("DELETE", _at(sandbox_id), "stop", m.SandboxInfo)
 
+    async def create_pool(self, req: m.PoolRequest) -> m.PoolStats:
+        return await self.client.call("POST", "/pools", "create_pool", m.PoolStats, body=req)
+
+    async def list_pools(self) -> m.PoolList:
+        return await self.client.call("GET", "/pools", "list_pools", m.PoolList)
+
+    async def delete_pool(self, name: str) -> m.PoolStats:
+        return await self.client.call("DELETE", f"/pools/{name}", "delete_pool", m.PoolStats)
+
+    async def claim(self, req: m.ClaimRequest) -> m.SandboxInfo:
+        return await self.client.call("POST", f"/pools/{req.pool}/claim", "claim", m.SandboxInfo, body=req)
+
+    async def recycle(self, sandbox_id: str) -> m.SandboxInfo:
+        return await self.client.call("POST", _at(sandbox_id, "/recycle"), "recycle", m.SandboxInfo)
+
+    async def renew(self, sandbox_id: str, req: m.LeaseRequest) -> m.SandboxInfo:
+        return await self.client.call("POST", _at(sandbox_id, "/lease"), "renew", m.SandboxInfo, body=req)
+
+    async def stats(self) -> m.ManagerStats:
+        return await self.client.call("GET", "/stats", "stats", m.ManagerStats)
+
     async def create_session(self, sandbox_id: str, req: m.SessionRequest) -> m.SessionRef:
         return await self.client.call("POST", _at(sandbox_id, "/sessions"), "create_session", m.SessionRef, body=req)
 

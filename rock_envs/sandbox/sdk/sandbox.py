@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import tarfile
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
 from .. import models as m
 from ..api import SandboxAPI
 from ..config import SandboxConfig
-from ..errors import InvalidRequestError, SandboxClosedError, SandboxNotFoundError
+from ..errors import InvalidRequestError, SandboxClosedError, SandboxError, SandboxNotFoundError
 from .worker import WorkerChannel
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Sandbox:
         self._info: m.SandboxInfo | None = None
         self._stopped = False
         self._model_service: ModelService | None = None
+        self._lease_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -67,12 +69,61 @@ class Sandbox:
             raise SandboxClosedError("`Sandbox.start`: this sandbox was stopped; make a new `Sandbox`.")
         api = self._make_api()
         try:
-            self._info = await api.create(self.config.spec(), self.config.startup_timeout)
+            if self.config.pool is not None:
+                claim = m.ClaimRequest(
+                    pool=self.config.pool,
+                    labels=self.config.labels,
+                    ttl=self.config.ttl,
+                    lease=self.config.lease,
+                    timeout=self.config.startup_timeout,
+                )
+                self._info = await api.claim(claim)
+            else:
+                self._info = await api.create(self.config.spec(), self.config.startup_timeout)
         except BaseException:
             await api.aclose()
             raise
         self._api = api
+        self._hold_lease()
         return self
+
+    def _hold_lease(self) -> None:
+        """Renew the owner lease while this handle is open (a third of the lease apart)."""
+        lease = self._info.spec.lease if self._info is not None else None
+        if lease and self._lease_task is None:
+            self._lease_task = asyncio.create_task(self._renew_every(lease / 3))
+
+    async def _renew_every(self, period: float) -> None:
+        while self._api is not None:
+            await asyncio.sleep(period)
+            api = self._api
+            if api is None:
+                return
+            try:
+                await api.renew(self.id, m.LeaseRequest())
+            except SandboxNotFoundError:
+                return  # gone (stopped elsewhere, or reaped): nothing left to hold
+            except SandboxError:
+                continue  # the server is briefly unreachable: the lease has two more periods
+
+    async def _drop_lease_task(self) -> None:
+        task, self._lease_task = self._lease_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def recycle(self) -> None:
+        """Give a sandbox taken from a pool back to it, reset (its processes, sessions, jobs and files
+        removed, checked), for the pool's next user; this handle is closed. A sandbox whose reset left
+        anything behind is removed instead."""
+        api = self._b("recycle")
+        await self._drop_lease_task()
+        self._api, self._stopped = None, True
+        try:
+            await api.recycle(self.id)
+        finally:
+            await api.aclose()
 
     @classmethod
     async def attach(cls, sandbox_id: str, config: SandboxConfig) -> Sandbox:
@@ -88,17 +139,25 @@ class Sandbox:
             await api.aclose()
             raise
         sandbox._api = api
+        sandbox._hold_lease()
         return sandbox
 
     async def detach(self) -> None:
-        """Release the connection but leave the sandbox running (its TTL still applies)."""
+        """Release the connection but leave the sandbox running (its TTL still applies; its owner
+        lease is dropped, since nobody renews it any more)."""
+        await self._drop_lease_task()
         api, self._api = self._api, None
         self._stopped = True
         if api is not None:
-            await api.aclose()
+            try:
+                if self._info is not None and self._info.spec.lease:
+                    await api.renew(self.id, m.LeaseRequest(release=True))
+            finally:
+                await api.aclose()
 
     async def stop(self) -> None:
         """Remove the sandbox and everything running in it. Safe to call twice, or after a TTL reaped it."""
+        await self._drop_lease_task()
         api, self._api = self._api, None
         self._stopped = True
         if self._model_service is not None:  # its HTTP client; a later `trajectory()` opens a fresh one
@@ -370,12 +429,12 @@ async def _read_chunks(fh: io.BufferedIOBase | Any) -> AsyncIterator[bytes]:
 
 
 def _api_for(config: SandboxConfig) -> SandboxAPI:
-    """The API ``config`` says: embedded (a manager of its own over ``runtime_dir``: no shared loop
-    state) without ``base_url``, else the server's."""
+    """The API ``config`` says: embedded without ``base_url`` (one manager for the running loop's
+    sandboxes on ``runtime_dir``), else the server's."""
     if config.base_url is None:
         from ..local import LocalSandboxAPI
 
-        return LocalSandboxAPI(runtime_dir=config.runtime_dir)
+        return LocalSandboxAPI.shared(config.runtime_dir)
     return _http_api(config)
 
 

@@ -79,12 +79,19 @@ class ServerClient:
             content, headers = json.dumps(body).encode(), {"content-type": "application/json"}
         streamed = content is not None and not isinstance(content, (bytes, str))
         wait = None if streamed else timeout if timeout is not None else self.timeout + extra_timeout
-        try:
-            response = await self.http.request(
-                method, path, content=content, params=_params(params), headers=headers, timeout=wait
-            )
-        except httpx.TransportError as exc:
-            raise ServerUnreachableError(unreachable(call, self.base_url, exc)) from exc
+        for attempt in (1, 2):
+            try:
+                response = await self.http.request(
+                    method, path, content=content, params=_params(params), headers=headers, timeout=wait
+                )
+                break
+            except httpx.RemoteProtocolError as exc:
+                # The server closed a kept-alive connection as this request went out (its keep-alive
+                # timeout): a request that changes nothing twice is safe to send again, once.
+                if attempt == 2 or streamed or method not in ("GET", "HEAD", "DELETE", "PUT"):
+                    raise ServerUnreachableError(unreachable(call, self.base_url, exc)) from exc
+            except httpx.TransportError as exc:
+                raise ServerUnreachableError(unreachable(call, self.base_url, exc)) from exc
         await raise_for(response, call)
         return response
 

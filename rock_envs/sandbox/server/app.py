@@ -18,7 +18,10 @@ from ..local import LocalSandboxAPI
 from ..manager import SandboxManager
 from ..model_service.routes import agent_router as model_agent_router
 from ..model_service.routes import trainer_router as model_trainer_router
+from ..models import PoolRequest
+from . import rock_wire
 from .limits import Limits, Quota
+from .rock_wire.envelope import failed
 from .routes import router
 from .workers import router as workers_router
 
@@ -26,7 +29,12 @@ MAX_BODY = 16 * 1024 * 1024  # JSON requests
 MAX_UPLOAD = 8 * 1024 * 1024 * 1024  # streamed file and tar uploads
 
 
-def _error(status: int, type_name: str, message: str) -> JSONResponse:
+ROCK_UPLOAD = "/apis/envs/sandbox/v1/upload"
+
+
+def _error(status: int, type_name: str, message: str, path: str = "") -> JSONResponse:
+    if path.startswith(rock_wire.PREFIX):  # ROCK's clients need HTTP 200 and a Failed envelope
+        return failed(path.rsplit("/", 1)[-1], message)
     return JSONResponse({"error": {"type": type_name, "message": message}}, status_code=status)
 
 
@@ -39,7 +47,8 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        upload = scope["method"] == "PUT" and scope["path"].endswith(("/files/content", "/files/tar"))
+        path = scope["path"]
+        upload = scope["method"] == "PUT" and path.endswith(("/files/content", "/files/tar")) or path == ROCK_UPLOAD
         limit = self.max_upload if upload else self.max_body
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -53,6 +62,7 @@ class BodyLimit:
                         "PayloadTooLargeError",
                         f"request body of {int(value)} bytes is over "
                         f"this server's limit of {limit} bytes; send less or raise the limit.",
+                        path,
                     )
                     return await response(scope, receive, send)
         if not upload:  # small JSON bodies: read up to the limit here, answer 413 past it
@@ -69,6 +79,7 @@ class BodyLimit:
                         413,
                         "PayloadTooLargeError",
                         f"request body is over this server's limit of {limit} bytes; send less or raise the limit.",
+                        path,
                     )
                     return await response(scope, receive, send)
             body = b"".join(chunks)
@@ -107,22 +118,32 @@ def create_app(
     runtime_options: dict[str, dict[str, Any]] | None = None,
     limits: Limits | None = None,
     extra_tokens: tuple[str, ...] = (),
+    pools: list[PoolRequest] | None = None,
+    max_starting: int | None = None,
+    rock: rock_wire.RockWireConfig | None = None,
 ) -> FastAPI:
     """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``).
 
+    ``pools`` are started before the server answers (a pool that cannot start, e.g. for a missing
+    image, stops the server with that error); ``max_starting`` caps sandboxes started at once.
+
     ``extra_tokens`` are accepted too (each its own holder for the per-token caps of ``limits``).
+    ``rock`` configures ROCK's wire (``/apis/...``; see :mod:`.rock_wire`), which every app speaks.
     """
     token = token or secrets.token_urlsafe(32)
     manager = manager or SandboxManager(
-        runtime_dir=runtime_dir, allowed_runtimes=runtimes, runtime_options=runtime_options
+        runtime_dir=runtime_dir, allowed_runtimes=runtimes, runtime_options=runtime_options, max_starting=max_starting
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await manager.start()
         try:
+            for pool in pools or ():
+                await manager.create_pool(pool)
             yield
         finally:
+            await rock_wire.close(app)
             await manager.close()
 
     def check_token(header: str) -> bool:
@@ -170,5 +191,6 @@ def create_app(
     app.include_router(workers_router)  # checks the token itself: WebSockets bypass exception handlers
     app.include_router(model_trainer_router, dependencies=[Depends(require_token)])
     app.include_router(model_agent_router)  # OpenAI-compatible: a sandbox's own key, checked by the hub
+    rock_wire.mount(app, rock or rock_wire.RockWireConfig())
     app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
     return app

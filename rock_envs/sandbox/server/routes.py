@@ -18,7 +18,7 @@ from ..local import LocalSandboxAPI
 
 router = APIRouter()
 Path = Annotated[str, Query(min_length=1, max_length=4096, description="path relative to the sandbox root")]
-SessionName = Annotated[str, PathParam(pattern=m.NAME)]
+SessionName = Annotated[str, PathParam(pattern=m.SESSION_NAME)]
 JobId = Annotated[str, PathParam(min_length=1, max_length=128)]
 SnapshotId = Annotated[str, PathParam(min_length=1, max_length=64)]
 
@@ -39,7 +39,7 @@ async def create_sandbox(spec: m.SandboxSpec, request: Request) -> m.SandboxInfo
 @router.get("/sandboxes", response_model=m.SandboxList, tags=["sandboxes"])
 async def list_sandboxes(
     request: Request,
-    status: Optional[Literal["starting", "running", "stopped", "dead"]] = None,
+    status: Optional[Literal["starting", "running", "stopped", "dead", "pooled"]] = None,
     runtime: Optional[Literal["process", "docker"]] = None,
     label: Annotated[list[str], Query(description="key=value; repeat for several")] = [],  # noqa: B006
 ) -> m.SandboxList:
@@ -60,6 +60,46 @@ async def get_sandbox(sid: str, request: Request) -> m.SandboxInfo:
 @router.delete("/sandboxes/{sid}", response_model=m.SandboxInfo, tags=["sandboxes"])
 async def delete_sandbox(sid: str, request: Request) -> m.SandboxInfo:
     return await _api(request).delete(sid)
+
+
+@router.post("/pools", status_code=201, response_model=m.PoolStats, tags=["pools"])
+async def create_pool(req: m.PoolRequest, request: Request) -> m.PoolStats:
+    return await _api(request).create_pool(req)
+
+
+@router.get("/pools", response_model=m.PoolList, tags=["pools"])
+async def list_pools(request: Request) -> m.PoolList:
+    return await _api(request).list_pools()
+
+
+@router.delete("/pools/{name}", response_model=m.PoolStats, tags=["pools"])
+async def delete_pool(name: str, request: Request) -> m.PoolStats:
+    return await _api(request).delete_pool(name)
+
+
+@router.post("/pools/{name}/claim", status_code=201, response_model=m.SandboxInfo, tags=["pools"])
+async def claim(name: str, req: m.ClaimRequest, request: Request) -> m.SandboxInfo:
+    api = _api(request)
+    spec = api.manager.pool(name, "claim").req.spec
+    with request.app.state.quota.admit(api.manager, request.headers.get("authorization", ""), spec) as created:
+        info = await api.claim(req.model_copy(update={"pool": name}))
+        created["id"] = info.id
+    return info
+
+
+@router.post("/sandboxes/{sid}/recycle", response_model=m.SandboxInfo, tags=["pools"])
+async def recycle(sid: str, request: Request) -> m.SandboxInfo:
+    return await _api(request).recycle(sid)
+
+
+@router.post("/sandboxes/{sid}/lease", response_model=m.SandboxInfo, tags=["sandboxes"])
+async def renew(sid: str, req: m.LeaseRequest, request: Request) -> m.SandboxInfo:
+    return await _api(request).renew(sid, req)
+
+
+@router.get("/stats", response_model=m.ManagerStats, tags=["sandboxes"])
+async def stats(request: Request) -> m.ManagerStats:
+    return await _api(request).stats()
 
 
 @router.post("/sandboxes/{sid}/sessions", status_code=201, response_model=m.SessionRef, tags=["sessions"])

@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--token-file", default=None)
     p.add_argument("--runtime-dir", default=None)
     p.add_argument("--extra-token", action="append", default=[], help="another accepted token (repeatable)")
-    for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token"):
+    p.add_argument("--image-map", action="append", default=[], metavar="SRC=DST", help="ROCK image SRC runs DST")
+    for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token", "max-starting"):
         p.add_argument(f"--{name}", type=int, default=None)
+    p.add_argument("--pool", action="append", default=[], help="NAME=SIZE[:runtime[:image]] (repeatable)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     serve(
         args.host,
@@ -68,7 +70,24 @@ def main(argv: list[str] | None = None) -> None:
         **limit_options(
             args.max_sandboxes, args.max_envs, args.max_sandboxes_per_token, args.max_envs_per_token, args.extra_token
         ),
+        **start_options(args.pool, args.max_starting),
+        **rock_options(args.runtime, args.image_map),
     )
+
+
+def rock_options(runtime: str, image_map: list[str]) -> dict[str, Any]:
+    """``create_app`` keywords for ROCK's wire: its sandboxes run on ``runtime``; ``SRC=DST`` image maps."""
+    from .rock_wire import RockWireConfig
+
+    mapping = {}
+    for item in image_map:
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip() or not dst.strip():
+            raise SystemExit(
+                f"rock-envs serve: --image-map takes SRC=DST (e.g. python:3.11=rock-envs:latest), got {item!r}"
+            )
+        mapping[src.strip()] = dst.strip()
+    return {"rock": RockWireConfig(runtime=runtime, image_map=mapping)}
 
 
 def limit_options(
@@ -83,3 +102,29 @@ def limit_options(
 
     limits = Limits(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token)
     return {"limits": limits, "extra_tokens": tuple(extra_tokens)}
+
+
+def start_options(pools: list[str], max_starting: int | None) -> dict[str, Any]:
+    """``create_app`` keywords for warm pools (``NAME=SIZE[:runtime[:image]]`` each) and the starting cap."""
+    return {"pools": [parse_pool(text) for text in pools], "max_starting": max_starting}
+
+
+def parse_pool(text: str) -> Any:
+    """``NAME=SIZE[:runtime[:image]]`` as a ``PoolRequest``; a clear error naming the flag otherwise."""
+    from pydantic import ValidationError
+
+    from ..errors import InvalidRequestError
+    from ..models import PoolRequest, SandboxSpec
+
+    name, sep, rest = text.partition("=")
+    size, _, rest = rest.partition(":")
+    runtime, _, image = rest.partition(":")
+    try:
+        if not sep or not size.isdigit():
+            raise ValueError("expected NAME=SIZE[:runtime[:image]]")
+        spec = SandboxSpec.model_validate({"runtime": runtime or "process", "image": image or None})
+        return PoolRequest(name=name, spec=spec, size=int(size))
+    except (ValueError, ValidationError) as exc:
+        raise InvalidRequestError(
+            f"`--pool {text}`: {exc}; e.g. `--pool small=8` or `--pool py=4:docker:rock-envs:latest`."
+        ) from None

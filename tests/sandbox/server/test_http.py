@@ -140,6 +140,8 @@ def test_schemathesis_finds_no_server_errors(server: ServerProcess) -> None:
         op = operation.ok()
         if op.method.upper() == "DELETE" and op.path == "/sandboxes/{sid}":
             continue
+        if op.method.upper() == "POST" and op.path == "/pools":
+            continue  # a valid pool of hundreds starts hundreds of sandboxes: work, not a crash to find
 
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=op.as_strategy())

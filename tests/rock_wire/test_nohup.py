@@ -1,0 +1,39 @@
+"""ROCK_WIRE.md §5 T3: `arun(mode="nohup")` as rl-rock drives it (start, `kill -0` polling, read back)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_nohup_quick_command(sandbox):
+    from rock.actions import CreateBashSessionRequest
+
+    await sandbox.create_session(CreateBashSessionRequest(session="s"))
+    started = time.monotonic()
+    r = await sandbox.arun("echo nohup-out", session="s", mode="nohup")
+    assert (r.output, r.exit_code) == ("nohup-out", 0)
+    assert time.monotonic() - started < 4  # ended before the first `kill -0`: the client's 5 s sleep never ran
+
+
+@pytest.mark.slow
+async def test_nohup_waits_for_the_job_and_reaps_it(sandbox):
+    started = time.monotonic()
+    r = await sandbox.arun("bash -c 'sleep 2; echo late; exit 7'", mode="nohup", wait_interval=1)
+    # `kill -0` turned false once the job ended (reaped, not a zombie); ROCK reports 0 whatever the job's status
+    assert (r.output, r.exit_code) == ("late", 0)
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.slow
+async def test_nohup_output_file_and_timeout(sandbox):
+    from rock.actions import ReadFileRequest
+
+    r = await sandbox.arun("echo to-file", mode="nohup", ignore_output=True, output_file="/tmp/o/out.txt")
+    assert "Output file: /tmp/o/out.txt" in r.output and "File size: " in r.output
+    assert (await sandbox.read_file(ReadFileRequest(path="/tmp/o/out.txt"))).content == "to-file\n"
+    late = await sandbox.arun("sleep 600", mode="nohup", wait_timeout=6)
+    assert late.exit_code == 1 and "did not complete" in late.failure_reason
