@@ -200,6 +200,7 @@ class SandboxManager:
                 f"its limit; stop some first or raise `max_sandboxes`."
             )
         source = self._source(spec)
+        spec = self._like(source, spec)
         runtime = self._runtime(spec.runtime, spec.placement)
         entry = Entry("sb-" + secrets.token_hex(6), spec, runtime, pool=pool)
         entry.home = entry.id
@@ -363,6 +364,13 @@ class SandboxManager:
                 f"`create`: snapshot {snapshot.id} holds a process checkpoint, which this runtime cannot restore."
             )
         return snapshot
+
+    @staticmethod
+    def _like(source: SandboxSnapshot | None, spec: SandboxSpec) -> SandboxSpec:
+        """A snapshot of a writable root brings its changes to ``/``: the new sandbox has one too."""
+        if source is not None and source.spec.writable_root and not spec.writable_root:
+            return spec.model_copy(update={"writable_root": True})
+        return spec
 
     async def snapshot(self, sandbox_id: str, req: SnapshotRequest) -> SandboxSnapshot:
         """Capture a running sandbox's files (and with ``memory``, its processes) as a new snapshot."""

@@ -163,3 +163,19 @@ async def test_docker_commits_the_containers_own_changes_and_removes_the_image_a
         await manager.close()
         client.close()
         shutil.rmtree(manager.state.path, ignore_errors=True)
+
+
+async def test_a_writable_roots_changes_to_slash_are_in_the_snapshot(config: SandboxConfig) -> None:
+    writes = "echo kept > /etc/rock-marker && mkdir -p /opt/rock && echo deep > /opt/rock/f && rm /etc/issue"
+    check = "cat /etc/rock-marker /opt/rock/f; test -e /etc/issue && echo issue || echo no-issue"
+    async with Sandbox(config.model_copy(update={"writable_root": True})) as sb:
+        assert (await sb.arun(writes)).exit_code == 0
+        snapshot = await sb.snapshot()
+    try:
+        async with await Sandbox.from_snapshot(snapshot, config) as clone:  # a writable root again, by itself
+            assert clone.info is not None and clone.info.spec.writable_root
+            assert (await clone.arun(check)).output == "kept\ndeep\nno-issue\n"
+        async with Sandbox(config) as plain:  # the host's (or image's) own files were never touched
+            assert (await plain.arun("test -e /etc/rock-marker || echo clean")).output == "clean\n"
+    finally:
+        await Sandbox.delete_snapshot(snapshot, config)
