@@ -29,3 +29,17 @@ def test_quickstart_notebook_runs_top_to_bottom():
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     assert "(16, 4) episodes finished:" in text and "return" in text
+
+
+def test_fork_groups_example_runs():
+    out = subprocess.run(
+        [PYTHON, str(ROOT / "examples" / "fork_groups.py"), "--groups", "2", "--size", "4"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (
+        out.stdout.count("advantages") == 2 and "best episode: env" in out.stdout and "its guesses again" in out.stdout
+    )

@@ -155,3 +155,21 @@ def test_bad_records_and_arguments_are_clear_errors(recorded, tmp_path):
         rock_envs.make_vec(lambda: rock_envs.make(CARTPOLE), 2, backend="local", record=tmp_path)
     with pytest.raises(rock_envs.EnvArgumentError, match="record= writes the env's kwargs as JSON"):
         rock_envs.make_vec(SOKOBAN, 1, backend="local", record=tmp_path, max_turns=object())
+
+
+def test_a_forked_envs_record_starts_with_its_sources_prefix_and_replays(tmp_path):
+    with rock_envs.make_vec(SOKOBAN, 4, backend="subprocess", num_workers=2, record=tmp_path) as venv:
+        venv.reset(seed=[5, 6, 7, 8])
+        venv.step(MOVES[:4])
+        venv.fork(0, [1, 3])
+        venv.restore(venv.snapshot([2]), [2])  # a plain restore: that episode ends there
+        for action in MOVES:
+            venv.step([action] * 4)
+    episodes = {(e.header["index"], e.header["episode"]): e for e in episodes_in(tmp_path)}
+    forked = episodes[(3, 1)]
+    assert forked.header["seed"] == 5 and forked.header["forked_from"] == 0 and len(forked.steps) == 5
+    assert episodes[(3, 0)].end == {"kind": "end", "steps": 1, "reason": "restored"}
+    assert episodes[(2, 0)].end["reason"] == "restored" and (2, 1) not in episodes
+    with rock_envs.make(SOKOBAN) as env:
+        reports = [verify(e, env=env) for e in episodes.values()]
+    assert all(r.identical for r in reports), [str(r) for r in reports if not r.identical]

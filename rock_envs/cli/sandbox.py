@@ -1,4 +1,4 @@
-"""`rock-envs sandbox create|ls|exec|shell|cp|rm`: sandboxes on a running `rock-envs serve`."""
+"""`rock-envs sandbox create|ls|exec|shell|cp|rm|snapshot`: sandboxes on a running `rock-envs serve`."""
 
 from __future__ import annotations
 
@@ -186,5 +186,53 @@ def remove(sandbox_ids: list[str], url: str = URL, token: Optional[str] = TOKEN)
         for sid in sandbox_ids:
             await (await _attach(sid, url, token)).stop()
             typer.echo(sid)
+
+    _run(go())
+
+
+snapshot_app = typer.Typer(help="Snapshots of sandboxes: take, list, remove.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
+
+
+@snapshot_app.command("create")
+def snapshot_create(
+    sandbox_id: str,
+    url: str = URL,
+    token: Optional[str] = TOKEN,
+    name: Optional[str] = typer.Option(None, help="A name to find it by."),
+) -> None:
+    """Snapshot a sandbox's files; print the snapshot's id."""
+
+    async def go() -> str:
+        sb = await _attach(sandbox_id, url, token)
+        try:
+            return (await sb.snapshot(name=name)).id
+        finally:
+            await sb.detach()
+
+    typer.echo(_run(go()))
+
+
+@snapshot_app.command("ls")
+def snapshot_list(url: str = URL, token: Optional[str] = TOKEN) -> None:
+    """List the server's snapshots."""
+    from rich.console import Console
+    from rich.table import Table
+
+    snapshots = _run(Sandbox.list_snapshots(SandboxConfig(base_url=url, token=token)))
+    table = Table("id", "name", "from sandbox", "runtime", "size", "image")
+    for s in snapshots:
+        table.add_row(s.id, s.name or "", s.sandbox_id, s.runtime, f"{s.size:,}", s.image or "")
+    Console(soft_wrap=True).print(table)
+
+
+@snapshot_app.command("rm")
+def snapshot_remove(snapshot_ids: list[str], url: str = URL, token: Optional[str] = TOKEN) -> None:
+    """Remove snapshots (sandboxes made from them go on)."""
+
+    async def go() -> None:
+        for snapshot_id in snapshot_ids:
+            await Sandbox.delete_snapshot(snapshot_id, SandboxConfig(base_url=url, token=token))
+            typer.echo(snapshot_id)
 
     _run(go())

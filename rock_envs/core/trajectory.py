@@ -217,6 +217,15 @@ class EpisodeWriter:
         if terminated or truncated:
             self.finish(i, "terminated" if terminated else "truncated")
 
+    def copy(self, src: int, dst: int) -> None:
+        """Env `dst` now is a copy of env `src` (a fork): its episode goes on from a copy of `src`'s."""
+        self.finish(dst, "restored")
+        episode = self.episodes[src]
+        if episode is not None:
+            header = {**episode.header, "index": dst, "episode": self.counts[dst], "forked_from": src}
+            self.counts[dst] += 1
+            self.episodes[dst] = Episode(header, episode.reset_obs, [dict(step) for step in episode.steps])
+
     def finish(self, i: int, reason: str) -> None:
         episode, self.episodes[i] = self.episodes[i], None
         if episode is None:

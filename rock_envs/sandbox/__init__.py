@@ -12,6 +12,7 @@ See ``runtime/process.py`` for what the process runtime isolates, ``errors.py`` 
 from .config import SandboxConfig
 from .errors import (
     AuthenticationError,
+    CheckpointUnavailableError,
     CommandTimeoutError,
     InvalidRequestError,
     JobNotFoundError,
@@ -26,8 +27,9 @@ from .errors import (
     SandboxStartError,
     SessionExistsError,
     SessionNotFoundError,
+    SnapshotNotFoundError,
 )
-from .models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, SandboxSpec
+from .models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, SandboxSnapshot, SandboxSpec
 from .sdk.pool import SandboxPool
 from .sdk.sandbox import OutputChunk, Sandbox
 from .sdk.sync import SyncSandbox
@@ -35,6 +37,7 @@ from .sdk.worker import WorkerChannel
 
 __all__ = [
     "AuthenticationError",
+    "CheckpointUnavailableError",
     "CommandResult",
     "CommandTimeoutError",
     "FileEntry",
@@ -55,10 +58,12 @@ __all__ = [
     "SandboxInfo",
     "SandboxLimitError",
     "SandboxNotFoundError",
+    "SandboxSnapshot",
     "SandboxSpec",
     "SandboxStartError",
     "SessionExistsError",
     "SessionNotFoundError",
+    "SnapshotNotFoundError",
     "SyncSandbox",
     "WorkerChannel",
 ]

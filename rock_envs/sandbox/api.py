@@ -163,6 +163,27 @@ class SandboxAPI(ABC):
 
         return await self.upload(sandbox_id, req, one())
 
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def snapshot(self, sandbox_id: str, req: m.SnapshotRequest) -> m.SandboxSnapshot:
+        """Capture the sandbox's filesystem changes (with ``req.memory``, its processes too) as a new
+        snapshot; ``create`` with ``spec.snapshot`` starts sandboxes from it.
+
+        Raises: :class:`CheckpointUnavailableError` for ``memory`` where process checkpoints cannot work."""
+
+    @abstractmethod
+    async def snapshot_info(self, snapshot_id: str) -> m.SandboxSnapshot:
+        """One snapshot. Raises: :class:`SnapshotNotFoundError`."""
+
+    @abstractmethod
+    async def list_snapshots(self, req: m.SnapshotQuery) -> m.SnapshotList:
+        """The snapshots matching every filter of ``req`` (none: all), oldest first."""
+
+    @abstractmethod
+    async def delete_snapshot(self, snapshot_id: str) -> m.SandboxSnapshot:
+        """Remove a snapshot (sandboxes made from it go on). Raises: :class:`SnapshotNotFoundError`."""
+
     # ---- env hosting --------------------------------------------------------------------------
 
     @abstractmethod

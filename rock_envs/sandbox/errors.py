@@ -5,6 +5,7 @@
         ├── SandboxNotFoundError(SandboxError, KeyError)      404: unknown sandbox id
         ├── SessionNotFoundError(SandboxError, KeyError)      404: unknown session name
         ├── JobNotFoundError(SandboxError, KeyError)          404: unknown job id
+        ├── SnapshotNotFoundError(SandboxError, KeyError)     404: unknown (or deleted) sandbox snapshot
         ├── CallNotFoundError(SandboxError, KeyError)         404: no waiting model call by that id
         ├── SandboxFileNotFoundError(SandboxError, FileNotFoundError)  404: no such path in the sandbox
         ├── SessionExistsError(SandboxError, ValueError)      409: a session name already taken
@@ -17,6 +18,8 @@
         ├── SandboxStartError(SandboxError, RuntimeError)     503: the runtime could not start a sandbox
         │   └── ImageNotFoundError(SandboxStartError, LookupError)  503: its image is not in the engine
         ├── SandboxDiedError(SandboxError, RuntimeError)      410: the sandbox's agent is gone
+        ├── CheckpointUnavailableError(SandboxError, RuntimeError)  501: process checkpoints (CRIU) cannot
+        │                                                     work here; the message says why
         ├── SandboxClosedError(SandboxError, RuntimeError)    a call on a stopped `Sandbox`
         ├── AgentError(SandboxError, RuntimeError)            500: a bug inside the agent (carries its traceback)
         └── ServerUnreachableError(SandboxError, ConnectionError)  the SDK found no server at ``base_url``
@@ -57,6 +60,10 @@ class JobNotFoundError(SandboxError, KeyError):
 
 
 class CallNotFoundError(SandboxError, KeyError):
+    status = 404
+
+
+class SnapshotNotFoundError(SandboxError, KeyError):
     status = 404
 
 
@@ -108,6 +115,10 @@ class SandboxClosedError(SandboxError, RuntimeError):
     status = 409
 
 
+class CheckpointUnavailableError(SandboxError, RuntimeError):
+    status = 501
+
+
 class AgentError(SandboxError, RuntimeError):
     status = 500
 
@@ -124,6 +135,8 @@ _BY_NAME: dict[str, type[SandboxError]] = {
         SessionNotFoundError,
         JobNotFoundError,
         CallNotFoundError,
+        SnapshotNotFoundError,
+        CheckpointUnavailableError,
         SandboxFileNotFoundError,
         SessionExistsError,
         InvalidRequestError,

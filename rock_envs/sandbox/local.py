@@ -194,6 +194,20 @@ class LocalSandboxAPI(SandboxAPI):
 
         return chunks()
 
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    async def snapshot(self, sandbox_id: str, req: m.SnapshotRequest) -> m.SandboxSnapshot:
+        return await self.manager.snapshot(sandbox_id, req)
+
+    async def snapshot_info(self, snapshot_id: str) -> m.SandboxSnapshot:
+        return self.manager.get_snapshot(snapshot_id)
+
+    async def list_snapshots(self, req: m.SnapshotQuery) -> m.SnapshotList:
+        return m.SnapshotList(snapshots=self.manager.list_snapshots(req.name, req.sandbox_id))
+
+    async def delete_snapshot(self, snapshot_id: str) -> m.SandboxSnapshot:
+        return await self.manager.delete_snapshot(snapshot_id)
+
     # ---- env hosting --------------------------------------------------------------------------
 
     async def open_worker_socket(self, sandbox_id: str, req: m.WorkerRequest) -> socket.socket:

@@ -3,7 +3,9 @@
 Before ``start()``: nothing runs. ``start()`` reaps what a crashed earlier manager on the same runtime
 dir left behind, then starts the TTL reaper. ``create(spec)`` returns once the sandbox's agent
 answers. Every operation on a sandbox refreshes its idle clock; a sandbox busy in a call is never
-reaped. ``close()`` removes every sandbox this manager made; safe to call twice.
+reaped. ``close()`` removes every sandbox this manager made; safe to call twice. Snapshots
+(``snapshot``, ``create`` from one, ``delete_snapshot``) live on disk in the runtime dir, shared by
+every manager on it and outliving them (``snapshots.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,19 @@ from ..core.cores import usable_cores
 from .agent_client import AgentClient
 from .errors import InvalidRequestError, SandboxDiedError, SandboxError, SandboxLimitError, SandboxNotFoundError
 from .model_service.hub import ModelHub
-from .models import ClaimRequest, ManagerStats, PoolRequest, PoolStats, SandboxInfo, SandboxSpec
+from .models import (
+    ClaimRequest,
+    ManagerStats,
+    PoolRequest,
+    PoolStats,
+    SandboxInfo,
+    SandboxSnapshot,
+    SandboxSpec,
+    SnapshotRequest,
+)
 from .pools import Pool, claim_key
 from .runtime import Placement, Runtime, SandboxDirs, make_runtime
+from .snapshots import SnapshotStore
 from .state import StateDir, default_runtime_dir
 
 MAX_SOCKET_PATH = 100
@@ -103,6 +115,7 @@ class SandboxManager:
         self._started = False
         self.models = ModelHub()
         """The sandboxes' OpenAI-compatible endpoints (``spec.model_service``), their calls and trajectories."""
+        self.snapshots = SnapshotStore(os.path.join(self.state.path, "snapshots"))
 
     @property
     def owner(self) -> str:
@@ -186,6 +199,8 @@ class SandboxManager:
                 f"`create`: this manager already holds {len(self.sandboxes)} sandboxes, "
                 f"its limit; stop some first or raise `max_sandboxes`."
             )
+        source = self._source(spec)
+        spec = self._like(source, spec)
         runtime = self._runtime(spec.runtime, spec.placement)
         entry = Entry("sb-" + secrets.token_hex(6), spec, runtime, pool=pool)
         entry.home = entry.id
@@ -205,6 +220,8 @@ class SandboxManager:
         try:
             os.makedirs(dirs.root, mode=0o755)
             self.state.save(entry.id, {"runtime": runtime.name, "sandbox_id": entry.id, "owner": self.owner})
+            if source is not None:
+                spec = entry.spec = await runtime.prepare(source, self.snapshots.root(source.id), dirs, spec)
             entry.placement = await runtime.start(entry.id, spec, dirs, timeout)
             self.state.save(entry.id, runtime.record(entry.placement))
             entry.agent = AgentClient(entry.placement.socket, entry.id)
@@ -330,6 +347,78 @@ class SandboxManager:
             await entry.runtime.kill(entry.placement)
         await asyncio.to_thread(self.state.forget, entry.home or sandbox_id)
         return entry.info()
+
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    def _source(self, spec: SandboxSpec) -> SandboxSnapshot | None:
+        if spec.snapshot is None:
+            return None
+        snapshot = self.snapshots.get(spec.snapshot, "create")
+        if snapshot.runtime != spec.runtime:
+            raise InvalidRequestError(
+                f"`create`: snapshot {snapshot.id} is of a {snapshot.runtime} sandbox, but the spec asks for the "
+                f"{spec.runtime} runtime; create it with runtime={snapshot.runtime!r}."
+            )
+        if snapshot.memory:
+            raise InvalidRequestError(
+                f"`create`: snapshot {snapshot.id} holds a process checkpoint, which this runtime cannot restore."
+            )
+        return snapshot
+
+    @staticmethod
+    def _like(source: SandboxSnapshot | None, spec: SandboxSpec) -> SandboxSpec:
+        """A snapshot of a writable root brings its changes to ``/``: the new sandbox has one too."""
+        if source is not None and source.spec.writable_root and not spec.writable_root:
+            return spec.model_copy(update={"writable_root": True})
+        return spec
+
+    async def snapshot(self, sandbox_id: str, req: SnapshotRequest) -> SandboxSnapshot:
+        """Capture a running sandbox's files (and with ``memory``, its processes) as a new snapshot."""
+        entry = self.hold(sandbox_id, "snapshot")
+        snapshot_id = self.snapshots.new_id()
+        dest = self.snapshots.dir(snapshot_id)
+        try:
+            assert entry.placement is not None  # hold() checked it is running
+            dirs = SandboxDirs(self.state.sandbox_dir(entry.home or entry.id))  # a claimed member keeps its dir
+            os.makedirs(dest)
+            if req.memory:
+                await entry.runtime.checkpoint(entry.placement, dirs, dest)
+            facts = await entry.runtime.snapshot(entry.placement, dirs, snapshot_id, dest)
+            snapshot = SandboxSnapshot(
+                id=snapshot_id,
+                name=req.name,
+                sandbox_id=entry.id,
+                runtime=entry.spec.runtime,
+                spec=entry.spec,
+                created_at=time.time(),
+                size=int(facts.get("size", 0)),
+                image=facts.get("image"),
+                memory=req.memory,
+            )
+            await asyncio.to_thread(self.snapshots.save, snapshot)
+        except BaseException:
+            await asyncio.to_thread(self.snapshots.forget, snapshot_id)
+            raise
+        finally:
+            self.release(entry)
+        return snapshot
+
+    def get_snapshot(self, snapshot_id: str) -> SandboxSnapshot:
+        return self.snapshots.get(snapshot_id, "snapshot_info")
+
+    def list_snapshots(self, name: str | None = None, sandbox_id: str | None = None) -> list[SandboxSnapshot]:
+        return [
+            s
+            for s in self.snapshots.list()
+            if (name is None or s.name == name) and (sandbox_id is None or s.sandbox_id == sandbox_id)
+        ]
+
+    async def delete_snapshot(self, snapshot_id: str) -> SandboxSnapshot:
+        """Remove a snapshot; sandboxes made from it go on (their files are their own copies)."""
+        snapshot = self.snapshots.get(snapshot_id, "delete_snapshot")
+        await self._runtime(snapshot.runtime).delete_snapshot(snapshot)
+        await asyncio.to_thread(self.snapshots.forget, snapshot.id)
+        return snapshot
 
     def _unknown(self, sandbox_id: str, call: str) -> SandboxNotFoundError:
         return SandboxNotFoundError(

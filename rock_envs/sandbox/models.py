@@ -68,6 +68,14 @@ class SandboxSpec(_Model):
     model_service: Optional[ModelServiceSpec] = None
     """An OpenAI-compatible endpoint inside the sandbox (``OPENAI_BASE_URL``/``OPENAI_API_KEY`` set), answered
     by the trainer or proxied upstream; ``"trainer"`` or ``"proxy"`` are short for the spec with that mode."""
+    snapshot: Optional[str] = Field(None, pattern=r"^snap-[0-9a-f]{12}$")
+    """Start from this snapshot (its id, or a :class:`SandboxSnapshot`): its files, and for ``docker``
+    its committed image. The runtime must be the snapshot's."""
+
+    @field_validator("snapshot", mode="before")
+    @classmethod
+    def _snapshot(cls, value: object) -> object:
+        return getattr(value, "id", value) if isinstance(value, BaseModel) else value
 
     @field_validator("model_service", mode="before")
     @classmethod
@@ -345,3 +353,42 @@ class ErrorEvent(_Model):
 
     type: Literal["error"] = "error"
     error: ErrorDetail
+
+
+class SnapshotRequest(_Model):
+    """What to capture of a sandbox."""
+
+    name: Optional[str] = Field(None, pattern=NAME)
+    """A name to find it by in listings; ``None``: none."""
+    memory: bool = False
+    """Also checkpoint the sandbox's processes (CRIU), so that sandboxes made from it resume them."""
+
+
+class SandboxSnapshot(_Model):
+    """A sandbox's filesystem changes at one moment (its own directory tree; for ``docker`` also the
+    container's changes, committed to a local image), from which new sandboxes start."""
+
+    id: str
+    name: Optional[str] = None
+    sandbox_id: str
+    """The sandbox it was taken from (which may be gone since)."""
+    runtime: Literal["process", "docker"]
+    spec: SandboxSpec
+    """The spec of that sandbox: ``Sandbox.restore(snapshot)`` starts one like it."""
+    created_at: float
+    size: int
+    """Bytes of files captured."""
+    image: Optional[str] = None
+    """``docker``: the local image the container's changes were committed to."""
+    memory: bool = False
+
+
+class SnapshotList(_Model):
+    snapshots: list[SandboxSnapshot]
+
+
+class SnapshotQuery(_Model):
+    """Filters for listing snapshots; each one given must match."""
+
+    name: Optional[str] = Field(None, pattern=NAME)
+    sandbox_id: Optional[str] = Field(None, max_length=64)

@@ -38,6 +38,11 @@ class Pool:
                 f"`create_pool`: pool {req.name!r} has size {req.size} over its max_size {req.max_size}; "
                 "size is how many wait ready, max_size how many may exist at once."
             )
+        if req.spec.snapshot is not None:
+            raise InvalidRequestError(
+                f"`create_pool`: pool {req.name!r} asks for sandboxes made from snapshot {req.spec.snapshot}, but a "
+                "recycled member is wiped (its snapshot's files with it); make them with `Sandbox.from_snapshot`."
+            )
         self.manager, self.req, self.name = manager, req, req.name
         self.key = claim_key(req.spec)
         self.ready: deque[Entry] = deque()

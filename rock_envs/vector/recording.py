@@ -92,10 +92,18 @@ class Recorder:
         if start is not None:  # else (a rebuild restored it from a snapshot): no episode start is known
             self.writer.begin(i, json.loads(start), obs)
 
-    def interrupted(self, ids: Sequence[int]) -> None:
-        """Envs rebuilt behind the caller's back (their worker died): their episodes end here."""
+    def interrupted(self, ids: Sequence[int], reason: str = "worker_restarted") -> None:
+        """Envs whose state changed behind their episode's back (their worker died and rebuilt them,
+        or a snapshot was restored into them): their episodes end here."""
         for i in ids:
-            self.writer.finish(i, "worker_restarted")
+            self.writer.finish(i, reason)
+            self.ended[i] = False
+
+    def copied(self, src: int, dsts: Sequence[int]) -> None:
+        """Envs forked from `src`: each goes on with a copy of `src`'s episode so far."""
+        for i in dsts:
+            self.writer.copy(src, i)
+            self.ended[i] = self.ended[src]
 
     def close(self) -> None:
         self.writer.close()

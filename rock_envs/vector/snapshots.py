@@ -18,6 +18,7 @@ from rock_envs.worker.protocol import Restore, Snapshot
 if TYPE_CHECKING:
     from rock_envs.vector.assembly import Assembler
     from rock_envs.vector.dispatcher import Dispatcher
+    from rock_envs.vector.recording import Recorder
 
 
 class SnapshotOps:
@@ -30,6 +31,7 @@ class SnapshotOps:
     _on_envs: Callable[..., tuple[Any, ...]]
     _check_ids: Callable[[str, Any], list[int]]
     _check_open: Callable[[str], None]
+    _recorder: Recorder | None
 
     def snapshot(self, env_ids: Sequence[int] | None = None) -> list[EnvSnapshot]:
         """One `EnvSnapshot` per env of `env_ids` (default: every env), in that order.
@@ -79,6 +81,8 @@ class SnapshotOps:
         self._restore(dst, [snap] * len(dst))
         for i in dst:
             self._d.seeds[i] = self._d.seeds[src_env_id]
+        if self._recorder is not None:  # their records go on from a copy of the source's
+            self._recorder.copied(src_env_id, dst)
 
     def _restore(self, ids: list[int], snapshots: list[EnvSnapshot]) -> None:
         snapshot_of = dict(zip(ids, snapshots))
@@ -87,3 +91,5 @@ class SnapshotOps:
         if known:  # a masked reset answers with these for the envs it does not reset
             self._assembler.remember([i for i, _ in known], [o for _, o in known])
         self._d.keep(ids, snapshots)
+        if self._recorder is not None:
+            self._recorder.interrupted(ids, "restored")

@@ -51,3 +51,22 @@ def test_serve_rejects_an_unknown_runtime() -> None:
     app.command()(serve_cli.serve)
     result = runner.invoke(app, ["--runtime", "vm"])
     assert result.exit_code != 0 and "process or docker" in result.output
+
+
+def test_snapshot_commands_take_list_and_remove(server: ServerProcess) -> None:
+    opts = ["--url", server.url, "--token", server.token]
+    sid = runner.invoke(sandbox_cli.app, ["create", *opts, "--ttl", "120"]).output.strip().splitlines()[-1]
+    try:
+        assert runner.invoke(sandbox_cli.app, ["exec", sid, *opts, "--", "echo kept > f"]).exit_code == 0
+        taken = runner.invoke(sandbox_cli.app, ["snapshot", "create", sid, "--name", "cli-snap", *opts])
+        assert taken.exit_code == 0, taken.output
+        snapshot_id = taken.output.strip().splitlines()[-1]
+        listed = runner.invoke(sandbox_cli.app, ["snapshot", "ls", *opts])
+        assert listed.exit_code == 0 and snapshot_id in listed.output and "cli-snap" in listed.output
+        removed = runner.invoke(sandbox_cli.app, ["snapshot", "rm", snapshot_id, *opts])
+        assert removed.exit_code == 0 and snapshot_id in removed.output
+        assert snapshot_id not in runner.invoke(sandbox_cli.app, ["snapshot", "ls", *opts]).output
+        again = runner.invoke(sandbox_cli.app, ["snapshot", "rm", snapshot_id, *opts])
+        assert again.exit_code == 2 and f"no sandbox snapshot '{snapshot_id}'" in again.output
+    finally:
+        runner.invoke(sandbox_cli.app, ["rm", sid, *opts])

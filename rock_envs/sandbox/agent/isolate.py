@@ -5,7 +5,8 @@ Run by the agent's boot before it forks the service; each step is best effort an
 - with a root view (``writable_root``), the sandbox first moves into a private overlay of the host's
   ``/`` (its changes in the sandbox's own directory, gone with it), with the host's other mounts
   bound back at their places; so absolute paths such as ``/root`` or ``/etc/apt`` are writable
-  inside while the host's own files never change;
+  inside while the host's own files never change; a sandbox made from a snapshot starts with the
+  snapshot's overlay layer (``rootfs-seed`` in its directory);
 - every mount the host had becomes read-only in this mount namespace (the overlay root excepted);
 - ``/tmp`` and ``/dev/shm`` are fresh tmpfs, private to the sandbox (a Python installed under /tmp,
   such as a venv in a checkout there, is bound back read-only so the sandbox can run it);
@@ -26,6 +27,7 @@ import fcntl
 import os
 import socket
 import struct
+import subprocess
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -33,6 +35,7 @@ MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
 MNT_DETACH = 2
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 HOST = "/.rock-envs-host"  # where the host's root sits for a moment while the overlay becomes /
+SEED = "rootfs-seed"  # in the sandbox's directory: a snapshot's overlay layer, copied into the new one
 _FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 
@@ -69,6 +72,10 @@ def root_view(sandbox_dir: str) -> None:
     upper, work, merged = (os.path.join(layer, d) for d in ("upper", "work", "merged"))
     for path in (upper, work, merged):
         os.mkdir(path)
+    seed = os.path.join(sandbox_dir, SEED)
+    if os.path.isdir(seed):  # made from a snapshot: its changes to / (whiteouts and all) come back
+        subprocess.run(["cp", "-a", "--", seed + "/.", upper], check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", "--", seed], check=False, stdin=subprocess.DEVNULL)
     _mount("overlay", merged, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
     os.makedirs(merged + HOST, exist_ok=True)
     number = SYS_PIVOT_ROOT.get(os.uname().machine)

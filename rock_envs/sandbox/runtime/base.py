@@ -13,16 +13,25 @@ Contract, for every runtime:
 - ``record(placement)``: a JSON-able dict the manager persists, from which ``reap(record)`` can kill
   what is left after the manager itself crashed (called by the next manager on the same runtime dir).
 - ``close()``: release the runtime's own helpers (not the sandboxes).
+- ``snapshot(placement, dirs, snapshot_id, dest)``: the sandbox's filesystem changes copied under
+  ``dest`` (``dest/root``: its directory tree); returns the facts the snapshot records (``size``,
+  docker's ``image``). ``prepare(snapshot, files, dirs, spec)`` fills a new sandbox's directory from one
+  before ``start``; ``delete_snapshot`` frees what only the runtime holds (an image).
+- ``checkpoint(placement, dirs, dest)``: the sandbox's processes checkpointed under ``dest``
+  (``memory=True``), or :class:`~rock_envs.sandbox.errors.CheckpointUnavailableError` saying why
+  it cannot be done here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..models import SandboxSpec
+from ..models import SandboxSnapshot, SandboxSpec
+from ..snapshots import copy_tree
 
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
@@ -91,3 +100,26 @@ class Runtime(ABC):
 
     async def close(self) -> None:
         return None
+
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    async def snapshot(self, placement: Placement, dirs: SandboxDirs, snapshot_id: str, dest: str) -> dict[str, Any]:
+        """Copy what the sandbox wrote (its directory tree) to ``dest/root``; the facts to record."""
+        return {"size": await copy_tree(dirs.root, os.path.join(dest, "root"))}
+
+    async def prepare(self, snapshot: SandboxSnapshot, files: str, dirs: SandboxDirs, spec: SandboxSpec) -> SandboxSpec:
+        """Fill a new sandbox's directory from a snapshot's files, before ``start``; the spec to start it
+        with (``spec``; docker: with the snapshot's image)."""
+        await copy_tree(files, dirs.root)
+        return spec
+
+    async def delete_snapshot(self, snapshot: SandboxSnapshot) -> None:
+        """Free what the runtime holds of a snapshot being deleted (its files are the manager's)."""
+        return None
+
+    async def checkpoint(self, placement: Placement, dirs: SandboxDirs, dest: str) -> None:
+        """Checkpoint the sandbox's processes (``memory=True``) under ``dest``; no runtime can yet, and
+        the error says exactly why on this machine (see ``criu.py``)."""
+        from . import criu
+
+        raise await asyncio.to_thread(criu.unavailable, self.name)

@@ -25,6 +25,8 @@ owning process is gone.
 
 The image needs a Python with rock-envs installed (``rock-envs image build``); ``python`` names it
 (default ``/opt/rock-envs/bin/python``, where the built images keep it).
+
+Snapshots (commit to a local image): see ``docker_snapshots``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ..errors import ImageNotFoundError, InvalidRequestError, SandboxStartError
 from ..models import SandboxSpec
 from . import containers
 from .base import Placement, Runtime, SandboxDirs, sandbox_env
+from .docker_snapshots import SNAPSHOT_REPOSITORY, DockerSnapshots
 
 MOUNT = "/sandbox"
 DEFAULT_IMAGE = "rock-envs:latest"
@@ -67,7 +70,7 @@ BOOT = (
 )
 
 
-class DockerRuntime(Runtime):
+class DockerRuntime(DockerSnapshots, Runtime):
     """Runtime options (``runtime_options={"docker": {...}}`` of the manager or ``create_app``):
 
     ``image``: the image when the spec names none (default ``$ROCK_ENVS_IMAGE`` or ``rock-envs:latest``);
@@ -267,6 +270,9 @@ class DockerRuntime(Runtime):
             container = self.client.containers.get(cid)
         except docker.errors.NotFound:
             container = None
+        from_snapshot = container is not None and str(container.attrs["Config"]["Image"]).startswith(
+            SNAPSHOT_REPOSITORY + ":"
+        )
         if container is not None:
             containers.ignore_gone(container.remove, force=True)
             try:  # auto_remove may still be at it: wait until it is really gone
@@ -277,6 +283,8 @@ class DockerRuntime(Runtime):
                 pass
         with self.lock:
             self.live.pop(cid, None)
+        if from_snapshot:
+            self._prune_snapshot_images()
 
     async def kill(self, placement: Placement) -> None:
         cid = placement.extra.get("container")

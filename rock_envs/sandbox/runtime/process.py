@@ -33,8 +33,10 @@ import threading
 from typing import Any, Literal
 
 from ..agent.boot import BOOTSTRAP
+from ..agent.isolate import SEED
 from ..errors import SandboxStartError
-from ..models import SandboxSpec
+from ..models import SandboxSnapshot, SandboxSpec
+from ..snapshots import copy_tree
 from ..state import process_start_time
 from . import cgroups
 from .base import Placement, Runtime, SandboxDirs, sandbox_env
@@ -155,7 +157,12 @@ class ProcessRuntime(Runtime):
             raise
         finally:
             os.close(ready_w)
-        extra = {"pid": pid, "start_time": process_start_time(pid), "cgroups": [[g.controller, g.path] for g in groups]}
+        extra = {
+            "pid": pid,
+            "start_time": process_start_time(pid),
+            "cgroups": [[g.controller, g.path] for g in groups],
+            "writable_root": spec.writable_root,
+        }
         placement = Placement(sandbox_id, dirs.socket, root, [], extra)
         try:
             line = await asyncio.wait_for(_read_line(ready_r), timeout)
@@ -194,6 +201,23 @@ class ProcessRuntime(Runtime):
         known = [list(g) for g in record.get("cgroups") or []]
         extra = [[g.controller, g.path] for g in named if [g.controller, g.path] not in known]
         await asyncio.to_thread(self._kill_sync, {**record, "cgroups": known + extra})
+
+    # ---- snapshots: the directory tree (base class) and a writable root's overlay layer ----------
+
+    async def snapshot(self, placement: Placement, dirs: SandboxDirs, snapshot_id: str, dest: str) -> dict[str, Any]:
+        facts = await super().snapshot(placement, dirs, snapshot_id, dest)
+        if placement.extra.get("writable_root"):  # its changes to /: the overlay's upper layer, seen
+            # through the sandbox's own root (the layer's tmpfs lives only in its mount namespace)
+            upper = f"/proc/{placement.extra['pid']}/root{dirs.base}/rootfs/upper"
+            facts["size"] += await copy_tree(upper, os.path.join(dest, "rootfs"))
+        return facts
+
+    async def prepare(self, snapshot: SandboxSnapshot, files: str, dirs: SandboxDirs, spec: SandboxSpec) -> SandboxSpec:
+        spec = await super().prepare(snapshot, files, dirs, spec)
+        layer = os.path.join(os.path.dirname(files), "rootfs")
+        if os.path.isdir(layer):  # the agent's boot copies it into the new overlay (isolate.SEED)
+            await copy_tree(layer, os.path.join(dirs.base, SEED))
+        return spec
 
     async def close(self) -> None:
         await asyncio.to_thread(self.zygote.close)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from ..errors import SandboxStartError
-from ..models import SandboxSpec
+from ..errors import InvalidRequestError, SandboxStartError
+from ..models import SandboxSnapshot, SandboxSpec
 from .base import Placement, Runtime, SandboxDirs
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -142,6 +142,21 @@ class RayPlacedRuntime(Runtime):
         inner = make_runtime(self.inner, **self.inner_options)
         await inner.reap({**record.get("inner", {}), "sandbox_id": record.get("sandbox_id")})
         await inner.close()
+
+    def _refuse_docker(self, call: str) -> None:
+        if self.inner != "process":
+            raise InvalidRequestError(
+                f"`{call}`: snapshots of Ray-placed {self.inner} sandboxes are not supported (the image commit "
+                "would run on another node); use placement='local' for sandboxes to snapshot."
+            )
+
+    async def snapshot(self, placement: Placement, dirs: SandboxDirs, snapshot_id: str, dest: str) -> dict[str, Any]:
+        self._refuse_docker("snapshot")
+        return await super().snapshot(placement, dirs, snapshot_id, dest)
+
+    async def prepare(self, snapshot: SandboxSnapshot, files: str, dirs: SandboxDirs, spec: SandboxSpec) -> SandboxSpec:
+        self._refuse_docker("create")
+        return await super().prepare(snapshot, files, dirs, spec)
 
     async def close(self) -> None:
         for sandbox_id in list(self._actors):

@@ -161,6 +161,21 @@ class HttpSandboxAPI(SandboxAPI):
 
         return chunks()
 
+    async def snapshot(self, sandbox_id: str, req: m.SnapshotRequest) -> m.SandboxSnapshot:
+        return await self.client.call(
+            "POST", _at(sandbox_id, "/snapshots"), "snapshot", m.SandboxSnapshot, body=req, extra_timeout=600
+        )
+
+    async def snapshot_info(self, snapshot_id: str) -> m.SandboxSnapshot:
+        return await self.client.call("GET", f"/snapshots/{snapshot_id}", "snapshot_info", m.SandboxSnapshot)
+
+    async def list_snapshots(self, req: m.SnapshotQuery) -> m.SnapshotList:
+        params = req.model_dump(exclude_none=True)
+        return await self.client.call("GET", "/snapshots", "list_snapshots", m.SnapshotList, params=params)
+
+    async def delete_snapshot(self, snapshot_id: str) -> m.SandboxSnapshot:
+        return await self.client.call("DELETE", f"/snapshots/{snapshot_id}", "delete_snapshot", m.SandboxSnapshot)
+
     async def open_worker(self, sandbox_id: str, req: m.WorkerRequest) -> WorkerChannel:
         if self.mux is None:
             self.mux = WorkerMux(self.client.base_url, self.client.headers)

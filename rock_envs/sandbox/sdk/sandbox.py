@@ -60,11 +60,7 @@ class Sandbox:
         return self._info
 
     def _make_api(self) -> SandboxAPI:
-        if self.config.base_url is None:
-            from ..local import LocalSandboxAPI
-
-            return LocalSandboxAPI.shared(self.config.runtime_dir)  # one manager for this loop's sandboxes
-        return _http_api(self.config)
+        return _api_for(self.config)
 
     async def start(self) -> Sandbox:
         if self._api is not None:
@@ -345,6 +341,75 @@ class Sandbox:
                 tar.extractall(os.fspath(local_dir), filter="data")
         return m.TransferResult(path=remote_path, size=size)
 
+    # ---- snapshots ----------------------------------------------------------------------------
+
+    async def snapshot(self, name: str | None = None, memory: bool = False) -> m.SandboxSnapshot:
+        """Capture this sandbox's filesystem changes (``memory=True``: its processes too, with CRIU where
+        it works; :class:`CheckpointUnavailableError` saying why elsewhere). It outlives the sandbox."""
+        return await self._b("snapshot").snapshot(self.id, m.SnapshotRequest(name=name, memory=memory))
+
+    async def fork(self, n: int) -> list[Sandbox]:
+        """``n`` new, started sandboxes, each with a copy of this one's files as they are now. They are
+        stopped as any sandbox is (``stop()``); the snapshot taken for them is deleted."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidRequestError(f"`Sandbox.fork`: n must be a positive int, got {n!r}.")
+        api = self._b("fork")
+        snapshot = await api.snapshot(self.id, m.SnapshotRequest(name=f"fork-of-{self.id}"))
+        try:
+            results = await asyncio.gather(
+                *(Sandbox.from_snapshot(snapshot, self.config) for _ in range(n)), return_exceptions=True
+            )
+        finally:
+            await api.delete_snapshot(snapshot.id)
+        clones = [r for r in results if isinstance(r, Sandbox)]
+        failed = [r for r in results if not isinstance(r, Sandbox)]
+        if failed:
+            await asyncio.gather(*(c.stop() for c in clones), return_exceptions=True)
+            raise failed[0]
+        return clones
+
+    @classmethod
+    async def from_snapshot(
+        cls, snapshot: m.SandboxSnapshot | str, config: SandboxConfig | None = None, **overrides: Any
+    ) -> Sandbox:
+        """A new, started sandbox with ``config`` (default: ``SandboxConfig()``; its runtime becomes the
+        snapshot's) over the snapshot's files (and docker image). Same as ``SandboxConfig(snapshot=...)``."""
+        base = config or SandboxConfig()
+        if isinstance(snapshot, m.SandboxSnapshot):
+            overrides = {"runtime": snapshot.runtime, **overrides}
+            snapshot = snapshot.id
+        return await cls(base, snapshot=snapshot, **overrides).start()
+
+    @classmethod
+    async def restore(cls, snapshot: m.SandboxSnapshot | str, config: SandboxConfig | None = None) -> Sandbox:
+        """The sandbox the snapshot was taken from, again (its spec: runtime, limits, env, labels), over
+        the snapshot's files: one call to bring back a sandbox that crashed. ``config`` gives where
+        (``base_url``, ``token``, ``runtime_dir``), not what."""
+        base = config or SandboxConfig()
+        if not isinstance(snapshot, m.SandboxSnapshot):
+            snapshot = await cls.snapshot_info(snapshot, base)
+        return await cls(restore_config(snapshot, base)).start()
+
+    @classmethod
+    async def snapshot_info(cls, snapshot_id: str, config: SandboxConfig | None = None) -> m.SandboxSnapshot:
+        """One snapshot, by id. Raises :class:`SnapshotNotFoundError`."""
+        return await _with_api(config, lambda api: api.snapshot_info(snapshot_id))
+
+    @classmethod
+    async def list_snapshots(
+        cls, config: SandboxConfig | None = None, name: str | None = None
+    ) -> list[m.SandboxSnapshot]:
+        """The snapshots of the server (``config.base_url``) or of this machine's runtime dir, oldest first."""
+        return (await _with_api(config, lambda api: api.list_snapshots(m.SnapshotQuery(name=name)))).snapshots
+
+    @classmethod
+    async def delete_snapshot(
+        cls, snapshot: m.SandboxSnapshot | str, config: SandboxConfig | None = None
+    ) -> m.SandboxSnapshot:
+        """Remove a snapshot; sandboxes made from it go on. Raises :class:`SnapshotNotFoundError`."""
+        snapshot_id = snapshot.id if isinstance(snapshot, m.SandboxSnapshot) else snapshot
+        return await _with_api(config, lambda api: api.delete_snapshot(snapshot_id))
+
     # ---- env hosting --------------------------------------------------------------------------
 
     async def open_worker(self, argv: list[str] | None = None, env: dict[str, str] | None = None) -> WorkerChannel:
@@ -354,9 +419,35 @@ class Sandbox:
         )
 
 
+def restore_config(snapshot: m.SandboxSnapshot, where: SandboxConfig) -> SandboxConfig:
+    """The config of a sandbox like the one ``snapshot`` was taken from, over its files, made where
+    ``where`` says (``base_url``, ``token``, ``runtime_dir``)."""
+    spec = snapshot.spec.model_dump(exclude={"snapshot"})
+    return SandboxConfig(**{**where.model_dump(), **spec, "snapshot": snapshot.id})
+
+
 async def _read_chunks(fh: io.BufferedIOBase | Any) -> AsyncIterator[bytes]:
     while chunk := fh.read(CHUNK):
         yield chunk
+
+
+def _api_for(config: SandboxConfig) -> SandboxAPI:
+    """The API ``config`` says: embedded without ``base_url`` (one manager for the running loop's
+    sandboxes on ``runtime_dir``), else the server's."""
+    if config.base_url is None:
+        from ..local import LocalSandboxAPI
+
+        return LocalSandboxAPI.shared(config.runtime_dir)
+    return _http_api(config)
+
+
+async def _with_api(config: SandboxConfig | None, call: Any) -> Any:
+    """``call(api)`` on the API for ``config`` (default: embedded), closed afterwards."""
+    api = _api_for(config or SandboxConfig())
+    try:
+        return await call(api)
+    finally:
+        await api.aclose()
 
 
 def _http_api(config: SandboxConfig) -> SandboxAPI:

@@ -10,8 +10,9 @@ from typing import Any, Coroutine, Iterator, Literal, TypeVar
 
 from ...core.loop_thread import LoopThread
 from ..config import SandboxConfig
-from ..models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, TransferResult
-from .sandbox import OutputChunk, Sandbox
+from ..errors import InvalidRequestError
+from ..models import CommandResult, FileEntry, JobInfo, JobLogs, SandboxInfo, SandboxSnapshot, TransferResult
+from .sandbox import OutputChunk, Sandbox, restore_config
 from .worker import WorkerChannel
 
 T = TypeVar("T")
@@ -178,10 +179,67 @@ class SyncSandbox:
     def download_dir(self, remote_path: str, local_dir: str) -> TransferResult:
         return self._run(self._sandbox.download_dir(remote_path, local_dir))
 
+    def snapshot(self, name: str | None = None, memory: bool = False) -> SandboxSnapshot:
+        return self._run(self._sandbox.snapshot(name, memory))
+
+    def fork(self, n: int) -> list[SyncSandbox]:
+        """``n`` new, started sandboxes with a copy of this one's files as they are now."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidRequestError(f"`SyncSandbox.fork`: n must be a positive int, got {n!r}.")
+        snapshot = self.snapshot(name=f"fork-of-{self.id}")
+        clones: list[SyncSandbox] = []
+        try:
+            for _ in range(n):
+                clones.append(SyncSandbox.from_snapshot(snapshot, self.config))
+        except BaseException:
+            for clone in clones:
+                clone.stop()
+            raise
+        finally:
+            SyncSandbox.delete_snapshot(snapshot, self.config)
+        return clones
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: SandboxSnapshot | str, config: SandboxConfig | None = None, **overrides: Any
+    ) -> SyncSandbox:
+        if isinstance(snapshot, SandboxSnapshot):
+            overrides = {"runtime": snapshot.runtime, **overrides}
+            snapshot = snapshot.id
+        return cls(config, snapshot=snapshot, **overrides).start()
+
+    @classmethod
+    def restore(cls, snapshot: SandboxSnapshot | str, config: SandboxConfig | None = None) -> SyncSandbox:
+        base = config or SandboxConfig()
+        if not isinstance(snapshot, SandboxSnapshot):
+            snapshot = cls.snapshot_info(snapshot, base)
+        return cls(restore_config(snapshot, base)).start()
+
+    @classmethod
+    def snapshot_info(cls, snapshot_id: str, config: SandboxConfig | None = None) -> SandboxSnapshot:
+        return _once(Sandbox.snapshot_info(snapshot_id, config))
+
+    @classmethod
+    def list_snapshots(cls, config: SandboxConfig | None = None, name: str | None = None) -> list[SandboxSnapshot]:
+        return _once(Sandbox.list_snapshots(config, name))
+
+    @classmethod
+    def delete_snapshot(cls, snapshot: SandboxSnapshot | str, config: SandboxConfig | None = None) -> SandboxSnapshot:
+        return _once(Sandbox.delete_snapshot(snapshot, config))
+
     def open_worker(self, argv: list[str] | None = None, env: dict[str, str] | None = None) -> SyncWorkerChannel:
         channel = self._run(self._sandbox.open_worker(argv, env))
         assert self._loop is not None
         return SyncWorkerChannel(self._loop, channel)
+
+
+def _once(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine on a loop thread of its own (for the classmethods, which have no sandbox)."""
+    loop = LoopThread("rock-envs-sandbox")
+    try:
+        return loop.run(coro)
+    finally:
+        loop.close()
 
 
 class LazySandbox:

@@ -20,6 +20,7 @@ router = APIRouter()
 Path = Annotated[str, Query(min_length=1, max_length=4096, description="path relative to the sandbox root")]
 SessionName = Annotated[str, PathParam(pattern=m.SESSION_NAME)]
 JobId = Annotated[str, PathParam(min_length=1, max_length=128)]
+SnapshotId = Annotated[str, PathParam(min_length=1, max_length=64)]
 
 
 def _api(request: Request) -> LocalSandboxAPI:
@@ -186,6 +187,30 @@ async def list_files(sid: str, request: Request, path: Path = ".", recursive: bo
 @router.delete("/sandboxes/{sid}/files", response_model=m.TransferResult, tags=["files"])
 async def delete_file(sid: str, request: Request, path: Path, recursive: bool = False) -> m.TransferResult:
     return await _api(request).delete_file(sid, m.FileQuery(path=path, recursive=recursive))
+
+
+@router.post("/sandboxes/{sid}/snapshots", status_code=201, response_model=m.SandboxSnapshot, tags=["snapshots"])
+async def snapshot_sandbox(sid: str, req: m.SnapshotRequest, request: Request) -> m.SandboxSnapshot:
+    return await _api(request).snapshot(sid, req)
+
+
+@router.get("/snapshots", response_model=m.SnapshotList, tags=["snapshots"])
+async def list_snapshots(
+    request: Request,
+    name: Annotated[Optional[str], Query(pattern=m.NAME)] = None,
+    sandbox_id: Annotated[Optional[str], Query(max_length=64)] = None,
+) -> m.SnapshotList:
+    return await _api(request).list_snapshots(m.SnapshotQuery(name=name, sandbox_id=sandbox_id))
+
+
+@router.get("/snapshots/{snapshot_id}", response_model=m.SandboxSnapshot, tags=["snapshots"])
+async def get_snapshot(snapshot_id: SnapshotId, request: Request) -> m.SandboxSnapshot:
+    return await _api(request).snapshot_info(snapshot_id)
+
+
+@router.delete("/snapshots/{snapshot_id}", response_model=m.SandboxSnapshot, tags=["snapshots"])
+async def delete_snapshot(snapshot_id: SnapshotId, request: Request) -> m.SandboxSnapshot:
+    return await _api(request).delete_snapshot(snapshot_id)
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:
