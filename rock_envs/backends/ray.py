@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -42,7 +43,7 @@ from rock_envs.worker.protocol import Close, Failure, Reply, Request
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray  # noqa: E402  (after the usage-stats switch)
-from ray.exceptions import RayActorError, RayError, RayTaskError  # noqa: E402
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError  # noqa: E402
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group  # noqa: E402
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: E402
 
@@ -55,6 +56,7 @@ STRATEGIES = {  # a placement option -> the strategy of the placement group made
 }
 assert tuple(STRATEGIES) == PLACEMENTS  # one list of placements: the option checks it, this maps it
 CLOSE_TIMEOUT = 5.0
+KILL_CONFIRM_TIMEOUT = 60.0
 
 
 class EnvWorkerActor:
@@ -189,7 +191,25 @@ class RayGroup(WorkerGroup):
         self._actors[w] = self._new_actor(w)
 
     def kill(self, w: int) -> None:
-        ray.kill(self._actors[w], no_restart=True)
+        """Kill worker `w`'s actor and return once Ray reports it dead.
+
+        `ray.kill` only asks the GCS; a call sent right after it can still reach the live actor
+        and be answered, so a test's next step would not see the death it means to cause.
+        """
+        actor = self._actors[w]
+        ray.kill(actor, no_restart=True)
+        deadline = time.monotonic() + KILL_CONFIRM_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                ray.get(actor.where.remote(), timeout=5)
+            except RayActorError:
+                return
+            except GetTimeoutError:
+                continue  # busy in a step that the kill has yet to interrupt
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"ray backend: worker {w}'s actor was still answering {KILL_CONFIRM_TIMEOUT:.0f} s after ray.kill"
+        )
 
     def describe(self, w: int) -> dict[str, Any]:
         return ray.get(self._actors[w].where.remote(), timeout=60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import cloudpickle
 import numpy as np
@@ -51,9 +52,10 @@ def test_send_recv_returns_ready_envs(ray_cluster):
     with rock_envs.make_vec("CartPole-v1", 8, backend="ray", num_workers=4, batch_size=4) as venv:
         venv.async_reset(seed=1)
         seen: set[int] = set()
-        for _ in range(10):
+        deadline = time.monotonic() + 120  # a hang guard: an actor may take seconds to start on a loaded machine
+        while seen != set(range(8)) and time.monotonic() < deadline:
             env_ids, obs, rewards, terms, truncs, infos = venv.recv()
-            assert len(env_ids) == 4 and obs.shape == (4, 4)
+            assert len(env_ids) == 4 and len(set(env_ids.tolist())) == 4 and obs.shape == (4, 4)
             seen.update(env_ids.tolist())
             venv.send(np.zeros(4, dtype=np.int64), env_ids)
         venv.recv()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytestmark = pytest.mark.anyio
@@ -13,19 +11,16 @@ async def test_nohup_quick_command(sandbox):
     from rock.actions import CreateBashSessionRequest
 
     await sandbox.create_session(CreateBashSessionRequest(session="s"))
-    started = time.monotonic()
     r = await sandbox.arun("echo nohup-out", session="s", mode="nohup")
-    assert (r.output, r.exit_code) == ("nohup-out", 0)
-    assert time.monotonic() - started < 4  # ended before the first `kill -0`: the client's 5 s sleep never ran
+    assert (r.output, r.exit_code) == ("nohup-out", 0)  # how long it took is benchmarks.rock_wire's business
 
 
 @pytest.mark.slow
 async def test_nohup_waits_for_the_job_and_reaps_it(sandbox):
-    started = time.monotonic()
-    r = await sandbox.arun("bash -c 'sleep 2; echo late; exit 7'", mode="nohup", wait_interval=1)
-    # `kill -0` turned false once the job ended (reaped, not a zombie); ROCK reports 0 whatever the job's status
+    r = await sandbox.arun("bash -c 'sleep 2; echo late; exit 7'", mode="nohup", wait_interval=1, wait_timeout=120)
+    # `kill -0` turned false once the job ended (reaped: a zombie would keep it true until the client's
+    # wait_timeout, which answers exit code 1 and "did not complete"); ROCK reports 0 whatever the job's status
     assert (r.output, r.exit_code) == ("late", 0)
-    assert time.monotonic() - started < 20
 
 
 @pytest.mark.slow
