@@ -81,6 +81,11 @@ class SandboxAPI(ABC):
         """Renew the sandbox's owner lease (``spec.lease``) from now, or drop it (``req.release``)."""
 
     @abstractmethod
+    async def renew_all(self, req: m.LeasesRequest) -> m.LeasesRenewed:
+        """Renew the owner leases of ``req.sandbox_ids`` from now, in one call; unknown ids are
+        listed as ``missing``, not an error (one stopped sandbox must not fail the others)."""
+
+    @abstractmethod
     async def stats(self) -> m.ManagerStats:
         """How many sandboxes are starting, running, pooled, dead, queued, and swept since start."""
 

@@ -89,6 +89,10 @@ class LocalSandboxAPI(SandboxAPI):
     async def renew(self, sandbox_id: str, req: m.LeaseRequest) -> m.SandboxInfo:
         return self.manager.renew(sandbox_id, req.release)
 
+    async def renew_all(self, req: m.LeasesRequest) -> m.LeasesRenewed:
+        renewed, missing = self.manager.renew_all(req.sandbox_ids)
+        return m.LeasesRenewed(renewed=renewed, missing=missing)
+
     async def stats(self) -> m.ManagerStats:
         return self.manager.stats()
 

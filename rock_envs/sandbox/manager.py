@@ -317,6 +317,18 @@ class SandboxManager:
         self._renew(entry)
         return entry.info()
 
+    def renew_all(self, sandbox_ids: list[str]) -> tuple[list[str], list[str]]:
+        """Renew each known id's lease; returns (renewed, missing)."""
+        renewed, missing = [], []
+        for sid in sandbox_ids:
+            entry = self.sandboxes.get(sid)
+            if entry is None or entry.status == "pooled":  # a pooled member is nobody's to hold
+                missing.append(sid)
+            else:
+                self._renew(entry)
+                renewed.append(sid)
+        return renewed, missing
+
     def _renew(self, entry: Entry) -> None:
         entry.lease_until = time.time() + entry.spec.lease if entry.spec.lease else None
 

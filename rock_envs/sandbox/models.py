@@ -158,6 +158,18 @@ class LeaseRequest(_Model):
     """True: drop the lease for good (a detached sandbox lives by its ``ttl`` alone)."""
 
 
+class LeasesRequest(_Model):
+    """Renew the owner leases of many sandboxes in one call (what the SDK's lease keeper sends)."""
+
+    sandbox_ids: list[str] = Field(max_length=100_000)
+
+
+class LeasesRenewed(_Model):
+    renewed: list[str]
+    missing: list[str]
+    """Ids that name no sandbox here any more (stopped, reaped): their holders stop renewing them."""
+
+
 class ManagerStats(_Model):
     """How many sandboxes are where, now and since the manager started."""
 

@@ -208,22 +208,46 @@ def test_a_client_that_vanishes_loses_its_sandboxes_within_its_lease(server: Ser
         import asyncio, sys
         from rock_envs.sandbox import Sandbox, SandboxConfig
         async def main():
-            sb = await Sandbox(SandboxConfig(base_url={server.url!r}, token={server.token!r}, lease=1.5, ttl=0)).start()
-            print(sb.id, flush=True)
+            config = SandboxConfig(base_url={server.url!r}, token={server.token!r}, lease=3.0, ttl=0)
+            held = [await Sandbox(config).start() for _ in range(3)]
+            print(" ".join(sb.id for sb in held), flush=True)
             await asyncio.sleep(600)
         asyncio.run(main())
     """)
     client = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        sid = client.stdout.readline().strip()  # type: ignore[union-attr]
-        time.sleep(3.0)  # held past its lease: the client renews it
-        assert httpx.get(f"{server.url}/sandboxes/{sid}", headers=server.headers).status_code == 200
+        sids = client.stdout.readline().split()  # type: ignore[union-attr]
+        time.sleep(7.0)  # held past twice their lease: the client's lease keeper renews all three
+        assert [httpx.get(f"{server.url}/sandboxes/{sid}", headers=server.headers).status_code for sid in sids] == [
+            200
+        ] * 3
         client.send_signal(signal.SIGKILL)
-        assert settle(lambda: httpx.get(f"{server.url}/sandboxes/{sid}", headers=server.headers).status_code == 404)
-        assert httpx.get(server.url + "/stats", headers=server.headers).json()["lease_expired"] >= 1
+        gone = lambda: all(  # noqa: E731
+            httpx.get(f"{server.url}/sandboxes/{sid}", headers=server.headers).status_code == 404 for sid in sids
+        )
+        assert settle(gone)
+        assert httpx.get(server.url + "/stats", headers=server.headers).json()["lease_expired"] >= 3
     finally:
         client.kill()
         client.wait()
+
+
+async def test_one_request_renews_many_leases_and_names_the_unknown(server: ServerProcess) -> None:
+    config = SandboxConfig(base_url=server.url, token=server.token, lease=None)
+    a, b = [await Sandbox(config).start() for _ in range(2)]
+    stopped = await Sandbox(config).start()
+    await stopped.stop()
+    try:
+        body = {"sandbox_ids": [a.id, "no-such-sandbox", b.id, stopped.id]}
+        r = httpx.post(server.url + "/leases", json=body, headers=server.headers)
+        assert r.status_code == 200
+        assert r.json() == {"renewed": [a.id, b.id], "missing": ["no-such-sandbox", stopped.id]}
+        bad = httpx.post(server.url + "/leases", json={"sandbox_ids": "a"}, headers=server.headers)
+        assert bad.status_code == 422 and "sandbox_ids" in bad.text
+        assert (await a.arun("echo on")).output == "on\n"  # the server went on
+    finally:
+        await a.stop()
+        await b.stop()
 
 
 async def test_a_detached_sandbox_outlives_its_lease(server: ServerProcess) -> None:

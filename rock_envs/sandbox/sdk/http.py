@@ -54,6 +54,9 @@ class HttpSandboxAPI(SandboxAPI):
     async def claim(self, req: m.ClaimRequest) -> m.SandboxInfo:
         return await self.client.call("POST", f"/pools/{req.pool}/claim", "claim", m.SandboxInfo, body=req)
 
+    async def renew_all(self, req: m.LeasesRequest) -> m.LeasesRenewed:
+        return await self.client.call("POST", "/leases", "renew_all", m.LeasesRenewed, body=req)
+
     async def recycle(self, sandbox_id: str) -> m.SandboxInfo:
         return await self.client.call("POST", _at(sandbox_id, "/recycle"), "recycle", m.SandboxInfo)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import os
 import tarfile
@@ -14,7 +13,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
 from .. import models as m
 from ..api import SandboxAPI
 from ..config import SandboxConfig
-from ..errors import InvalidRequestError, SandboxClosedError, SandboxError, SandboxNotFoundError
+from ..errors import InvalidRequestError, SandboxClosedError, SandboxNotFoundError
+from .leases import LeaseKeeper
 from .worker import WorkerChannel
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Sandbox:
         self._info: m.SandboxInfo | None = None
         self._stopped = False
         self._model_service: ModelService | None = None
-        self._lease_task: asyncio.Task[None] | None = None
+        self._keeper: LeaseKeeper | None = None  # renews this handle's lease while it is open
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -88,30 +88,19 @@ class Sandbox:
         return self
 
     def _hold_lease(self) -> None:
-        """Renew the owner lease while this handle is open (a third of the lease apart)."""
+        """Renew the owner lease while this handle is open, with the loop's other handles of the
+        same server (one request for all of them: see `sdk/leases.py`)."""
         lease = self._info.spec.lease if self._info is not None else None
-        if lease and self._lease_task is None:
-            self._lease_task = asyncio.create_task(self._renew_every(lease / 3))
-
-    async def _renew_every(self, period: float) -> None:
-        while self._api is not None:
-            await asyncio.sleep(period)
-            api = self._api
-            if api is None:
-                return
-            try:
-                await api.renew(self.id, m.LeaseRequest())
-            except SandboxNotFoundError:
-                return  # gone (stopped elsewhere, or reaped): nothing left to hold
-            except SandboxError:
-                continue  # the server is briefly unreachable: the lease has two more periods
+        if lease and self._keeper is None:
+            config = self.config
+            key = (config.base_url, config.resolve_token() if config.base_url else None, config.runtime_dir)
+            self._keeper = LeaseKeeper.of(key, lambda: _api_for(config))
+            self._keeper.hold(self.id, lease)
 
     async def _drop_lease_task(self) -> None:
-        task, self._lease_task = self._lease_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.drop(self.id)
 
     async def recycle(self) -> None:
         """Give a sandbox taken from a pool back to it, reset (its processes, sessions, jobs and files

@@ -97,6 +97,11 @@ async def renew(sid: str, req: m.LeaseRequest, request: Request) -> m.SandboxInf
     return await _api(request).renew(sid, req)
 
 
+@router.post("/leases", response_model=m.LeasesRenewed, tags=["sandboxes"])
+async def renew_all(req: m.LeasesRequest, request: Request) -> m.LeasesRenewed:
+    return await _api(request).renew_all(req)
+
+
 @router.get("/stats", response_model=m.ManagerStats, tags=["sandboxes"])
 async def stats(request: Request) -> m.ManagerStats:
     return await _api(request).stats()
