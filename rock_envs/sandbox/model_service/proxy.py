@@ -7,21 +7,34 @@ from typing import Any, AsyncIterator
 
 import httpx
 
+from . import dialects, tokens
 from . import openai_format as oa
 from .models import CallRecord, ModelServiceSpec
 
 
-async def forward(client: httpx.AsyncClient, spec: ModelServiceSpec, record: CallRecord, body: bytes) -> Any:
-    """Send ``body`` upstream; a streamed answer is passed on chunk by chunk and rebuilt for the record."""
-    from .hub import Reply, _finish
+async def forward(
+    client: httpx.AsyncClient, spec: ModelServiceSpec, record: CallRecord, body: bytes, agent_headers: dict[str, str]
+) -> Any:
+    """Send ``body`` upstream; a streamed answer is passed on chunk by chunk and rebuilt for the record.
+
+    With ``spec.capture_tokens`` the upstream is asked for token ids and logprobs too; they are
+    recorded and taken out of what the agent gets (logprobs stay when the agent asked for them).
+    """
+    from .hub import Reply, _finish, answered
+
+    capture = spec.capture_tokens and record.endpoint in ("chat.completions", "completions")
+    if capture:
+        body = json.dumps(tokens.ask_upstream(record.endpoint, record.request)).encode()
 
     assert spec.upstream_url is not None  # checked at register
-    url = spec.upstream_url.rstrip("/") + (
-        "/chat/completions" if record.endpoint == "chat.completions" else "/completions"
-    )
+    url = spec.upstream_url.rstrip("/") + dialects.UPSTREAM_PATHS[record.endpoint]
     headers = {"content-type": "application/json"}
+    if record.endpoint == "messages":
+        headers["anthropic-version"] = agent_headers.get("anthropic-version") or "2023-06-01"
     if spec.upstream_api_key:
         headers["authorization"] = f"Bearer {spec.upstream_api_key}"
+        if record.endpoint == "messages":
+            headers["x-api-key"] = spec.upstream_api_key
     request = client.build_request("POST", url, content=body, headers=headers, timeout=spec.timeout)
     try:
         response = await client.send(request, stream=True)
@@ -56,19 +69,26 @@ async def forward(client: httpx.AsyncClient, spec: ModelServiceSpec, record: Cal
                 else {"message": data[:2000].decode(errors="replace"), "type": "upstream_error"}
             )
             _finish(record, "error", error=error)
+        elif isinstance(parsed, dict):
+            agent_view = answered(record, parsed)
+            if capture:
+                data = json.dumps(agent_view).encode()
         else:
-            usage = parsed.get("usage") if isinstance(parsed, dict) else None
-            _finish(record, "answered", response=parsed if isinstance(parsed, dict) else None, usage=usage)
+            _finish(record, "answered")
         return Reply(response.status_code, data)
-    assembler = oa.StreamAssembler(record.endpoint)
+    assembler = dialects.assembler(record.endpoint)
+    rewrite = oa.SSERewriter(tokens.agent_wants_logprobs(record.request)) if capture else None
 
     async def relay() -> AsyncIterator[bytes]:
         try:
             async for chunk in response.aiter_raw():
                 assembler.feed(chunk)
-                yield chunk
-            done = assembler.result()
-            _finish(record, "answered", response=done, usage=done.get("usage"))
+                out = chunk if rewrite is None else rewrite.feed(chunk)
+                if out:
+                    yield out
+            if rewrite is not None and rewrite.buf:
+                yield rewrite.feed(b"\n\n")
+            answered(record, assembler.result())
         except httpx.HTTPError as exc:
             _finish(
                 record,
