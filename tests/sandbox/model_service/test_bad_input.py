@@ -54,6 +54,9 @@ BAD = [
         "stream",
     ),
     ("/completions", '{"model": "m"}', None, 400, "prompt"),
+    ("/responses", '{"model": "m"}', None, 400, "input"),
+    ("/responses", '{"model": "m", "input": [{"role": "wizard", "content": "x"}]}', None, 400, "input[0]"),
+    ("/responses", '{"model": "m", "input": "x", "tools": {}}', None, 400, "tools"),
     ("/embeddings", '{"model": "m", "input": "x"}', None, 404, None),
     ("/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "x"}]}', "sk-rock-wrong", 401, None),
 ]

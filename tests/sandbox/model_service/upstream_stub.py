@@ -13,6 +13,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.sandbox.model_service import upstream_dialects
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: Any
@@ -22,7 +24,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        self.server.seen.append({"path": self.path, "auth": self.headers.get("authorization"), "body": body})
+        auth = self.headers.get("authorization") or self.headers.get("x-api-key")
+        self.server.seen.append({"path": self.path, "auth": auth, "body": body})
         if body.get("model") == "fail":
             return self._json(
                 400,
@@ -35,7 +38,22 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                 },
             )
+        for suffix, whole, events in (
+            ("/responses", upstream_dialects.responses, upstream_dialects.responses_events),
+            ("/messages", upstream_dialects.messages, upstream_dialects.messages_events),
+        ):
+            if self.path.endswith(suffix):
+                done = whole(body)
+                if not body.get("stream"):
+                    return self._json(200, done)
+                self._start_stream()
+                for kind, data in events(done):
+                    self.wfile.write(f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode())
+                self.wfile.flush()
+                return None
         chat = self.path.endswith("/chat/completions")
+        if chat and body.get("tools") and body["messages"][-1]["role"] != "tool":
+            return self._tool_call(body)
         text = "upstream: " + (body["messages"][-1]["content"] if chat else body["prompt"])
         usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
         prompt_ids = list(render(body["messages"]).encode()) if chat else list(body["prompt"].encode())
@@ -59,10 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
                 choice["token_ids"] = sampled
                 (out if chat else choice)["prompt_token_ids"] = prompt_ids
             return self._json(200, out)
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("connection", "close")
-        self.end_headers()
+        self._start_stream()
         kind = "chat.completion.chunk" if chat else "text_completion"
         for i in range(0, len(sampled), 4):
             piece_ids = sampled[i : i + 4]
@@ -80,6 +95,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._event({"id": "up-2", "object": kind, "created": 1, "model": body["model"], "choices": [], "usage": usage})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+    def _tool_call(self, body: dict[str, Any]) -> None:
+        fn = {"name": body["tools"][0]["function"]["name"], "arguments": '{"dir": "up"}'}
+        call = {"id": "call_up", "type": "function", "function": fn}
+        head = {"id": "up-3", "created": 1, "model": body["model"]}
+        if not body.get("stream"):
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            choice = {"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}
+            return self._json(200, {**head, "object": "chat.completion", "choices": [choice]})
+        self._start_stream()
+        for delta, finish in (({"role": "assistant", "tool_calls": [{"index": 0, **call}]}, None), ({}, "tool_calls")):
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            self._event({**head, "object": "chat.completion.chunk", "choices": [choice]})
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("connection", "close")
+        self.end_headers()
 
     def _event(self, obj: dict[str, Any]) -> None:
         self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
