@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 from ..errors import CallNotFoundError, SandboxNotFoundError
-from . import dialects, tokens
+from . import dialects, infra, tokens
 from . import openai_format as oa
 from .models import CallRecord, ModelServiceSpec, RespondRequest
 
@@ -222,7 +222,8 @@ class ModelHub:
                 return await forward(self._proxy, box.spec, record, body, headers)
             return await self._trainer(box, record)
         except oa.OpenAIError as exc:
-            _finish(record, "timeout" if exc.status == 504 else "error", error=exc.body()["error"])
+            error = exc.body()["error"]
+            _finish(record, infra.status_of(error, exc.status), error=error)
             raise
         finally:
             box.waiting -= 1

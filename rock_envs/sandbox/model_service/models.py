@@ -54,7 +54,20 @@ class CallRecord(_Model):
     request: dict[str, Any]
     """The request body, as the agent sent it."""
     stream: bool = False
-    status: Literal["pending", "answered", "error", "timeout", "cancelled"] = "pending"
+    status: Literal[
+        "pending",
+        "answered",
+        "bad_request",
+        "timeout",
+        "upstream_error",
+        "sandbox_removed",
+        "trainer_error",
+        "cancelled",
+    ] = "pending"
+    """``answered``; the agent's fault: ``bad_request`` (refused upstream), ``cancelled`` (it hung up);
+    infra: ``timeout`` (trainer or upstream), ``upstream_error`` (unreachable, 5xx, a broken stream),
+    ``sandbox_removed`` (the sandbox died or was removed while the call waited), ``trainer_error``
+    (``call.fail``). See ``model_service.infra``."""
     response: Optional[dict[str, Any]] = None
     """The whole completion the agent got (rebuilt from the chunks when streamed)."""
     error: Optional[dict[str, Any]] = None

@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from . import dialects, tokens
+from . import dialects, infra, tokens
 from . import openai_format as oa
 from .models import CallRecord, ModelServiceSpec
 
@@ -68,7 +68,7 @@ async def forward(
                 if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
                 else {"message": data[:2000].decode(errors="replace"), "type": "upstream_error"}
             )
-            _finish(record, "error", error=error)
+            _finish(record, infra.status_of(error or {}, response.status_code), error=error)
         elif isinstance(parsed, dict):
             agent_view = answered(record, parsed)
             if capture:
@@ -92,7 +92,7 @@ async def forward(
         except httpx.HTTPError as exc:
             _finish(
                 record,
-                "error",
+                "upstream_error",
                 response=assembler.result(),
                 error={"message": f"the upstream stream broke: {exc}", "type": "upstream_error"},
             )
