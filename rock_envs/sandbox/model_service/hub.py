@@ -21,6 +21,8 @@ from ..errors import CallNotFoundError, SandboxNotFoundError
 from . import dialects, infra, tokens
 from . import openai_format as oa
 from .models import CallRecord, ModelServiceSpec, RespondRequest
+from .store import TrajectoryStore
+from .upstreams import UpstreamRouter
 
 HEADERS_NO_RETRY = {"x-should-retry": "false"}  # the openai client then fails at once instead of retrying
 
@@ -63,7 +65,7 @@ class _Pending:
 
 
 class ModelHub:
-    def __init__(self, retain: int = 256):
+    def __init__(self, retain: int = 256, store_dir: str | None = None):
         self.boxes: dict[str, _Box] = {}
         self.by_key: dict[str, str] = {}
         self.retired: collections.OrderedDict[str, list[CallRecord]] = collections.OrderedDict()
@@ -71,14 +73,19 @@ class ModelHub:
         self.pending: dict[str, _Pending] = {}  # trainer-mode calls waiting for an answer, oldest first
         self._changed: asyncio.Condition | None = None
         self._proxy: Any = None
+        self.store = TrajectoryStore(store_dir) if store_dir else None
+        """Completed calls appended to disk, read back after a restart (``None``: memory only)."""
+        self.router = UpstreamRouter()
 
     # ---- sandboxes ------------------------------------------------------------------------------
 
     def register(self, sandbox_id: str, spec: ModelServiceSpec) -> str:
         """Give the sandbox an endpoint and a key of its own; returns the key."""
-        if spec.mode == "proxy" and not spec.upstream_url:
+        if spec.mode == "proxy" and not spec.upstreams():
             raise oa_invalid("`model_service`: mode 'proxy' needs `upstream_url`, e.g. 'http://host:8000/v1'.")
         box = _Box(sandbox_id, spec, "sk-rock-" + secrets.token_urlsafe(24))
+        if self.store is not None:  # a sandbox id seen before (a resumed rollout) goes on from its last call
+            box.records = self.store.read(sandbox_id) or []
         self.boxes[sandbox_id] = box
         self.by_key[box.key] = sandbox_id
         return box.key
@@ -211,6 +218,7 @@ class ModelHub:
         )
         box.records.append(record)
         box.waiting += 1
+        reply: Reply | None = None
         try:
             if box.spec.mode == "proxy":
                 from .proxy import forward
@@ -219,14 +227,31 @@ class ModelHub:
                     import httpx
 
                     self._proxy = httpx.AsyncClient(timeout=httpx.Timeout(box.spec.timeout))
-                return await forward(self._proxy, box.spec, record, body, headers)
-            return await self._trainer(box, record)
+                reply = await forward(self._proxy, self.router, box.spec, record, body, headers)
+            else:
+                reply = await self._trainer(box, record)
+            return reply
         except oa.OpenAIError as exc:
             error = exc.body()["error"]
             _finish(record, infra.status_of(error, exc.status), error=error)
             raise
         finally:
             box.waiting -= 1
+            if reply is not None and reply.stream is not None:
+                reply.stream = self._persist_after(record, reply.stream)
+            else:
+                self._persist(record)
+
+    def _persist(self, record: CallRecord) -> None:
+        if self.store is not None and record.status != "pending":
+            self.store.append(record)
+
+    async def _persist_after(self, record: CallRecord, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            self._persist(record)
 
     async def _trainer(self, box: _Box, record: CallRecord) -> Reply:
         future: asyncio.Future[tuple[Any, Optional[dict[str, Any]], dict[str, Any]]] = (
@@ -345,6 +370,9 @@ class ModelHub:
             return list(box.records)
         if sandbox_id in self.retired:
             return list(self.retired[sandbox_id])
+        stored = self.store.read(sandbox_id) if self.store is not None else None
+        if stored is not None:  # from before a restart
+            return stored
         raise SandboxNotFoundError(
             f"`trajectory`: no sandbox {sandbox_id!r} with a model service here (or it was "
             f"removed longer ago than the last {self.retain})."

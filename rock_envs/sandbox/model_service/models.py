@@ -21,6 +21,9 @@ class ModelServiceSpec(_Model):
     """``trainer``: each call waits for the trainer's answer; ``proxy``: forwarded to ``upstream_url``."""
     upstream_url: Optional[str] = None
     """Proxy mode: the upstream's base URL, e.g. ``http://127.0.0.1:8000/v1``."""
+    upstream_urls: list[str] = Field(default_factory=list)
+    """Proxy mode: several upstreams. A sandbox's calls (or those with one ``session`` header) stick
+    to one of them; one that fails is skipped and the call retried once on the next."""
     upstream_api_key: Optional[str] = None
     """Proxy mode: the key sent upstream (the sandbox never sees it; it is shown in the spec)."""
     timeout: float = Field(300.0, gt=0, le=24 * 3600)
@@ -38,9 +41,12 @@ class ModelServiceSpec(_Model):
 
     @model_validator(mode="after")
     def _upstream(self) -> ModelServiceSpec:
-        if self.mode == "proxy" and not self.upstream_url:
+        if self.mode == "proxy" and not self.upstream_url and not self.upstream_urls:
             raise ValueError("model_service mode 'proxy' needs `upstream_url`, e.g. 'http://host:8000/v1'")
         return self
+
+    def upstreams(self) -> list[str]:
+        return [*([self.upstream_url] if self.upstream_url else []), *self.upstream_urls]
 
 
 class CallRecord(_Model):
@@ -86,6 +92,10 @@ class CallRecord(_Model):
     """The exact tokens the policy sampled (from ``respond(token_ids=)`` or the upstream)."""
     completion_logprobs: Optional[list[float]] = None
     """The log-probability of each sampled token, one per ``completion_token_ids``."""
+    upstream: Optional[str] = None
+    """Proxy mode: the upstream that answered (or failed last)."""
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    """Proxy mode: the upstreams tried before it, each ``{"upstream", "error"}``."""
     created_at: float
     answered_at: Optional[float] = None
 

@@ -10,24 +10,18 @@ import httpx
 from . import dialects, infra, tokens
 from . import openai_format as oa
 from .models import CallRecord, ModelServiceSpec
+from .upstreams import UpstreamRouter
 
 
-async def forward(
-    client: httpx.AsyncClient, spec: ModelServiceSpec, record: CallRecord, body: bytes, agent_headers: dict[str, str]
-) -> Any:
-    """Send ``body`` upstream; a streamed answer is passed on chunk by chunk and rebuilt for the record.
-
-    With ``spec.capture_tokens`` the upstream is asked for token ids and logprobs too; they are
-    recorded and taken out of what the agent gets (logprobs stay when the agent asked for them).
-    """
-    from .hub import Reply, _finish, answered
-
-    capture = spec.capture_tokens and record.endpoint in ("chat.completions", "completions")
-    if capture:
-        body = json.dumps(tokens.ask_upstream(record.endpoint, record.request)).encode()
-
-    assert spec.upstream_url is not None  # checked at register
-    url = spec.upstream_url.rstrip("/") + dialects.UPSTREAM_PATHS[record.endpoint]
+async def _send(
+    client: httpx.AsyncClient,
+    spec: ModelServiceSpec,
+    base: str,
+    record: CallRecord,
+    body: bytes,
+    agent_headers: dict[str, str],
+) -> httpx.Response:
+    url = base.rstrip("/") + dialects.UPSTREAM_PATHS[record.endpoint]
     headers = {"content-type": "application/json"}
     if record.endpoint == "messages":
         headers["anthropic-version"] = agent_headers.get("anthropic-version") or "2023-06-01"
@@ -37,21 +31,60 @@ async def forward(
             headers["x-api-key"] = spec.upstream_api_key
     request = client.build_request("POST", url, content=body, headers=headers, timeout=spec.timeout)
     try:
-        response = await client.send(request, stream=True)
+        return await client.send(request, stream=True)
     except httpx.TimeoutException:
         raise oa.OpenAIError(
-            504,
-            f"the upstream {spec.upstream_url} did not answer within {spec.timeout} s.",
-            "timeout",
-            code="upstream_timeout",
+            504, f"the upstream {base} did not answer within {spec.timeout} s.", "timeout", code="upstream_timeout"
         ) from None
     except httpx.TransportError as exc:
         raise oa.OpenAIError(
             502,
-            f"cannot reach the upstream {spec.upstream_url} ({type(exc).__name__}: {exc}).",
+            f"cannot reach the upstream {base} ({type(exc).__name__}: {exc}).",
             "upstream_error",
             code="upstream_unreachable",
         ) from None
+
+
+async def forward(
+    client: httpx.AsyncClient,
+    router: UpstreamRouter,
+    spec: ModelServiceSpec,
+    record: CallRecord,
+    body: bytes,
+    agent_headers: dict[str, str],
+) -> Any:
+    """Send ``body`` upstream; a streamed answer is passed on chunk by chunk and rebuilt for the record.
+
+    The upstream is the call's sticky one (by its ``session`` header, else its sandbox); if it cannot
+    be reached or answers 5xx, it is skipped and the call sent once more to the next (``record.attempts``).
+    With ``spec.capture_tokens`` the upstream is asked for token ids and logprobs too; they are
+    recorded and taken out of what the agent gets (logprobs stay when the agent asked for them).
+    """
+    from .hub import Reply, _finish, answered
+
+    capture = spec.capture_tokens and record.endpoint in ("chat.completions", "completions")
+    if capture:
+        body = json.dumps(tokens.ask_upstream(record.endpoint, record.request)).encode()
+    order = router.order(spec.upstreams(), agent_headers.get("session") or record.sandbox_id)[:2]
+    for n, base in enumerate(order):
+        record.upstream, last = base, n + 1 == len(order)
+        try:
+            response = await _send(client, spec, base, record, body, agent_headers)
+        except oa.OpenAIError as exc:
+            router.failed(base)
+            if last:
+                raise
+            record.attempts.append({"upstream": base, "error": exc.message})
+            continue
+        if response.status_code >= 500 and not last:
+            data = await response.aread()
+            await response.aclose()
+            router.failed(base)
+            text = data[:300].decode(errors="replace")
+            record.attempts.append({"upstream": base, "error": f"HTTP {response.status_code}: {text}"})
+            continue
+        router.worked(base)
+        break
     kind = response.headers.get("content-type", "")
     if response.status_code >= 400 or "text/event-stream" not in kind:
         try:
