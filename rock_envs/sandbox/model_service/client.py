@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
 
+import httpx
+
 from ..errors import SandboxNotFoundError
 from . import dialects, tokens
 from .models import CallRecord, Endpoint, NextCalls, RespondRequest, TokenTrajectory, Trajectory
 
 if TYPE_CHECKING:
-    import httpx
-
     from ..sdk.server_client import ServerClient
     from .hub import ModelHub
 
@@ -146,7 +146,20 @@ class ModelService:
         if self.hub is not None:
             self.hub.respond(call_id, req)
         else:
-            await self._json("POST", f"/model/calls/{call_id}/respond", "respond", body=req)
+            from ..errors import CallNotFoundError, ServerUnreachableError
+
+            url = f"/model/calls/{call_id}/respond"
+            try:
+                await self._json("POST", url, "respond", body=req)
+            except ServerUnreachableError as exc:
+                # The server closed an idle kept-alive connection (uvicorn does after 5 s) as the
+                # answer went out: once more. If the first did land, the call is answered already.
+                if not isinstance(exc.__cause__, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+                    raise
+                try:
+                    await self._json("POST", url, "respond", body=req)
+                except CallNotFoundError:
+                    pass
 
     # ---- trajectories ---------------------------------------------------------------------------
 

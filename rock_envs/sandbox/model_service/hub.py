@@ -226,7 +226,10 @@ class ModelHub:
                 if self._proxy is None:
                     import httpx
 
-                    self._proxy = httpx.AsyncClient(timeout=httpx.Timeout(box.spec.timeout))
+                    # as many kept-alive connections as agents calling at once: httpx's default (20
+                    # kept of 100) makes new connections all the time under a few hundred agents
+                    limits = httpx.Limits(max_connections=1024, max_keepalive_connections=512)
+                    self._proxy = httpx.AsyncClient(timeout=httpx.Timeout(box.spec.timeout), limits=limits)
                 reply = await forward(self._proxy, self.router, box.spec, record, body, headers)
             else:
                 reply = await self._trainer(box, record)

@@ -31,7 +31,11 @@ async def _send(
             headers["x-api-key"] = spec.upstream_api_key
     request = client.build_request("POST", url, content=body, headers=headers, timeout=spec.timeout)
     try:
-        return await client.send(request, stream=True)
+        try:
+            return await client.send(request, stream=True)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            # a kept-alive connection the upstream closed while idle (uvicorn does after 5 s): once more, on a new one
+            return await client.send(request, stream=True)
     except httpx.TimeoutException:
         raise oa.OpenAIError(
             504, f"the upstream {base} did not answer within {spec.timeout} s.", "timeout", code="upstream_timeout"
