@@ -24,6 +24,8 @@ from .models import CallRecord, ModelServiceSpec, RespondRequest
 from .store import TrajectoryStore
 from .upstreams import UpstreamRouter
 
+PROXY_POOLS = 16
+"""Upstream connection pools of proxy mode (see ``ModelHub._proxy_client``)."""
 HEADERS_NO_RETRY = {"x-should-retry": "false"}  # the openai client then fails at once instead of retrying
 
 
@@ -72,7 +74,8 @@ class ModelHub:
         self.retain = retain
         self.pending: dict[str, _Pending] = {}  # trainer-mode calls waiting for an answer, oldest first
         self._changed: asyncio.Condition | None = None
-        self._proxy: Any = None
+        self._proxy: list[Any] = []
+        self._turn = 0
         self.store = TrajectoryStore(store_dir) if store_dir else None
         """Completed calls appended to disk, read back after a restart (``None``: memory only)."""
         self.router = UpstreamRouter()
@@ -130,9 +133,9 @@ class ModelHub:
     async def close(self) -> None:
         for sandbox_id in list(self.boxes):
             await self.detach(sandbox_id)
-        if self._proxy is not None:
-            await self._proxy.aclose()
-            self._proxy = None
+        for client in self._proxy:
+            await client.aclose()
+        self._proxy = []
 
     def sandbox_for_key(self, key: str) -> str | None:
         return self.by_key.get(key)
@@ -223,14 +226,7 @@ class ModelHub:
             if box.spec.mode == "proxy":
                 from .proxy import forward
 
-                if self._proxy is None:
-                    import httpx
-
-                    # as many kept-alive connections as agents calling at once: httpx's default (20
-                    # kept of 100) makes new connections all the time under a few hundred agents
-                    limits = httpx.Limits(max_connections=1024, max_keepalive_connections=512)
-                    self._proxy = httpx.AsyncClient(timeout=httpx.Timeout(box.spec.timeout), limits=limits)
-                reply = await forward(self._proxy, self.router, box.spec, record, body, headers)
+                reply = await forward(self._proxy_client(box.spec), self.router, box.spec, record, body, headers)
             else:
                 reply = await self._trainer(box, record)
             return reply
@@ -244,6 +240,20 @@ class ModelHub:
                 reply.stream = self._persist_after(record, reply.stream)
             else:
                 self._persist(record)
+
+    def _proxy_client(self, spec: ModelServiceSpec) -> Any:
+        """One of PROXY_POOLS clients, in turn. httpcore scans every connection of a pool for each
+        request it assigns and releases, so one pool of a few hundred connections spent most of the
+        server's time scanning; several small pools keep each scan short."""
+        import httpx
+
+        if not self._proxy:
+            limits = httpx.Limits(max_connections=128, max_keepalive_connections=64)
+            self._proxy = [
+                httpx.AsyncClient(timeout=httpx.Timeout(spec.timeout), limits=limits) for _ in range(PROXY_POOLS)
+            ]
+        self._turn = (self._turn + 1) % PROXY_POOLS
+        return self._proxy[self._turn]
 
     def _persist(self, record: CallRecord) -> None:
         if self.store is not None and record.status != "pending":
