@@ -21,6 +21,7 @@ import tempfile
 import time
 from typing import Any, Awaitable, Callable
 
+from benchmarks import print_table
 from benchmarks.sandbox import start_server
 
 ENV_ID = "game:Sokoban-v0-easy"
@@ -150,14 +151,7 @@ def main(n: int, starts: int, steps: int) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     head = ("what", "rl-rock -> ROCK wire", "rock-envs SDK", "ROCK wire / SDK", "ROCK's rocklet (issue)")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
-    line = "  ".join("-" * w for w in widths)
-    print(line)
-    for r in [head, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)))
-        if r is head:
-            print(line)
-    print(line)
+    print_table(head, rows)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The agentic RL loop, closed: agents in sandboxes call the chat API, the trainer answers every call.
 
-    python examples/agentic_loop.py [--n 8] [--runtime process|docker] [--base-url URL --token T]
+    python examples/agentic_loop.py [--n 8] [--runtime process|docker] [--base-url URL --token T] [--faults]
 
 Each of N sandboxes runs a tiny agent script shipped in examples/agents/: even ones play
 game:Sokoban-v0-easy, odd ones solve a task of code:RockTasks-v0. The agents use the official openai
@@ -9,6 +9,13 @@ client against OPENAI_BASE_URL, which the sandbox has; the calls come here throu
 downloaded) stands in for the model a trainer would sample from. After each episode the trainer
 reads the sandbox's trajectory (every call and answer, in order) and its reward: the env's return
 for Sokoban, the task's tests run in the same sandbox for code. It prints a summary.
+
+A rollout that broke for the infrastructure (its sandbox did not start or died, a model call timed
+out or failed upstream, the check could not run) carries `infra_error` = {phase, type, message}; the
+trainer masks it out of the batch, never learning from it, and runs it again (`--retries`). An
+agent that fails on its own (a bad answer, a failing solution) is kept, with its low reward.
+`--faults` injects one: the first call of every fourth episode is failed as if the policy server
+were down, the first time round.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rock_envs.sandbox import Sandbox, SandboxConfig
-from rock_envs.sandbox.model_service import ModelCall
+from rock_envs.sandbox import Sandbox, SandboxConfig, SandboxError
+from rock_envs.sandbox.model_service import ModelCall, trajectory_infra_error
+from rock_envs.sandbox.model_service.infra import from_exception
 from rock_envs.tasks.code_tasks import TASKS, acheck
 
 AGENTS = Path(__file__).resolve().parent / "agents"
@@ -96,41 +104,68 @@ class Episode:
     calls: int
     ok: bool
     note: str = ""
+    infra_error: dict[str, str] | None = None
+    """Set when the rollout broke for the infrastructure: masked out of the batch and run again."""
 
 
-async def episode(i: int, config: SandboxConfig, python: str) -> Episode:
-    async with Sandbox(config) as sb:
-        await sb.upload(AGENTS, "agents")
-        if i % 2 == 0:
-            kind, cmd, task = "sokoban", f"{python} agents/sokoban_agent.py {i}", None
-        else:
-            task = TASKS[sorted(TASKS)[(i // 2) % len(TASKS)]]
-            await sb.write_file("task.txt", task.statement)
-            kind, cmd = f"code:{task.name}", f"{python} agents/code_agent.py task.txt"
-        service = sb.model_service
-        run = asyncio.ensure_future(sb.arun(cmd, timeout=300))
+async def episode(i: int, config: SandboxConfig, python: str, fault: bool = False) -> Episode:
+    kind = "sokoban" if i % 2 == 0 else f"code:{sorted(TASKS)[(i // 2) % len(TASKS)]}"
+    try:
+        sb = await Sandbox(config).start()
+    except SandboxError as exc:
+        return Episode("-", kind, 0.0, 0, False, str(exc)[-300:], from_exception("start", exc))
+    try:
+        return await play(sb, i, kind, python, fault)
+    except SandboxError as exc:  # the sandbox died under the episode
+        return Episode(sb.id, kind, 0.0, 0, False, str(exc)[-300:], from_exception("exec", exc))
+    finally:
+        await sb.stop()
 
-        async def answer() -> None:
-            async for call in service.calls():
-                await call.respond(policy(call), usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
 
-        answering = asyncio.ensure_future(answer())
+async def play(sb: Sandbox, i: int, kind: str, python: str, fault: bool) -> Episode:
+    await sb.upload(AGENTS, "agents")
+    task = None
+    if i % 2 == 0:
+        cmd = f"{python} agents/sokoban_agent.py {i}"
+    else:
+        task = TASKS[kind.split(":", 1)[1]]
+        await sb.write_file("task.txt", task.statement)
+        cmd = f"{python} agents/code_agent.py task.txt"
+    service = sb.model_service
+    run = asyncio.ensure_future(sb.arun(cmd, timeout=300))
+
+    async def answer() -> None:
+        inject = fault
+        async for call in service.calls():
+            if inject:  # as if the policy server were down for this call
+                inject = False
+                await call.fail("injected fault: the policy server is down")
+                continue
+            await call.respond(policy(call), usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+
+    answering = asyncio.ensure_future(answer())
+    try:
+        result = await run
+    finally:
+        answering.cancel()
+        await asyncio.gather(answering, return_exceptions=True)
+    records = await service.trajectory()
+    broken = trajectory_infra_error(records)
+    if broken is not None:  # the agent failed because a model call did: not the agent's doing
+        return Episode(sb.id, kind, 0.0, len(records), False, broken["message"], broken)
+    if result.exit_code != 0:  # the agent itself crashed: its rollout counts, with no reward
+        return Episode(sb.id, kind, 0.0, len(records), False, (result.stderr or result.output)[-500:])
+    outcome = json.loads(result.output.strip().splitlines()[-1])
+    if task is None:
+        reward = float(outcome["reward"])
+    else:
         try:
-            result = await run
-        finally:
-            answering.cancel()
-            await asyncio.gather(answering, return_exceptions=True)
-        if result.exit_code != 0:
-            return Episode(sb.id, kind, 0.0, 0, False, (result.stderr or result.output)[-500:])
-        outcome = json.loads(result.output.strip().splitlines()[-1])
-        if task is None:
-            reward = float(outcome["reward"])
-        else:
             passed, _ = await acheck(sb, task, python=python)
-            reward = 1.0 if passed else 0.0
-        records = await service.trajectory()
-        answered = sum(r.status == "answered" for r in records)
-        return Episode(sb.id, kind, reward, len(records), answered == len(records) == outcome["turns"])
+        except SandboxError as exc:
+            return Episode(sb.id, kind, 0.0, len(records), False, str(exc)[-300:], from_exception("verify", exc))
+        reward = 1.0 if passed else 0.0
+    answered = sum(r.status == "answered" for r in records)
+    return Episode(sb.id, kind, reward, len(records), answered == len(records) == outcome["turns"])
 
 
 async def main(
@@ -140,6 +175,8 @@ async def main(
     token: str | None = None,
     runtime_dir: str | None = None,
     image: str | None = None,
+    faults: bool = False,
+    retries: int = 2,
 ) -> list[Episode]:
     fields: dict[str, Any] = {"runtime": runtime, "model_service": "trainer", "memory": "1g"}
     if base_url:
@@ -149,18 +186,33 @@ async def main(
     if image:
         fields["image"] = image
     python = sys.executable if runtime == "process" else "python3"
-    episodes = await asyncio.gather(*(episode(i, SandboxConfig(**fields), python) for i in range(n)))
+    config = SandboxConfig(**fields)
+    episodes = list(await asyncio.gather(*(episode(i, config, python, faults and i % 4 == 1) for i in range(n))))
+    masked = 0
+    for attempt in range(1, retries + 1):  # infra-failed rollouts are masked out and run again
+        again = [i for i, ep in enumerate(episodes) if ep.infra_error is not None]
+        if not again:
+            break
+        for i in again:
+            ep, masked = episodes[i], masked + 1
+            assert ep.infra_error is not None
+            print(f"masked {ep.sandbox_id} {ep.kind}: infra_error {ep.infra_error['phase']}/{ep.infra_error['type']}")
+        redone = await asyncio.gather(*(episode(i, config, python) for i in again))
+        for i, ep in zip(again, redone):
+            episodes[i] = ep
+    batch = [ep for ep in episodes if ep.infra_error is None]  # what the trainer learns from
     for ep in episodes:
         print(
             f"{ep.sandbox_id}  {ep.kind:<22} reward={ep.reward:.1f}  calls={ep.calls:<3} "
             f"{'ok' if ep.ok else 'FAILED ' + ep.note}"
         )
-    solved = sum(ep.reward > 0.5 for ep in episodes)
+    solved = sum(ep.reward > 0.5 for ep in batch)
     print(
-        f"summary: {len(episodes)} episodes, {solved} solved, {sum(ep.calls for ep in episodes)} calls answered, "
-        f"mean reward {sum(ep.reward for ep in episodes) / max(1, len(episodes)):.2f}"
+        f"summary: {len(batch)} episodes, {solved} solved, {sum(ep.calls for ep in batch)} calls answered, "
+        f"mean reward {sum(ep.reward for ep in batch) / max(1, len(batch)):.2f}; "
+        f"{masked} infra-failed rollouts masked and retried, {len(episodes) - len(batch)} still failed"
     )
-    return list(episodes)
+    return episodes
 
 
 if __name__ == "__main__":
@@ -170,5 +222,11 @@ if __name__ == "__main__":
     parser.add_argument("--image", default=None, help="docker runtime: the image (needs rock-envs and openai)")
     parser.add_argument("--base-url", default=None, help="a `rock-envs serve` URL; default: embedded")
     parser.add_argument("--token", default=None)
+    parser.add_argument("--faults", action="store_true", help="fail the first call of every fourth episode once")
+    parser.add_argument("--retries", type=int, default=2, help="times an infra-failed rollout is run again")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.runtime, args.base_url, args.token, image=args.image))
+    asyncio.run(
+        main(
+            args.n, args.runtime, args.base_url, args.token, image=args.image, faults=args.faults, retries=args.retries
+        )
+    )

@@ -113,7 +113,7 @@ class SandboxManager:
         self.counts = {"swept": 0, "lease_expired": 0, "ttl_reaped": 0}
         self._reaper: asyncio.Task[None] | None = None
         self._started = False
-        self.models = ModelHub()
+        self.models = ModelHub(store_dir=os.path.join(self.state.path, "trajectories"))
         """The sandboxes' OpenAI-compatible endpoints (``spec.model_service``), their calls and trajectories."""
         self.snapshots = SnapshotStore(os.path.join(self.state.path, "snapshots"))
 

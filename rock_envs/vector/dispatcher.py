@@ -25,6 +25,13 @@ from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset, Restor
 
 MAX_RESTARTS_PER_CALL = 3  # per worker: a dropped connection may take every worker at once
 
+WORKER_RESTARTED = {
+    "worker_restarted": True,
+    "infra_error": {"phase": "worker", "type": "WorkerRestarted", "message": "the env's worker died and was restarted"},
+}
+"""What an env whose step or reset was lost with its worker carries in info: the rollout broke for
+the infrastructure, not the policy (``infra_error``, as the ModelService's infra failures)."""
+
 
 class Result(NamedTuple):
     """One env's answer to a step or a reset."""
@@ -246,9 +253,7 @@ class Dispatcher:
     def _file_rebuilt(self, pending: Pending, batch: Batch) -> None:
         for k, i in enumerate(batch.env_ids):
             if i in pending.owed:  # its step or reset was lost with its worker: the episode ends here
-                self.ready[i] = Result(
-                    self.row(batch.obs, k), 0.0, False, True, {**batch.infos[k], "worker_restarted": True}
-                )
+                self.ready[i] = Result(self.row(batch.obs, k), 0.0, False, True, {**batch.infos[k], **WORKER_RESTARTED})
 
     def _file_restored(self, pending: Pending, values: Values) -> None:
         """Envs of a dead worker restored to their last snapshot: the caller waiting on them gets the
@@ -258,7 +263,7 @@ class Dispatcher:
         pending.remaining.clear()
         for i, obs in zip(pending.request.env_ids, values.values):
             if i in pending.owed:
-                self.ready[i] = Result(obs, 0.0, False, False, {"worker_restarted": True, "restored_snapshot": True})
+                self.ready[i] = Result(obs, 0.0, False, False, {**WORKER_RESTARTED, "restored_snapshot": True})
 
     # ---- faults ------------------------------------------------------------------------------
 

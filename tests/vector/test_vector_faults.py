@@ -68,6 +68,8 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_call_returns(make, probe, 
     kill_worker(venv, 0)
     obs, rewards, terms, truncs, infos = venv.step_wait(timeout=60)
     assert list(infos["_worker_restarted"]) == [True, True, False, False]
+    assert list(infos["_infra_error"]) == [True, True, False, False]  # the infra's fault, not the policy's
+    assert list(infos["infra_error"]["phase"][:2]) == ["worker", "worker"]
     assert list(truncs) == [True, True, False, False]
     np.testing.assert_array_equal(obs[:, 0], [0, 0, 1, 1])  # envs 0 and 1 start a new episode
     np.testing.assert_array_equal(obs[:, 1], [5, 6, 7, 8])  # re-seeded with their seeds

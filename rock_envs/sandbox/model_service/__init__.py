@@ -11,6 +11,16 @@ the sandbox then has ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` (its own key) in
 """
 
 from .client import ModelCall, ModelService
-from .models import CallRecord, ModelServiceSpec
+from .infra import INFRA_STATUSES, call_infra_error, trajectory_infra_error
+from .models import CallRecord, ModelServiceSpec, TokenTrajectory
 
-__all__ = ["CallRecord", "ModelCall", "ModelService", "ModelServiceSpec"]
+__all__ = [
+    "INFRA_STATUSES",
+    "CallRecord",
+    "ModelCall",
+    "ModelService",
+    "ModelServiceSpec",
+    "TokenTrajectory",
+    "call_infra_error",
+    "trajectory_infra_error",
+]

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
+
+import httpx
 
 from ..errors import SandboxNotFoundError
-from .models import CallRecord, NextCalls, RespondRequest, Trajectory
+from . import dialects, tokens
+from .models import CallRecord, Endpoint, NextCalls, RespondRequest, TokenTrajectory, Trajectory
 
 if TYPE_CHECKING:
-    import httpx
-
     from ..sdk.server_client import ServerClient
     from .hub import ModelHub
 
@@ -35,19 +36,43 @@ class ModelCall:
 
     id: str
     sandbox_id: str
-    endpoint: str
+    endpoint: Endpoint
     request: dict[str, Any]
     created_at: float
     _service: ModelService = field(repr=False)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """The chat messages (``[]`` for a ``/v1/completions`` call)."""
-        return list(self.request.get("messages") or [])
+        """The conversation as chat messages, whatever the dialect (``[]`` for a ``/v1/completions``
+        call): a Responses call's instructions and input items, a Messages call's system prompt and
+        blocks (``tool_use`` as ``tool_calls``, ``tool_result`` as ``tool`` messages)."""
+        return dialects.chat_messages(self.endpoint, self.request)
 
-    async def respond(self, answer: str | dict[str, Any], usage: dict[str, Any] | None = None) -> None:
-        """Answer with text (a completion is built around it) or a whole completion object."""
-        await self._service._respond(self.id, RespondRequest(response=answer, usage=usage))
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The tools the agent offered, in chat-completions shape (``{"type": "function", "function": ...}``)."""
+        return dialects.chat_tools(self.endpoint, self.request)
+
+    async def respond(
+        self,
+        answer: str | dict[str, Any],
+        usage: dict[str, Any] | None = None,
+        *,
+        token_ids: list[int] | None = None,
+        logprobs: list[float] | None = None,
+        prompt_token_ids: list[int] | None = None,
+    ) -> None:
+        """Answer with text (a completion is built around it), an assistant message (``{"role":
+        "assistant", "content": ..., "tool_calls": [...]}``) or a whole completion object.
+
+        ``token_ids`` (what the policy sampled), ``logprobs`` (one per token) and ``prompt_token_ids``
+        (what it saw) are recorded on the call's :class:`CallRecord`; the agent never gets them.
+        Without ``usage``, usage is counted from them.
+        """
+        req = RespondRequest(
+            response=answer, usage=usage, token_ids=token_ids, logprobs=logprobs, prompt_token_ids=prompt_token_ids
+        )
+        await self._service._respond(self.id, req)
 
     async def fail(self, message: str) -> None:
         """Fail the call: the agent gets a 500 with ``message``."""
@@ -119,9 +144,22 @@ class ModelService:
 
     async def _respond(self, call_id: str, req: RespondRequest) -> None:
         if self.hub is not None:
-            self.hub.respond(call_id, req.response, req.usage, req.error)
+            self.hub.respond(call_id, req)
         else:
-            await self._json("POST", f"/model/calls/{call_id}/respond", "respond", body=req)
+            from ..errors import CallNotFoundError, ServerUnreachableError
+
+            url = f"/model/calls/{call_id}/respond"
+            try:
+                await self._json("POST", url, "respond", body=req)
+            except ServerUnreachableError as exc:
+                # The server closed an idle kept-alive connection (uvicorn does after 5 s) as the
+                # answer went out: once more. If the first did land, the call is answered already.
+                if not isinstance(exc.__cause__, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+                    raise
+                try:
+                    await self._json("POST", url, "respond", body=req)
+                except CallNotFoundError:
+                    pass
 
     # ---- trajectories ---------------------------------------------------------------------------
 
@@ -133,8 +171,28 @@ class ModelService:
             raise InvalidRequestError(f"`{call}`: this service serves every sandbox; pass `sandbox_id`.")
         return sid
 
-    async def trajectory(self, sandbox_id: str | None = None) -> list[CallRecord]:
-        """Every call of the sandbox and its answer, in order (pending ones too); readable after removal."""
+    @overload
+    async def trajectory(
+        self, sandbox_id: str | None = None, *, as_tokens: Literal[False] = False
+    ) -> list[CallRecord]: ...
+
+    @overload
+    async def trajectory(self, sandbox_id: str | None = None, *, as_tokens: Literal[True]) -> TokenTrajectory: ...
+
+    async def trajectory(
+        self, sandbox_id: str | None = None, *, as_tokens: bool = False
+    ) -> list[CallRecord] | TokenTrajectory:
+        """Every call of the sandbox and its answer, in order (pending ones too); readable after removal.
+
+        ``as_tokens=True``: the answered calls as one token sequence with a loss mask, and the call
+        where their prompts stop extending each other (:class:`TokenTrajectory`).
+        """
+        records = await self._records(sandbox_id)
+        if as_tokens:
+            return tokens.sequence(self._sid(sandbox_id, "trajectory"), records)
+        return records
+
+    async def _records(self, sandbox_id: str | None) -> list[CallRecord]:
         sid = self._sid(sandbox_id, "trajectory")
         if self.hub is not None:
             return [r.model_copy(deep=True) for r in self.hub.trajectory(sid)]

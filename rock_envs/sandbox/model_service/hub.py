@@ -18,9 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 from ..errors import CallNotFoundError, SandboxNotFoundError
+from . import dialects, infra, tokens
 from . import openai_format as oa
-from .models import CallRecord, ModelServiceSpec
+from .models import CallRecord, ModelServiceSpec, RespondRequest
+from .store import TrajectoryStore
+from .upstreams import UpstreamRouter
 
+PROXY_POOLS = 16
+"""Upstream connection pools of proxy mode (see ``ModelHub._proxy_client``)."""
 HEADERS_NO_RETRY = {"x-should-retry": "false"}  # the openai client then fails at once instead of retrying
 
 
@@ -36,10 +41,11 @@ class Reply:
         return "text/event-stream" if self.stream is not None else "application/json"
 
 
-def error_reply(exc: oa.OpenAIError) -> Reply:
+def error_reply(exc: oa.OpenAIError, path: str = "") -> Reply:
     import json
 
-    return Reply(exc.status, json.dumps(exc.body()).encode(), headers={} if exc.retry else dict(HEADERS_NO_RETRY))
+    body = dialects.error_body(path, exc)
+    return Reply(exc.status, json.dumps(body).encode(), headers={} if exc.retry else dict(HEADERS_NO_RETRY))
 
 
 @dataclass
@@ -56,27 +62,33 @@ class _Box:
 @dataclass
 class _Pending:
     record: CallRecord
-    future: asyncio.Future[tuple[Any, Optional[dict[str, Any]]]]
+    future: asyncio.Future[tuple[Any, Optional[dict[str, Any]], dict[str, Any]]]
     claimed: bool = False
 
 
 class ModelHub:
-    def __init__(self, retain: int = 256):
+    def __init__(self, retain: int = 256, store_dir: str | None = None):
         self.boxes: dict[str, _Box] = {}
         self.by_key: dict[str, str] = {}
         self.retired: collections.OrderedDict[str, list[CallRecord]] = collections.OrderedDict()
         self.retain = retain
         self.pending: dict[str, _Pending] = {}  # trainer-mode calls waiting for an answer, oldest first
         self._changed: asyncio.Condition | None = None
-        self._proxy: Any = None
+        self._proxy: list[Any] = []
+        self._turn = 0
+        self.store = TrajectoryStore(store_dir) if store_dir else None
+        """Completed calls appended to disk, read back after a restart (``None``: memory only)."""
+        self.router = UpstreamRouter()
 
     # ---- sandboxes ------------------------------------------------------------------------------
 
     def register(self, sandbox_id: str, spec: ModelServiceSpec) -> str:
         """Give the sandbox an endpoint and a key of its own; returns the key."""
-        if spec.mode == "proxy" and not spec.upstream_url:
+        if spec.mode == "proxy" and not spec.upstreams():
             raise oa_invalid("`model_service`: mode 'proxy' needs `upstream_url`, e.g. 'http://host:8000/v1'.")
         box = _Box(sandbox_id, spec, "sk-rock-" + secrets.token_urlsafe(24))
+        if self.store is not None:  # a sandbox id seen before (a resumed rollout) goes on from its last call
+            box.records = self.store.read(sandbox_id) or []
         self.boxes[sandbox_id] = box
         self.by_key[box.key] = sandbox_id
         return box.key
@@ -87,7 +99,12 @@ class ModelHub:
 
         key = self.register(sandbox_id, spec)
         tunnel = HubTunnel(self, sandbox_id)
-        env = {"OPENAI_BASE_URL": "http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": key}
+        env = {
+            "OPENAI_BASE_URL": "http://127.0.0.1:{port}/v1",
+            "OPENAI_API_KEY": key,
+            "ANTHROPIC_BASE_URL": "http://127.0.0.1:{port}",
+            "ANTHROPIC_API_KEY": key,
+        }
         await tunnel.open(agent_socket, spec.port, env)
         self.boxes[sandbox_id].tunnel = tunnel
 
@@ -116,9 +133,9 @@ class ModelHub:
     async def close(self) -> None:
         for sandbox_id in list(self.boxes):
             await self.detach(sandbox_id)
-        if self._proxy is not None:
-            await self._proxy.aclose()
-            self._proxy = None
+        for client in self._proxy:
+            await client.aclose()
+        self._proxy = []
 
     def sandbox_for_key(self, key: str) -> str | None:
         return self.by_key.get(key)
@@ -132,13 +149,15 @@ class ModelHub:
         try:
             return await self._handle(sandbox_id, method, path.split("?", 1)[0].rstrip("/"), headers, body)
         except oa.OpenAIError as exc:
-            return error_reply(exc)
+            return error_reply(exc, path.split("?", 1)[0])
 
     async def _handle(
         self, sandbox_id: str | None, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> Reply:
         box = self.boxes.get(sandbox_id or "")
         scheme, _, given = (headers.get("authorization") or "").partition(" ")
+        if headers.get("x-api-key"):  # Anthropic's clients send the key so
+            scheme, given = "bearer", headers["x-api-key"]
         if box is None and sandbox_id in self.retired:
             raise oa.OpenAIError(
                 410, f"sandbox {sandbox_id!r} was removed; its calls are no longer answered.", "sandbox_removed"
@@ -150,7 +169,7 @@ class ModelHub:
         ):
             raise oa.OpenAIError(
                 401,
-                "invalid API key: use the OPENAI_API_KEY set in this sandbox.",
+                "invalid API key: use the OPENAI_API_KEY (or ANTHROPIC_API_KEY) set in this sandbox.",
                 "invalid_request_error",
                 code="invalid_api_key",
             )
@@ -166,20 +185,16 @@ class ModelHub:
                     }
                 ).encode(),
             )
-        endpoints: dict[str, oa.Endpoint] = {
-            "/v1/chat/completions": "chat.completions",
-            "/v1/completions": "completions",
-        }
-        if path not in endpoints:
+        if path not in dialects.ENDPOINTS:
             raise oa.OpenAIError(
                 404,
-                f"no route {method} {path}; this endpoint serves POST /v1/chat/completions and POST /v1/completions.",
+                f"no route {method} {path}; this endpoint serves POST {', '.join(dialects.ENDPOINTS)}.",
                 code="unknown_url",
             )
         if method != "POST":
             raise oa.OpenAIError(405, f"{path} takes POST, got {method}.")
-        endpoint = endpoints[path]
-        request = oa.check_request(endpoint, body)
+        endpoint = dialects.ENDPOINTS[path]
+        request = dialects.check_request(endpoint, body)
         if box.waiting >= box.spec.max_pending:
             raise oa.OpenAIError(
                 429,
@@ -201,31 +216,64 @@ class ModelHub:
             request=request,
             stream=bool(request.get("stream")),
             created_at=time.time(),
+            model=request.get("model"),
+            sampling=tokens.sampling_of(request),
         )
         box.records.append(record)
         box.waiting += 1
+        reply: Reply | None = None
         try:
             if box.spec.mode == "proxy":
                 from .proxy import forward
 
-                if self._proxy is None:
-                    import httpx
-
-                    self._proxy = httpx.AsyncClient(timeout=httpx.Timeout(box.spec.timeout))
-                return await forward(self._proxy, box.spec, record, body)
-            return await self._trainer(box, record)
+                reply = await forward(self._proxy_client(box.spec), self.router, box.spec, record, body, headers)
+            else:
+                reply = await self._trainer(box, record)
+            return reply
         except oa.OpenAIError as exc:
-            _finish(record, "timeout" if exc.status == 504 else "error", error=exc.body()["error"])
+            error = exc.body()["error"]
+            _finish(record, infra.status_of(error, exc.status), error=error)
             raise
         finally:
             box.waiting -= 1
+            if reply is not None and reply.stream is not None:
+                reply.stream = self._persist_after(record, reply.stream)
+            else:
+                self._persist(record)
+
+    def _proxy_client(self, spec: ModelServiceSpec) -> Any:
+        """One of PROXY_POOLS clients, in turn. httpcore scans every connection of a pool for each
+        request it assigns and releases, so one pool of a few hundred connections spent most of the
+        server's time scanning; several small pools keep each scan short."""
+        import httpx
+
+        if not self._proxy:
+            limits = httpx.Limits(max_connections=128, max_keepalive_connections=64)
+            self._proxy = [
+                httpx.AsyncClient(timeout=httpx.Timeout(spec.timeout), limits=limits) for _ in range(PROXY_POOLS)
+            ]
+        self._turn = (self._turn + 1) % PROXY_POOLS
+        return self._proxy[self._turn]
+
+    def _persist(self, record: CallRecord) -> None:
+        if self.store is not None and record.status != "pending":
+            self.store.append(record)
+
+    async def _persist_after(self, record: CallRecord, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            self._persist(record)
 
     async def _trainer(self, box: _Box, record: CallRecord) -> Reply:
-        future: asyncio.Future[tuple[Any, Optional[dict[str, Any]]]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[Any, Optional[dict[str, Any]], dict[str, Any]]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self.pending[record.call_id] = _Pending(record, future)
         await self._notify()
         try:
-            answer, usage = await asyncio.wait_for(asyncio.shield(future), box.spec.timeout)
+            answer, usage, given = await asyncio.wait_for(asyncio.shield(future), box.spec.timeout)
         except asyncio.TimeoutError:
             raise oa.OpenAIError(
                 504,
@@ -243,10 +291,11 @@ class ModelHub:
             self.pending.pop(record.call_id, None)
         if isinstance(answer, oa.OpenAIError):
             raise answer
-        done = oa.completion(record.endpoint, record.request, answer, usage)
-        _finish(record, "answered", response=done, usage=done.get("usage"))
+        if usage is None and given.get("completion_token_ids") is not None:
+            usage = tokens.token_usage(given.get("prompt_token_ids"), given["completion_token_ids"])
+        done = answered(record, dialects.answer(record.endpoint, record.request, answer, usage), given)
         if record.stream:
-            return Reply(200, stream=_iterate(oa.stream_chunks(record.endpoint, record.request, done)))
+            return Reply(200, stream=_iterate(dialects.stream(record.endpoint, record.request, done)))
         import json
 
         return Reply(200, json.dumps(done).encode())
@@ -300,24 +349,32 @@ class ModelHub:
                 f"`{call}`: sandbox {sandbox_id!r} {state}; its trajectory stays readable with `trajectory`."
             )
 
-    def respond(
-        self, call_id: str, answer: Any = None, usage: dict[str, Any] | None = None, error: str | None = None
-    ) -> CallRecord:
-        """Answer a waiting call with text or a whole completion (or ``error``: fail it with a 500)."""
+    def respond(self, call_id: str, req: RespondRequest) -> CallRecord:
+        """Answer a waiting call with text, an assistant message or a whole completion (or ``error``:
+        fail it with a 500); ``token_ids``, ``logprobs`` and ``prompt_token_ids`` go on the record."""
         item = self.pending.get(call_id)
         if item is None or item.future.done():
             raise CallNotFoundError(
                 f"`respond`: no waiting call {call_id!r}; it was answered already, timed out, or "
                 "its sandbox was removed. Take calls from `calls()` and answer each once."
             )
-        if error is not None:
-            item.future.set_result((oa.OpenAIError(500, error, "trainer_error"), None))
+        answer, usage = req.response, req.usage
+        if req.error is not None:
+            item.future.set_result((oa.OpenAIError(500, req.error, "trainer_error"), None, {}))
             return item.record
         try:  # a bad answer fails here, for the trainer, and the call still waits for a good one
-            oa.completion(item.record.endpoint, item.record.request, answer, usage)
+            dialects.answer(item.record.endpoint, item.record.request, answer, usage)
+            token_ids, logprobs, prompt_token_ids = tokens.check_respond_tokens(
+                req.token_ids, req.logprobs, req.prompt_token_ids
+            )
         except (TypeError, ValueError) as exc:
             raise oa_invalid(f"`respond`: {exc}") from exc
-        item.future.set_result((answer, usage))
+        given = {
+            "completion_token_ids": token_ids,
+            "completion_logprobs": logprobs,
+            "prompt_token_ids": prompt_token_ids,
+        }
+        item.future.set_result((answer, usage, {k: v for k, v in given.items() if v is not None}))
         return item.record
 
     def trajectory(self, sandbox_id: str) -> list[CallRecord]:
@@ -326,6 +383,9 @@ class ModelHub:
             return list(box.records)
         if sandbox_id in self.retired:
             return list(self.retired[sandbox_id])
+        stored = self.store.read(sandbox_id) if self.store is not None else None
+        if stored is not None:  # from before a restart
+            return stored
         raise SandboxNotFoundError(
             f"`trajectory`: no sandbox {sandbox_id!r} with a model service here (or it was "
             f"removed longer ago than the last {self.retain})."
@@ -337,6 +397,15 @@ def _finish(record: CallRecord, status: str, **fields: Any) -> None:
     record.answered_at = time.time()
     for name, value in fields.items():
         setattr(record, name, value)
+
+
+def answered(record: CallRecord, done: dict[str, Any], given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Finish ``record`` with the whole completion ``done`` and return what the agent gets: ``done``
+    without the token fields it did not ask for. Tokens in ``given`` win over those found in ``done``."""
+    found = {**dialects.record_fields(record.endpoint, done), **(given or {})}
+    agent_view = dialects.agent_view(record.endpoint, record.request, done)
+    _finish(record, "answered", response=agent_view, usage=dialects.usage(record.endpoint, agent_view), **found)
+    return agent_view
 
 
 async def _iterate(chunks: Any) -> AsyncIterator[bytes]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
-Endpoint = Literal["chat.completions", "completions"]
+from .models import Endpoint
+
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -43,6 +44,20 @@ class OpenAIError(Exception):
 
 def check_request(endpoint: Endpoint, body: bytes) -> dict[str, Any]:
     """The parsed request, or :class:`OpenAIError` (400) naming what is wrong."""
+    req = parse(body)
+    if endpoint == "chat.completions":
+        check_messages(req)
+    else:
+        prompt = req.get("prompt")
+        if not (
+            isinstance(prompt, str) or isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str)
+        ):
+            raise OpenAIError(400, "`prompt` is required: a string (or a list of exactly one string).", param="prompt")
+    return req
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object with a ``model`` (what every dialect's request has), else a 400."""
     try:
         req = json.loads(body or b"null")
     except ValueError as exc:
@@ -55,34 +70,28 @@ def check_request(endpoint: Endpoint, body: bytes) -> dict[str, Any]:
         raise OpenAIError(400, f"`stream` must be true or false, got {req['stream']!r}.", param="stream")
     if req.get("n", 1) not in (1, None):
         raise OpenAIError(400, f"`n` must be 1 here (one answer per call), got {req['n']!r}.", param="n")
-    if endpoint == "chat.completions":
-        messages = req.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise OpenAIError(
-                400, "`messages` is required: a non-empty list of {role, content} objects.", param="messages"
-            )
-        for i, msg in enumerate(messages):
-            if not isinstance(msg, dict) or msg.get("role") not in ROLES:
-                raise OpenAIError(
-                    400,
-                    f"`messages[{i}]` must be an object whose `role` is one of "
-                    f"{', '.join(sorted(ROLES))}; got {msg!r:.200}.",
-                    param=f"messages[{i}]",
-                )
-            content = msg.get("content")
-            if content is not None and not isinstance(content, (str, list)):
-                raise OpenAIError(
-                    400,
-                    f"`messages[{i}].content` must be a string, a list of parts or null, got {type(content).__name__}.",
-                    param=f"messages[{i}].content",
-                )
-    else:
-        prompt = req.get("prompt")
-        if not (
-            isinstance(prompt, str) or isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str)
-        ):
-            raise OpenAIError(400, "`prompt` is required: a string (or a list of exactly one string).", param="prompt")
     return req
+
+
+def check_messages(req: dict[str, Any]) -> None:
+    messages = req.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise OpenAIError(400, "`messages` is required: a non-empty list of {role, content} objects.", param="messages")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or msg.get("role") not in ROLES:
+            raise OpenAIError(
+                400,
+                f"`messages[{i}]` must be an object whose `role` is one of "
+                f"{', '.join(sorted(ROLES))}; got {msg!r:.200}.",
+                param=f"messages[{i}]",
+            )
+        content = msg.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise OpenAIError(
+                400,
+                f"`messages[{i}].content` must be a string, a list of parts or null, got {type(content).__name__}.",
+                param=f"messages[{i}].content",
+            )
 
 
 def new_id(endpoint: Endpoint) -> str:
@@ -92,7 +101,13 @@ def new_id(endpoint: Endpoint) -> str:
 def completion(
     endpoint: Endpoint, request: dict[str, Any], answer: str | dict[str, Any], usage: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """A whole ``chat.completion`` / ``text_completion`` from the trainer's text, or its dict completed."""
+    """A whole ``chat.completion`` / ``text_completion`` from the trainer's text, an assistant message
+    (``{"role": "assistant", "content": ..., "tool_calls": [...]}``), or its dict completed."""
+    if isinstance(answer, dict) and "choices" not in answer and answer.get("role") == "assistant":
+        if endpoint != "chat.completions":
+            raise ValueError("a message answer fits a chat call only; answer a `/v1/completions` call with text.")
+        finish = "tool_calls" if answer.get("tool_calls") else "stop"
+        answer = {"choices": [{"index": 0, "message": dict(answer), "finish_reason": finish, "logprobs": None}]}
     if isinstance(answer, str):
         if endpoint == "chat.completions":
             choice: dict[str, Any] = {
@@ -108,8 +123,9 @@ def completion(
         choices = answer.get("choices")
         if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
             raise ValueError(
-                "a dict answer must be a whole completion with a non-empty `choices` list, "
-                f"got keys {sorted(answer)}; pass the text alone to have one built."
+                "a dict answer must be a whole completion with a non-empty `choices` list or an "
+                f"assistant message (`role` 'assistant'), got keys {sorted(answer)}; pass the text "
+                "alone to have one built."
             )
         out = dict(answer)
     else:
@@ -168,31 +184,53 @@ def _pieces(text: str, size: int = 64) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-class StreamAssembler:
-    """Rebuild a whole completion from an upstream's SSE bytes (for the recorded trajectory)."""
+class SSEData:
+    """The JSON objects of a server-sent event stream's ``data:`` lines, as bytes arrive."""
 
-    def __init__(self, endpoint: Endpoint):
-        self.endpoint, self.buf, self.text, self.tool_calls = endpoint, b"", [], {}  # type: ignore[var-annotated]
-        self.head: dict[str, Any] = {}
-        self.finish: str | None = None
-        self.usage: dict[str, Any] | None = None
+    def __init__(self) -> None:
+        self.buf = b""
 
-    def feed(self, data: bytes) -> None:
-        self.buf += data
+    def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
+        self.buf += data.replace(b"\r\n", b"\n")
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
-            line = line.strip()
             if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
                 continue
             try:
                 event = json.loads(line[5:])
             except ValueError:
                 continue
-            if not isinstance(event, dict):
-                continue
+            if isinstance(event, dict):
+                yield event
+
+
+class StreamAssembler:
+    """Rebuild a whole completion from an upstream's SSE bytes (for the recorded trajectory)."""
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint, self.sse, self.text, self.tool_calls = endpoint, SSEData(), [], {}  # type: ignore[var-annotated]
+        self.head: dict[str, Any] = {}
+        self.finish: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.prompt_token_ids: list[int] | None = None
+        self.token_ids: list[int] = []
+        self.logprobs: list[Any] = []
+        self.logprob_tokens: list[Any] = []
+
+    def feed(self, data: bytes) -> None:
+        for event in self.sse.feed(data):
             self.head = self.head or {k: event.get(k) for k in ("id", "created", "model")}
             self.usage = event.get("usage") or self.usage
+            self.prompt_token_ids = event.get("prompt_token_ids") or self.prompt_token_ids
             for choice in event.get("choices") or []:
+                self.prompt_token_ids = choice.get("prompt_token_ids") or self.prompt_token_ids
+                self.token_ids += choice.get("token_ids") or []
+                logprobs = choice.get("logprobs")
+                if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+                    self.logprobs += logprobs["content"]
+                elif isinstance(logprobs, dict):
+                    self.logprobs += logprobs.get("token_logprobs") or []
+                    self.logprob_tokens += logprobs.get("tokens") or []
                 delta = choice.get("delta") or {}
                 self.text.append(delta.get("content") or choice.get("text") or "")
                 for call in delta.get("tool_calls") or []:
@@ -214,6 +252,41 @@ class StreamAssembler:
                 message["tool_calls"] = [self.tool_calls[i] for i in sorted(self.tool_calls)]
             choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": self.finish}
             kind = "chat.completion"
+            logprobs: Any = {"content": self.logprobs} if self.logprobs else None
         else:
             choice, kind = {"index": 0, "text": text, "finish_reason": self.finish}, "text_completion"
-        return {**self.head, "object": kind, "choices": [choice], "usage": self.usage}
+            logprobs = {"tokens": self.logprob_tokens, "token_logprobs": self.logprobs} if self.logprobs else None
+        choice["logprobs"] = logprobs
+        if self.token_ids:
+            choice["token_ids"] = self.token_ids
+        out = {**self.head, "object": kind, "choices": [choice], "usage": self.usage}
+        if self.prompt_token_ids:
+            out["prompt_token_ids"] = self.prompt_token_ids
+        return out
+
+
+class SSERewriter:
+    """Server-sent events passed on without the token fields the agent did not ask for (proxy mode)."""
+
+    def __init__(self, keep_logprobs: bool):
+        self.keep_logprobs, self.buf = keep_logprobs, b""
+
+    def feed(self, data: bytes) -> bytes:
+        from .tokens import strip
+
+        self.buf += data.replace(b"\r\n", b"\n")
+        out = []
+        while b"\n\n" in self.buf:
+            event, self.buf = self.buf.split(b"\n\n", 1)
+            lines = []
+            for line in event.split(b"\n"):
+                if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                    try:
+                        obj = json.loads(line[5:])
+                    except ValueError:
+                        obj = None
+                    if isinstance(obj, dict):
+                        line = b"data: " + json.dumps(strip(obj, self.keep_logprobs)).encode()
+                lines.append(line)
+            out.append(b"\n".join(lines) + b"\n\n")
+        return b"".join(out)

@@ -44,7 +44,7 @@ async def next_calls(req: NextCallsRequest, request: Request) -> NextCalls:
 
 @trainer_router.post("/model/calls/{call_id}/respond", response_model=CallRecord)
 async def respond(call_id: str, req: RespondRequest, request: Request) -> CallRecord:
-    return _hub(request).respond(call_id, req.response, req.usage, req.error)
+    return _hub(request).respond(call_id, req)
 
 
 @trainer_router.get("/model/trajectories/{sandbox_id}", response_model=Trajectory)

@@ -31,6 +31,14 @@ def test_eight_process_sandboxes_embedded() -> None:
     check(run_example("--n", "8"), 8)
 
 
+def test_infra_failed_rollouts_are_masked_and_retried() -> None:
+    out = run_example("--n", "4", "--faults")
+    check(out, 4)
+    masked = [line for line in out.splitlines() if line.startswith("masked ")]
+    assert len(masked) == 1 and "infra_error model/trainer_error" in masked[0], out
+    assert "1 infra-failed rollouts masked and retried, 0 still failed" in out
+
+
 def test_eight_process_sandboxes_through_a_server(server: ServerProcess) -> None:
     check(run_example("--n", "8", "--base-url", server.url, "--token", server.token), 8)
 

@@ -10,7 +10,7 @@ import pytest
 
 from rock_envs.sandbox import InvalidRequestError, Sandbox, SandboxConfig, SandboxNotFoundError
 from rock_envs.sandbox.errors import CallNotFoundError
-from rock_envs.sandbox.model_service import ModelService
+from rock_envs.sandbox.model_service import ModelService, call_infra_error
 from tests.sandbox.model_service.agents import run_with_answers, script
 from tests.support.paths import PYTHON
 
@@ -54,6 +54,9 @@ BAD = [
         "stream",
     ),
     ("/completions", '{"model": "m"}', None, 400, "prompt"),
+    ("/responses", '{"model": "m"}', None, 400, "input"),
+    ("/responses", '{"model": "m", "input": [{"role": "wizard", "content": "x"}]}', None, 400, "input[0]"),
+    ("/responses", '{"model": "m", "input": "x", "tools": {}}', None, 400, "tools"),
     ("/embeddings", '{"model": "m", "input": "x"}', None, 404, None),
     ("/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "x"}]}', "sk-rock-wrong", 401, None),
 ]
@@ -162,7 +165,8 @@ async def test_a_removed_sandbox_fails_fast_and_keeps_its_trajectory(make_config
         await service.next_calls(timeout=5)
     assert [c async for c in service.calls()] == []  # ends at once
     (record,) = await service.trajectory(sid)
-    assert record.status == "error" and record.error["type"] == "sandbox_removed"  # type: ignore[index]
+    assert record.status == "sandbox_removed" and record.error["type"] == "sandbox_removed"  # type: ignore[index]
+    assert call_infra_error(record)["phase"] == "model"  # type: ignore[index]
     if mode == "server":
         async with httpx.AsyncClient(base_url=sb.config.base_url) as http:
             late = await http.post(

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from rock_envs.sandbox import Sandbox
+from rock_envs.sandbox.model_service import trajectory_infra_error
 from tests.sandbox.model_service.agents import failing_call_agent, run_with_answers, script
 from tests.support.server import free_port
 
@@ -42,10 +43,11 @@ async def test_openai_client_through_the_proxy(make_config, upstream) -> None:  
         }
         assert {s["auth"] for s in upstream.seen} == {"Bearer sk-upstream"}  # the upstream key, never the sandbox's
         records = await sb.model_service.trajectory()
-        assert [r.status for r in records] == ["answered", "answered", "answered", "error"]
+        assert [r.status for r in records] == ["answered", "answered", "answered", "bad_request"]
         assert records[1].response["choices"][0]["message"]["content"] == "upstream: streamed"  # type: ignore[index]
         assert records[0].usage == records[1].usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
         assert records[3].error["message"] == "upstream says no"  # type: ignore[index]
+        assert trajectory_infra_error(records) is None  # the upstream refused the agent's request: the agent's fault
 
 
 async def test_an_unreachable_upstream_is_a_502(make_config) -> None:  # type: ignore[no-untyped-def]
@@ -54,3 +56,7 @@ async def test_an_unreachable_upstream_is_a_502(make_config) -> None:  # type: i
     async with Sandbox(make_config(model_service=spec)) as sb:
         result = await run_with_answers(sb, await script(sb, "a.py", agent), None)
         assert result.output.split() == ["502", "upstream_unreachable"], result.stderr
+        (record,) = await sb.model_service.trajectory()
+        assert record.status == "upstream_error"
+        found = trajectory_infra_error([record])
+        assert found is not None and found["phase"] == "model" and found["type"] == "upstream_error"

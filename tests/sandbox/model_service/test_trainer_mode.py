@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rock_envs.sandbox import Sandbox
-from rock_envs.sandbox.model_service import ModelCall
+from rock_envs.sandbox.model_service import ModelCall, call_infra_error
 from tests.sandbox.model_service.agents import failing_call_agent, run_with_answers, script
 
 pytestmark = pytest.mark.anyio
@@ -88,6 +88,11 @@ async def test_nobody_answering_gives_the_agent_a_clear_timeout(make_config) -> 
         assert result.output.startswith("504 nobody answered this call within 0.5 s"), (result.output, result.stderr)
         (record,) = await sb.model_service.trajectory()
         assert record.status == "timeout" and record.error["code"] == "trainer_timeout"  # type: ignore[index]
+        assert call_infra_error(record) == {
+            "phase": "model",
+            "type": "timeout",
+            "message": "call 0 (chat.completions): " + record.error["message"],  # type: ignore[index]
+        }
 
 
 async def test_the_trainer_can_fail_a_call(make_config) -> None:  # type: ignore[no-untyped-def]
@@ -100,4 +105,4 @@ async def test_the_trainer_can_fail_a_call(make_config) -> None:  # type: ignore
         result = await run_with_answers(sb, await script(sb, "a.py", agent), fail)
         assert result.output.strip() == "500 policy crashed", result.stderr
         (record,) = await sb.model_service.trajectory()
-        assert record.status == "error"
+        assert record.status == "trainer_error"
