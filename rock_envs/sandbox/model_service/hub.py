@@ -15,7 +15,7 @@ import collections
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
 from ..errors import CallNotFoundError, SandboxNotFoundError
 from . import openai_format as oa
@@ -69,6 +69,8 @@ class ModelHub:
         self.pending: dict[str, _Pending] = {}  # trainer-mode calls waiting for an answer, oldest first
         self._changed: asyncio.Condition | None = None
         self._proxy: Any = None
+        self.on_call: Callable[[str, float], None] | None = None
+        """Told each call's status and seconds as it returns (the manager's metrics)."""
 
     # ---- sandboxes ------------------------------------------------------------------------------
 
@@ -219,6 +221,8 @@ class ModelHub:
             raise
         finally:
             box.waiting -= 1
+            if self.on_call is not None:
+                self.on_call(record.status, time.time() - record.created_at)
 
     async def _trainer(self, box: _Box, record: CallRecord) -> Reply:
         future: asyncio.Future[tuple[Any, Optional[dict[str, Any]]]] = asyncio.get_running_loop().create_future()
