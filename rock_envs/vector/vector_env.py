@@ -43,6 +43,7 @@ from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
 from rock_envs.vector.recording import Recorder
 from rock_envs.vector.snapshots import SnapshotOps
+from rock_envs.vector.stats import VectorCollector, VectorStats
 from rock_envs.worker.protocol import Apply, Built, Call, Make, OnError, SetAttr, Step
 
 
@@ -105,6 +106,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             record=record is not None,
         )
         self._d = Dispatcher(group, num_envs, make, restore)
+        self.metrics: VectorCollector | None = None  # make_vec(..., metrics=True) sets it
         kwargs = getattr(factory, "kwargs", None)
         self._identity = (spec.id, dict(kwargs or {})) if spec is not None else (None, None)
         self._recorder: Recorder | None = None
@@ -422,7 +424,14 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
                 f"`{call}` after `close()`: this vector env is closed; make a new one with `rock_envs.make_vec`."
             )
 
+    def stats(self, window: float = 10.0) -> VectorStats:
+        """Steps, resets, steps/s over the last `window` seconds, restarts, env errors, timeouts, and
+        each worker's envs, steps and step latency (p50/p99); see `rock_envs.vector.stats`."""
+        return self._d.stats.snapshot(window)
+
     def close_extras(self, **kwargs: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.unregister()
         try:
             if self._recorder is not None:
                 self._recorder.close()
