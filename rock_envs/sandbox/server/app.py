@@ -20,6 +20,8 @@ from ..model_service.routes import agent_router as model_agent_router
 from ..model_service.routes import trainer_router as model_trainer_router
 from ..models import PoolRequest
 from . import rock_wire
+from .dashboard import api_router as dashboard_api
+from .dashboard import page_router as dashboard_page
 from .limits import Limits, Quota
 from .observe import RequestMetrics, ServerMetrics
 from .observe import router as metrics_router
@@ -197,6 +199,8 @@ def create_app(
 
     app.include_router(metrics_router)  # checks the token itself, unless metrics_public
     app.include_router(router, dependencies=[Depends(require_token)])
+    app.include_router(dashboard_page)  # the page and its assets hold no data: public
+    app.include_router(dashboard_api, dependencies=[Depends(require_token)])
     app.include_router(workers_router)  # checks the token itself: WebSockets bypass exception handlers
     app.include_router(model_trainer_router, dependencies=[Depends(require_token)])
     app.include_router(model_agent_router)  # OpenAI-compatible: a sandbox's own key, checked by the hub

@@ -19,7 +19,8 @@ The manager's own numbers (sandboxes, creates, pools, model calls, cgroups) are 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from fastapi import APIRouter, Request, Response
@@ -46,6 +47,28 @@ class RelayCounts:
     frames_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    open: dict[int, Any] = field(default_factory=dict)
+    """The channels open now, by ``id()`` (each counts its own frames), for the dashboard."""
+
+
+class CommandHistory:
+    """The last few commands run over ``POST /sandboxes/{sid}/commands`` in each sandbox, with exit codes."""
+
+    def __init__(self, keep: int = 20):
+        self.keep = keep
+        self.by_sandbox: dict[str, deque[dict[str, Any]]] = {}
+
+    def add(self, sandbox_id: str, cmd: str, exit_code: int | None, timed_out: bool, seconds: float) -> None:
+        if len(self.by_sandbox) > 4096:  # forget sandboxes long gone
+            for sid in list(self.by_sandbox)[:1024]:
+                del self.by_sandbox[sid]
+        book = self.by_sandbox.setdefault(sandbox_id, deque(maxlen=self.keep))
+        book.append(
+            {"cmd": cmd[:500], "exit_code": exit_code, "timed_out": timed_out, "seconds": seconds, "at": time.time()}
+        )
+
+    def recent(self, sandbox_id: str) -> list[dict[str, Any]]:
+        return list(self.by_sandbox.get(sandbox_id, ()))[::-1]
 
 
 class ServerCollector(Collector):
@@ -91,6 +114,7 @@ class ServerMetrics:
             registry=self.registry,
         )
         app.state.relay = RelayCounts()
+        app.state.history = CommandHistory()
         metrics.add(ServerCollector(app))
 
 

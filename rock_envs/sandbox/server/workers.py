@@ -39,6 +39,8 @@ class _Channel:
     def __init__(self, cid: int, entry: Entry, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.cid, self.entry, self.reader, self.writer = cid, entry, reader, writer
         self.pump: asyncio.Task[None] | None = None
+        self.frames_in = self.frames_out = 0
+        self.opened_at = time.monotonic()
 
 
 class Router:
@@ -117,6 +119,7 @@ class Router:
         channel = _Channel(cid, entry, reader, writer)
         self.channels[cid] = channel
         self.counts.channels += 1
+        self.counts.open[id(channel)] = channel
         channel.pump = asyncio.create_task(self._pump(channel))
         await self._say(op="opened", channel=cid)
 
@@ -133,6 +136,7 @@ class Router:
             return
         channel.entry.last_used_at = time.time()
         self.counts.frames_in += 1
+        channel.frames_in += 1
         self.counts.bytes_in += len(data) - 4
         channel.writer.write(frame(data[4:], "the /workers relay"))
         transport = channel.writer.transport
@@ -146,6 +150,7 @@ class Router:
             while True:
                 payload = await read_frame_async(channel.reader, "the /workers relay")
                 self.counts.frames_out += 1
+                channel.frames_out += 1
                 self.counts.bytes_out += len(payload)
                 await self.outbox.put(("bytes", prefix + payload))
         except (asyncio.IncompleteReadError, ConnectionError, FrameTooLargeError):
@@ -161,6 +166,7 @@ class Router:
             return False
         channel.writer.close()
         self.counts.channels -= 1
+        self.counts.open.pop(id(channel), None)
         if channel.pump is not None and not from_pump:
             channel.pump.cancel()
         self.manager.release(channel.entry)
