@@ -174,11 +174,15 @@ class Dispatcher:
         if failure is not None:
             raise failure
 
-    def wait_done(self, pendings: list[Pending], timeout: float | None, what: str) -> None:
+    def wait_done(
+        self, pendings: list[Pending], timeout: float | None, what: str, on_pump: Callable[[], None] | None = None
+    ) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.restarts.clear()
         while not all(p.done for p in pendings):
             self.pump(deadline, what)
+            if on_pump is not None:  # progress: `make_vec`'s bar
+                on_pump()
         for p in pendings:
             if isinstance(p.reply, Failure):
                 raise p.reply.to_error(where=f"`{what}`")

@@ -41,6 +41,7 @@ from rock_envs.core.spaces import ObservationMode, check_observation_mode, check
 from rock_envs.vector.actions import split_actions
 from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
+from rock_envs.vector.progress import build_progress
 from rock_envs.vector.recording import Recorder
 from rock_envs.vector.snapshots import SnapshotOps
 from rock_envs.vector.stats import VectorCollector, VectorStats
@@ -349,7 +350,8 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
 
     def _build_all(self) -> Built:
         pendings = [self._d.make(w) for w in range(self.group.num_workers)]
-        self._d.wait_done(pendings, self.timeout, "make_vec")
+        with build_progress(getattr(self.spec, "id", "") or "", self.num_envs, pendings) as tick:
+            self._d.wait_done(pendings, self.timeout, "make_vec", on_pump=tick)
         first = pendings[0].reply
         same = self.observation_mode == "same"
         for w, p in enumerate(pendings[1:], 1):
