@@ -194,8 +194,11 @@ def cgroup_usage(extra: dict[str, Any]) -> dict[str, float]:
     """CPU seconds, memory bytes and pids of a process-runtime sandbox, from its cgroups (v2 or v1).
 
     Where the cgroup keeps no CPU count (v1 without cpuacct), the CPU seconds of its live
-    processes and of the children they reaped are summed from ``/proc``. Empty for a sandbox without cgroups (e.g. a container).
+    processes and of the children they reaped are summed from ``/proc``. A container's are read
+    from the engine's cgroups on this host (:func:`container_usage`); empty where none is found.
     """
+    if extra.get("container") and not extra.get("cgroups"):
+        return container_usage(str(extra["container"]))
     out: dict[str, float] = {}
     procs: set[int] = set()
     for controller, path in extra.get("cgroups") or []:
@@ -214,6 +217,29 @@ def cgroup_usage(extra: dict[str, Any]) -> dict[str, float]:
     if "cpu" not in out and procs:
         out["cpu"] = sum(_proc_cpu(pid) for pid in procs)
     return out
+
+
+CONTAINER_GROUPS = ("{root}/{ctl}/docker/{cid}", "{root}/system.slice/docker-{cid}.scope", "{root}/docker/{cid}")
+
+
+def container_usage(cid: str, root: str = "/sys/fs/cgroup") -> dict[str, float]:
+    """A local Docker container's CPU seconds, memory and pids, from the cgroups its engine made
+    (cgroupfs v1, or v2 under systemd or cgroupfs); empty for an engine on another host."""
+    v1 = {ctl: CONTAINER_GROUPS[0].format(root=root, ctl=ctl, cid=cid) for ctl in ("memory", "pids", "cpuacct")}
+    if os.path.isdir(v1["memory"]):
+        out = {
+            "memory": _number(os.path.join(v1["memory"], "memory.usage_in_bytes")),
+            "pids": _number(os.path.join(v1["pids"], "pids.current")),
+        }
+        usage = _text(os.path.join(v1["cpuacct"], "cpuacct.usage")).strip()
+        if usage.isdigit():
+            out["cpu"] = int(usage) / 1e9
+        return out
+    for pattern in CONTAINER_GROUPS[1:]:
+        path = pattern.format(root=root, cid=cid)
+        if os.path.isdir(path):
+            return cgroup_usage({"cgroups": [["v2", path]]})
+    return {}
 
 
 def _text(path: str) -> str:

@@ -152,7 +152,7 @@ async def test_model_calls_and_remote_workers_show(srv: ServerProcess) -> None:
         venv.close()
 
 
-def test_metrics_public_only_on_loopback(tmp_path: object) -> None:
+def test_metrics_public_only_on_loopback() -> None:
     public = ServerProcess(["--metrics-public"]).start()
     try:
         assert value(scrape(public, token=False), "rock_envs_sandboxes", state="running", runtime="process") == 0
@@ -167,3 +167,20 @@ def test_metrics_public_only_on_loopback(tmp_path: object) -> None:
     )
     assert refused.returncode != 0
     assert "only allowed on a loopback address" in refused.stderr
+
+
+@pytest.mark.docker
+def test_a_containers_cpu_memory_and_pids_come_from_its_engines_cgroups(image: str) -> None:
+    server = ServerProcess(["--runtime", "docker"]).start()
+    try:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=120) as c:
+            sid = c.post("/sandboxes", json={"runtime": "docker", "image": image, "ttl": 120}).json()["id"]
+            c.post(f"/sandboxes/{sid}/commands", json={"cmd": "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"})
+            s = scrape(server)
+            assert value(s, "rock_envs_sandboxes", state="running", runtime="docker") == 1
+            assert value(s, "rock_envs_sandbox_pids", sandbox=sid) >= 1
+            assert value(s, "rock_envs_sandbox_memory_bytes", sandbox=sid) > 0
+            assert value(s, "rock_envs_sandbox_cpu_seconds", sandbox=sid) > 0
+            c.delete(f"/sandboxes/{sid}")
+    finally:
+        server.stop()
