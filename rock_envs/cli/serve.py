@@ -33,6 +33,7 @@ def serve(
     metrics_public: bool = typer.Option(
         False, help="Serve GET /metrics without the token (Prometheus on the same machine); loopback only."
     ),
+    metrics: bool = typer.Option(True, help="Serve GET /metrics and time every request (--no-metrics: neither)."),
 ) -> None:
     """Start the sandbox server. Every route but /health needs the token: `Authorization: Bearer <token>`
     (ROCK's wire under /apis/ also takes XRL-Authorization, X-Key, or HTTP Basic with the token as password)."""
@@ -58,4 +59,5 @@ def serve(
         **starting,
         **rock_options(runtime, image_map),
         metrics_public=metrics_public,
+        metrics=metrics,
     )

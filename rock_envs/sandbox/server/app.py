@@ -126,6 +126,7 @@ def create_app(
     max_starting: int | None = None,
     rock: rock_wire.RockWireConfig | None = None,
     metrics_public: bool = False,
+    metrics: bool = True,
 ) -> FastAPI:
     """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``).
 
@@ -134,7 +135,8 @@ def create_app(
 
     ``extra_tokens`` are accepted too (each its own holder for the per-token caps of ``limits``).
     ``rock`` configures ROCK's wire (``/apis/...``; see :mod:`.rock_wire`), which every app speaks.
-    ``GET /metrics`` (Prometheus; see :mod:`.observe`) needs the token unless ``metrics_public``.
+    ``GET /metrics`` (Prometheus; see :mod:`.observe`) needs the token unless ``metrics_public``;
+    ``metrics=False`` serves no ``/metrics`` and times no requests (what benchmarks compare against).
     """
     token = token or secrets.token_urlsafe(32)
     manager = manager or SandboxManager(
@@ -197,7 +199,8 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"ok": True, "sandboxes": len(manager.sandboxes)}
 
-    app.include_router(metrics_router)  # checks the token itself, unless metrics_public
+    if metrics:
+        app.include_router(metrics_router)  # checks the token itself, unless metrics_public
     app.include_router(router, dependencies=[Depends(require_token)])
     app.include_router(dashboard_page)  # the page and its assets hold no data: public
     app.include_router(dashboard_api, dependencies=[Depends(require_token)])
@@ -205,6 +208,7 @@ def create_app(
     app.include_router(model_trainer_router, dependencies=[Depends(require_token)])
     app.include_router(model_agent_router)  # OpenAI-compatible: a sandbox's own key, checked by the hub
     rock_wire.mount(app, rock or rock_wire.RockWireConfig())
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    if metrics:
+        app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
     return app

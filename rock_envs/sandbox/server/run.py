@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument(f"--{name}", type=int, default=None)
     p.add_argument("--pool", action="append", default=[], help="NAME=SIZE[:runtime[:image]] (repeatable)")
     p.add_argument("--metrics-public", action="store_true", help="serve /metrics without the token (loopback only)")
+    p.add_argument("--no-metrics", action="store_true", help="no /metrics, no request timing")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     serve(
         args.host,
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         **start_options(args.pool, args.max_starting),
         **rock_options(args.runtime, args.image_map),
         metrics_public=args.metrics_public,
+        metrics=not args.no_metrics,
     )
 
 

@@ -152,13 +152,19 @@ async def test_model_calls_and_remote_workers_show(srv: ServerProcess) -> None:
         venv.close()
 
 
-def test_metrics_public_only_on_loopback() -> None:
+def test_metrics_public_only_on_loopback_and_no_metrics_serves_none() -> None:
     public = ServerProcess(["--metrics-public"]).start()
     try:
         assert value(scrape(public, token=False), "rock_envs_sandboxes", state="running", runtime="process") == 0
         assert httpx.get(public.url + "/sandboxes").status_code == 401  # only /metrics is public
     finally:
         public.stop()
+    quiet = ServerProcess(["--no-metrics"]).start()
+    try:
+        assert httpx.get(quiet.url + "/metrics", headers=quiet.headers).status_code == 404
+        assert httpx.get(quiet.url + "/sandboxes", headers=quiet.headers).status_code == 200
+    finally:
+        quiet.stop()
     refused = subprocess.run(
         [PYTHON, "-m", "rock_envs.sandbox.server", "--host", "0.0.0.0", "--metrics-public", "--token", "t"],
         capture_output=True,
