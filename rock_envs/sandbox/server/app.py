@@ -127,6 +127,7 @@ def create_app(
     rock: rock_wire.RockWireConfig | None = None,
     metrics_public: bool = False,
     metrics: bool = True,
+    own_manager: bool = True,
 ) -> FastAPI:
     """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``).
 
@@ -137,6 +138,7 @@ def create_app(
     ``rock`` configures ROCK's wire (``/apis/...``; see :mod:`.rock_wire`), which every app speaks.
     ``GET /metrics`` (Prometheus; see :mod:`.observe`) needs the token unless ``metrics_public``;
     ``metrics=False`` serves no ``/metrics`` and times no requests (what benchmarks compare against).
+    ``own_manager=False``: the app never closes ``manager`` (an embedded one it only looks at).
     """
     token = token or secrets.token_urlsafe(32)
     manager = manager or SandboxManager(
@@ -152,7 +154,8 @@ def create_app(
             yield
         finally:
             await rock_wire.close(app)
-            await manager.close()
+            if own_manager:
+                await manager.close()
 
     def check_token(header: str) -> bool:
         scheme, _, given = header.partition(" ")

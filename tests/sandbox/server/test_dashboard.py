@@ -170,3 +170,21 @@ def test_rock_envs_dashboard_prints_the_page_or_says_no_server_answers(srv: Serv
     assert found.output.split()[0] == srv.url + "/dashboard" and srv.token not in found.output
     missing = runner.invoke(app, ["dashboard", "--url", f"http://127.0.0.1:{free_port()}", "--no-open"])
     assert missing.exit_code == 2 and "no rock-envs server answers" in missing.output
+
+
+@pytest.mark.anyio
+async def test_an_embedded_manager_gets_its_dashboard_and_outlives_it(embedded_dir: str) -> None:
+    from rock_envs.sandbox import Sandbox, SandboxConfig
+    from rock_envs.sandbox.server import serve_dashboard
+
+    async with Sandbox(SandboxConfig(runtime_dir=embedded_dir)) as sb:
+        board = await serve_dashboard(embedded_dir)
+        base = board.url.rsplit("/dashboard", 1)[0]
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            assert (await client.get("/dashboard")).status_code == 200
+            assert (await client.get("/dashboard/api/sandboxes")).status_code == 401
+            listed = await client.get("/dashboard/api/sandboxes", headers={"Authorization": f"Bearer {board.token}"})
+            assert [row["id"] for row in listed.json()["sandboxes"]] == [sb.id]
+        await board.aclose()
+        await board.aclose()  # twice is fine
+        assert (await sb.arun("echo still here")).output == "still here\n"  # the manager was not closed
