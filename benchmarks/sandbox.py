@@ -205,6 +205,7 @@ async def main(n: int, mb: int) -> None:
         if row is head:
             print(line)
     print(line)
+    print("targets: create p50 <= 50 ms; `echo hi` through the server p50 <= 3 ms; metrics on/off >= 0.95")
 
 
 if __name__ == "__main__":
