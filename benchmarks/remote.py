@@ -10,6 +10,10 @@ alternating which goes first; throughput keeps each side's best round, since noi
 - 1024 Sokoban envs with `send`/`recv` at batch_size 256.
 - a trivial env (its step does nothing), 1024 envs on one worker: the per-env-step overhead the
   server adds, (remote - subprocess) time per step / 1024; target <= 50 us.
+- the cost of metrics: the trivial env again, remote on two servers side by side, one serving
+  /metrics (scraped every second) to a vector env made with `metrics=True` (its own registry also
+  scraped every second), the other started with `--no-metrics` under a plain vector env; the ratio
+  column is on/off (target >= 0.95).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable
 
@@ -32,6 +37,7 @@ import gymnasium as gym
 import httpx
 
 import rock_envs
+from benchmarks.scraper import scraping
 
 SOKOBAN = "game:Sokoban-v0-easy"
 MOVES = ["\\boxed{up}", "\\boxed{down}", "\\boxed{left}", "\\boxed{right}"]
@@ -54,7 +60,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -70,6 +76,7 @@ class Server:
             self.token,
             "--runtime-dir",
             self.dir,
+            *args,
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -151,15 +158,16 @@ def compare(
     run: Callable[[Any], tuple[float, list[float]]],
     rounds: int,
     prime: Callable[[Any], None] = lambda v: None,
+    sides: tuple[str, str] = ("remote", "subprocess"),
 ) -> dict[str, Any]:
-    envs = {side: make(side) for side in ("remote", "subprocess")}
+    envs = {side: make(side) for side in sides}
     try:
         for venv in envs.values():
             prime(venv)
         best = {side: 0.0 for side in envs}
         lat: dict[str, list[float]] = {side: [] for side in envs}
         for r in range(rounds):
-            for side in ("remote", "subprocess") if r % 2 == 0 else ("subprocess", "remote"):
+            for side in sides if r % 2 == 0 else sides[::-1]:
                 rate, times = run(envs[side])
                 best[side] = max(best[side], rate)
                 lat[side] += times
@@ -174,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="few rounds and steps (a smoke run)")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--metrics-only", action="store_true", help="only the metrics on/off row")
     args = p.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 4)
     steps = args.steps or (5 if args.quick else 20)
@@ -189,79 +198,81 @@ def main(argv: list[str] | None = None) -> None:
 
             return _make
 
-        # 1. 4096 Sokoban, step() on all
-        n = 4096
-        rss: dict[str, tuple[float, float]] = {}
+        if not args.metrics_only:  # the metrics row alone: --metrics-only
+            # 1. 4096 Sokoban, step() on all
+            n = 4096
+            rss: dict[str, tuple[float, float]] = {}
 
-        def sok_round(venv: Any) -> tuple[float, list[float]]:
-            rate, lat = step_round(venv, steps, lambda: [random.choice(MOVES) for _ in range(n)])
-            side = venv.group.name
-            me = tree(os.getpid()) - ({server.proc.pid} | tree(server.proc.pid))
-            if side == "remote":
-                rss[side] = (rss_mb({server.proc.pid}), rss_mb(tree(server.proc.pid)) + rss_mb({os.getpid()}))
-            else:
-                rss[side] = (0.0, rss_mb(me))
-            return rate, lat
+            def sok_round(venv: Any) -> tuple[float, list[float]]:
+                rate, lat = step_round(venv, steps, lambda: [random.choice(MOVES) for _ in range(n)])
+                side = venv.group.name
+                me = tree(os.getpid()) - ({server.proc.pid} | tree(server.proc.pid))
+                if side == "remote":
+                    rss[side] = (rss_mb({server.proc.pid}), rss_mb(tree(server.proc.pid)) + rss_mb({os.getpid()}))
+                else:
+                    rss[side] = (0.0, rss_mb(me))
+                return rate, lat
 
-        res = compare(make(SOKOBAN, n, cores), sok_round, rounds, prime=lambda v: v.reset(seed=0))
-        b, lat = res["best"], res["lat"]
-        rows.append(
-            (
-                f"Sokoban {n} envs, step()",
-                b["remote"],
-                b["subprocess"],
-                f"{pct(lat['remote'], 0.5) * 1e3:.0f}/{pct(lat['remote'], 0.99) * 1e3:.0f}",
-                f"{pct(lat['subprocess'], 0.5) * 1e3:.0f}/{pct(lat['subprocess'], 0.99) * 1e3:.0f}",
-                f"{rss['remote'][0]:.0f}",
-                f"{rss['remote'][1]:.0f} vs {rss['subprocess'][1]:.0f}",
+            res = compare(make(SOKOBAN, n, cores), sok_round, rounds, prime=lambda v: v.reset(seed=0))
+            b, lat = res["best"], res["lat"]
+            rows.append(
+                (
+                    f"Sokoban {n} envs, step()",
+                    b["remote"],
+                    b["subprocess"],
+                    f"{pct(lat['remote'], 0.5) * 1e3:.0f}/{pct(lat['remote'], 0.99) * 1e3:.0f}",
+                    f"{pct(lat['subprocess'], 0.5) * 1e3:.0f}/{pct(lat['subprocess'], 0.99) * 1e3:.0f}",
+                    f"{rss['remote'][0]:.0f}",
+                    f"{rss['remote'][1]:.0f} vs {rss['subprocess'][1]:.0f}",
+                )
             )
-        )
 
-        # 2. 1024 Sokoban, send/recv at batch_size 256
-        n = 1024
+            # 2. 1024 Sokoban, send/recv at batch_size 256
+            n = 1024
 
-        def prime_recv(venv: Any) -> None:
-            venv.reset(seed=0)
-            venv.send([random.choice(MOVES) for _ in range(n)])
+            def prime_recv(venv: Any) -> None:
+                venv.reset(seed=0)
+                venv.send([random.choice(MOVES) for _ in range(n)])
 
-        res = compare(
-            make(SOKOBAN, n, cores, batch_size=256), lambda v: recv_round(v, steps * 4), rounds, prime=prime_recv
-        )
-        b, lat = res["best"], res["lat"]
-        rows.append(
-            (
-                f"Sokoban {n} envs, send/recv 256",
-                b["remote"],
-                b["subprocess"],
-                f"{pct(lat['remote'], 0.5) * 1e3:.0f}/{pct(lat['remote'], 0.99) * 1e3:.0f}",
-                f"{pct(lat['subprocess'], 0.5) * 1e3:.0f}/{pct(lat['subprocess'], 0.99) * 1e3:.0f}",
-                "",
-                "",
+            res = compare(
+                make(SOKOBAN, n, cores, batch_size=256), lambda v: recv_round(v, steps * 4), rounds, prime=prime_recv
             )
-        )
-
-        # 3. the per-env-step overhead of the server, over a batch of 1024 trivial envs on one worker
-        n = 1024
-        noop_steps = steps * 10
-        res = compare(
-            make(NoopEnv, n, 1),
-            lambda v: step_round(v, noop_steps, lambda: [0] * n),
-            rounds,
-            prime=lambda v: v.reset(seed=0),
-        )
-        per = {side: statistics.median(res["lat"][side]) / n for side in res["lat"]}
-        overhead_us = (per["remote"] - per["subprocess"]) * 1e6
-        rows.append(
-            (
-                f"trivial env, batch of {n}",
-                res["best"]["remote"],
-                res["best"]["subprocess"],
-                f"{pct(res['lat']['remote'], 0.5) * 1e3:.1f}/{pct(res['lat']['remote'], 0.99) * 1e3:.1f}",
-                f"{pct(res['lat']['subprocess'], 0.5) * 1e3:.1f}/{pct(res['lat']['subprocess'], 0.99) * 1e3:.1f}",
-                "",
-                f"overhead {overhead_us:.2f} us/env step",
+            b, lat = res["best"], res["lat"]
+            rows.append(
+                (
+                    f"Sokoban {n} envs, send/recv 256",
+                    b["remote"],
+                    b["subprocess"],
+                    f"{pct(lat['remote'], 0.5) * 1e3:.0f}/{pct(lat['remote'], 0.99) * 1e3:.0f}",
+                    f"{pct(lat['subprocess'], 0.5) * 1e3:.0f}/{pct(lat['subprocess'], 0.99) * 1e3:.0f}",
+                    "",
+                    "",
+                )
             )
-        )
+
+            # 3. the per-env-step overhead of the server, over a batch of 1024 trivial envs on one worker
+            n = 1024
+            noop_steps = steps * 10
+            res = compare(
+                make(NoopEnv, n, 1),
+                lambda v: step_round(v, noop_steps, lambda: [0] * n),
+                rounds,
+                prime=lambda v: v.reset(seed=0),
+            )
+            per = {side: statistics.median(res["lat"][side]) / n for side in res["lat"]}
+            overhead_us = (per["remote"] - per["subprocess"]) * 1e6
+            rows.append(
+                (
+                    f"trivial env, batch of {n}",
+                    res["best"]["remote"],
+                    res["best"]["subprocess"],
+                    f"{pct(res['lat']['remote'], 0.5) * 1e3:.1f}/{pct(res['lat']['remote'], 0.99) * 1e3:.1f}",
+                    f"{pct(res['lat']['subprocess'], 0.5) * 1e3:.1f}/{pct(res['lat']['subprocess'], 0.99) * 1e3:.1f}",
+                    "",
+                    f"overhead {overhead_us:.2f} us/env step",
+                )
+            )
+        rows.append(metrics_row(1024, steps * 10, rounds))
     finally:
         server.stop()
 
@@ -287,7 +298,50 @@ def main(argv: list[str] | None = None) -> None:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
         if k == 0:
             print("-+-".join("-" * w for w in widths))
-    print("targets: Sokoban 4096 ratio >= 0.7; overhead <= 50 us per env step")
+    print("targets: Sokoban 4096 ratio >= 0.7; overhead <= 50 us per env step; metrics on/off >= 0.95")
+
+
+def metrics_row(n: int, steps: int, rounds: int) -> tuple[Any, ...]:
+    """The trivial env on a server with metrics (scraped) and a vector env with `metrics=True` (scraped),
+    against a `--no-metrics` server and a plain vector env, alternating rounds in one run."""
+    on, off = Server(), Server("--no-metrics")
+    stop = threading.Event()
+    try:
+        port = rock_envs.serve_metrics(0)
+        scraper = scraping(
+            [(on.url + "/metrics", {"Authorization": f"Bearer {on.token}"}), (f"http://127.0.0.1:{port}/metrics", {})],
+            stop,
+        )
+
+        def make(side: str) -> Any:
+            srv = on if side == "metrics on" else off
+            return rock_envs.make_vec(
+                NoopEnv, n, backend="remote", num_workers=1, url=srv.url, token=srv.token, metrics=side == "metrics on"
+            )
+
+        res = compare(
+            make,
+            lambda v: step_round(v, steps, lambda: [0] * n),
+            rounds,
+            prime=lambda v: v.reset(seed=0),
+            sides=("metrics on", "metrics off"),
+        )
+        stop.set()
+        scraper.join(timeout=10)
+    finally:
+        stop.set()
+        on.stop()
+        off.stop()
+    b, lat = res["best"], res["lat"]
+    return (
+        f"trivial env {n}, remote: metrics on vs off",
+        b["metrics on"],
+        b["metrics off"],
+        f"{pct(lat['metrics on'], 0.5) * 1e3:.1f}/{pct(lat['metrics on'], 0.99) * 1e3:.1f}",
+        f"{pct(lat['metrics off'], 0.5) * 1e3:.1f}/{pct(lat['metrics off'], 0.99) * 1e3:.1f}",
+        "",
+        "columns: metrics on | off (both remote)",
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from rock_envs.make import make
 from rock_envs.registry import EnvSpec, list_envs, register, spec
 from rock_envs.trajectories import replay
 from rock_envs.vector.make_vec import make_vec
+from rock_envs.vector.stats import VectorStats, WorkerStats, serve_metrics
 from rock_envs.vector.vector_env import RockVectorEnv
 
 __version__ = "0.1.0"
@@ -57,12 +58,15 @@ __all__ = [
     "SnapshotError",
     "SpaceMismatchError",
     "UnknownEnvError",
+    "VectorStats",
     "WorkerDiedError",
+    "WorkerStats",
     "WorkerTimeoutError",
     "list_envs",
     "make",
     "make_vec",
     "register",
     "replay",
+    "serve_metrics",
     "spec",
 ]

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.support import docker_support
+from tests.support import browser, docker_support
 from tests.support.backends import BACKENDS, Backend
 from tests.support.paths import short_tmp
 from tests.support.processes import agent_pids, settle
@@ -27,6 +27,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for why in sorted(docker_support.SKIPPED):  # one loud line, even under -q
         terminalreporter.write_line(f"ROCK-ENVS DOCKER TESTS SKIPPED: {why}", red=True, bold=True)
+    for why in sorted(browser.SKIPPED):
+        terminalreporter.write_line(f"ROCK-ENVS BROWSER TESTS SKIPPED: {why}", red=True, bold=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,9 +25,10 @@ def _add_optional_commands() -> None:
     except ImportError:
         pass
     try:
-        from rock_envs.cli import sandbox, serve
+        from rock_envs.cli import dashboard, sandbox, serve
 
         app.command("serve")(serve.serve)
+        app.command("dashboard")(dashboard.dashboard)
         app.add_typer(sandbox.app, name="sandbox")
     except ImportError:
         pass

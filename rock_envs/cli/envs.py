@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 import rock_envs
+from rock_envs.core.progress import progress
 from rock_envs.requirements import missing_requirement, offline_ready
 
 console = Console()
@@ -97,13 +98,17 @@ def run_command(
         episode, ret, length = 0, 0.0, 0
         env.reset(seed=seed)
         started = time.perf_counter()
-        for _ in range(steps):
-            _, reward, terminated, truncated, _ = env.step(env.sample_random_action())
-            ret, length = ret + float(reward), length + 1
-            if terminated or truncated:
-                console.print(f"episode {episode}: return {ret:g}, {length} steps")
-                episode, ret, length = episode + 1, 0.0, 0
-                env.reset(seed=seed + episode)
+        with progress(f"rock-envs run {env_id}", steps, "steps") as bar:
+            for k in range(steps):
+                _, reward, terminated, truncated, _ = env.step(env.sample_random_action())
+                ret, length = ret + float(reward), length + 1
+                if terminated or truncated:
+                    console.print(f"episode {episode}: return {ret:g}, {length} steps")
+                    episode, ret, length = episode + 1, 0.0, 0
+                    env.reset(seed=seed + episode)
+                if k % 64 == 63:
+                    bar.update(k + 1)
+            bar.update(steps)
         elapsed = time.perf_counter() - started
     console.print(f"{steps} steps, {episode} episodes finished, {steps / elapsed:,.0f} steps/s")
 

@@ -27,10 +27,16 @@ def build(
 ) -> None:
     """Build the image if its sources changed, and print its tag (progress goes to stderr)."""
     # Imported here so that `rock-envs --help` does not pay for the Docker SDK.
-    from rock_envs.sandbox.images import ImageBuildError, build_image
+    from rock_envs.core.progress import progress
+    from rock_envs.sandbox.images import PHASES, ImageBuildError, build_image
 
     try:
-        typer.echo(build_image(base, tag, extras=extra))
+        with progress("rock-envs image build", len(PHASES), "phases") as bar:
+            built = build_image(
+                base, tag, extras=extra, on_phase=lambda name: bar.update(PHASES.index(name), description=name)
+            )
+            bar.update(len(PHASES))
+        typer.echo(built)
     except ImageBuildError as e:
         typer.echo(f"rock-envs image: ERROR: {e}", err=True)
         raise typer.Exit(1) from e

@@ -30,6 +30,10 @@ def serve(
     image_map: list[str] = typer.Option(
         [], help="SRC=DST: a ROCK client's image SRC runs as the local image DST (repeatable; never pulled)."
     ),
+    metrics_public: bool = typer.Option(
+        False, help="Serve GET /metrics without the token (Prometheus on the same machine); loopback only."
+    ),
+    metrics: bool = typer.Option(True, help="Serve GET /metrics and time every request (--no-metrics: neither)."),
 ) -> None:
     """Start the sandbox server. Every route but /health needs the token: `Authorization: Bearer <token>`
     (ROCK's wire under /apis/ also takes XRL-Authorization, X-Key, or HTTP Basic with the token as password)."""
@@ -54,4 +58,6 @@ def serve(
         **limit_options(max_sandboxes, max_envs, max_sandboxes_per_token, max_envs_per_token, extra_token),
         **starting,
         **rock_options(runtime, image_map),
+        metrics_public=metrics_public,
+        metrics=metrics,
     )

@@ -92,7 +92,13 @@ class PayloadTooLargeError(SandboxError, ValueError):
 
 
 class SandboxLimitError(SandboxError, RuntimeError):
+    """``cap`` names the cap that refused (``max_sandboxes``, ``max_envs_per_token``, ...), for metrics."""
+
     status = 429
+
+    def __init__(self, message: str, cap: str = "other"):
+        super().__init__(message)
+        self.cap = cap
 
 
 class CommandTimeoutError(SandboxError, TimeoutError):

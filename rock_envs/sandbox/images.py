@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from rock_envs.core.errors import ImageBuildError
 from rock_envs.sandbox import wheels
@@ -40,6 +40,8 @@ __all__ = ["ImageBuildError", "build_image", "ensure_debian_base", "find_project
 
 IMAGE_REPO = "rock-envs"
 DEFAULT_ALIAS = "rock-envs:latest"
+PHASES = ("base image", "hashing the sources", "dependency wheels", "the rock-envs wheel", "docker build")
+"""What `build_image` tells `on_phase`, in order (a cached image stops after the second)."""
 BASE_REPO = "rock-envs-base"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("ROCK_ENVS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -227,14 +229,18 @@ def build_image(
     *,
     extras: Iterable[str] = ("server", "agentic"),
     project_root: str | os.PathLike | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> str:
     """Build (or find cached) the rock-envs image and return its tag.
 
     `base`: a local image with Python of this interpreter's version, e.g. ``python:3.11-slim``;
     None builds a Debian bookworm base with debootstrap. It is never pulled.
     `tag`: an extra name for the result (default ``rock-envs:latest``); when given it is returned,
-    otherwise the content-addressed ``rock-envs:<hash12>``.
+    otherwise the content-addressed ``rock-envs:<hash12>``. `on_phase` is told each phase as it
+    begins (of :data:`PHASES`; `rock-envs image build` shows them as a progress bar).
     """
+    phase = on_phase or (lambda name: None)
+    phase(PHASES[0])
     client = _client()
     extras = tuple(sorted(set(extras)))
     root = Path(project_root).resolve() if project_root else find_project_root()
@@ -248,6 +254,7 @@ def build_image(
             f"`docker load -i image.tar`), or omit the base to build a Debian one offline"
         )
 
+    phase(PHASES[1])
     dockerfile = _dockerfile(base, extras)
     digest = hashlib.sha256()
     for part in (dockerfile.encode(), base_image.id.encode()):
@@ -260,12 +267,14 @@ def build_image(
     with wheels.locked("image"):
         image = _image_or_none(client, hashed)
         if image is None:
-            image = _build(client, root, base, extras, dockerfile, hashed)
+            image = _build(client, root, base, extras, dockerfile, hashed, phase)
         image.tag(*_split_tag(alias))
     return tag or hashed
 
 
-def _build(client, root: Path, base: str, extras: tuple[str, ...], dockerfile: str, hashed: str):
+def _build(
+    client, root: Path, base: str, extras: tuple[str, ...], dockerfile: str, hashed: str, phase: Callable[[str], None]
+):
     import docker.errors
 
     version, machine = _probe_python(client, base)
@@ -278,6 +287,7 @@ def _build(client, root: Path, base: str, extras: tuple[str, ...], dockerfile: s
         )
     with tempfile.TemporaryDirectory(prefix="context-", dir=wheels.cache_dir()) as tmp:
         ctx = Path(tmp)
+        phase(PHASES[2])
         requirements = wheels.requirements_of(root, extras)
         wheels.link_wheels(requirements, ctx / "deps")
         (ctx / "deps" / "requirements.txt").write_text("\n".join(requirements) + "\n")
@@ -285,11 +295,13 @@ def _build(client, root: Path, base: str, extras: tuple[str, ...], dockerfile: s
         # a source edit needs no index at all (pip would otherwise retry PyPI for a minute offline).
         build_requires = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
         tools = wheels.wheelhouse("build", build_requires)
+        phase(PHASES[3])
         wheels.say(f"building the rock-envs wheel from {root}")
         wheels.pip_wheel(
             ["--no-deps", "--no-index", "--find-links", str(tools), str(root)], ctx / "project", "pip wheel (rock-envs)"
         )
         (ctx / "Dockerfile").write_text(dockerfile)
+        phase(PHASES[4])
         wheels.say(f"docker build {hashed} on {base}")
         try:
             # pull=False and no network inside: everything comes from the context.

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator
 from ..core.cores import usable_cores
 from .agent_client import AgentClient
 from .errors import InvalidRequestError, SandboxDiedError, SandboxError, SandboxLimitError, SandboxNotFoundError
+from .metrics import SandboxMetrics
 from .model_service.hub import ModelHub
 from .models import (
     ClaimRequest,
@@ -116,6 +117,9 @@ class SandboxManager:
         self.models = ModelHub(store_dir=os.path.join(self.state.path, "trajectories"))
         """The sandboxes' OpenAI-compatible endpoints (``spec.model_service``), their calls and trajectories."""
         self.snapshots = SnapshotStore(os.path.join(self.state.path, "snapshots"))
+        self.metrics = SandboxMetrics(self)
+        """Its Prometheus registry (``metrics.registry``): what ``GET /metrics`` serves."""
+        self.models.on_call = self.metrics.model_call_done
 
     @property
     def owner(self) -> str:
@@ -180,13 +184,18 @@ class SandboxManager:
     async def create(self, spec: SandboxSpec, timeout: float = 60.0) -> SandboxInfo:
         """A running sandbox of ``spec``: from a warm pool whose spec it matches (labels, ttl and
         lease aside), else started now."""
+        began = time.monotonic()
         for pool in self.pools.values():
             if pool.key == claim_key(spec):
-                return await pool.claim(
+                misses = pool.misses
+                info = await pool.claim(
                     ClaimRequest(pool=pool.name, labels=spec.labels, ttl=spec.ttl, lease=spec.lease)
                 )
+                self.metrics.create.labels("hit" if pool.misses == misses else "miss").observe(time.monotonic() - began)
+                return info
         entry = await self.launch(spec, timeout)
         self._renew(entry)
+        self.metrics.create.labels("miss").observe(time.monotonic() - began)
         return entry.info()
 
     async def launch(self, spec: SandboxSpec, timeout: float, pool: str | None = None) -> Entry:
@@ -197,7 +206,8 @@ class SandboxManager:
         if len(self.sandboxes) >= self.max_sandboxes:
             raise SandboxLimitError(
                 f"`create`: this manager already holds {len(self.sandboxes)} sandboxes, "
-                f"its limit; stop some first or raise `max_sandboxes`."
+                f"its limit; stop some first or raise `max_sandboxes`.",
+                cap="manager_max_sandboxes",
             )
         source = self._source(spec)
         spec = self._like(source, spec)
@@ -206,26 +216,31 @@ class SandboxManager:
         entry.home = entry.id
         self.sandboxes[entry.id] = entry
         self._queued += 1
+        began = time.monotonic()
         try:
             await asyncio.wait_for(self._start_slots.acquire(), timeout)
         except asyncio.TimeoutError:
             self.sandboxes.pop(entry.id, None)
             raise SandboxLimitError(
                 f"`create`: waited {timeout} s in line behind {self.max_starting} sandboxes being started at once "
-                "(`max_starting`); create fewer at once, raise the timeout, or raise `--max-starting`."
+                "(`max_starting`); create fewer at once, raise the timeout, or raise `--max-starting`.",
+                cap="max_starting",
             ) from None
         finally:
             self._queued -= 1
         dirs = SandboxDirs(self.state.sandbox_dir(entry.id))
+        began = self.metrics.phase("queue", began)
         try:
             os.makedirs(dirs.root, mode=0o755)
             self.state.save(entry.id, {"runtime": runtime.name, "sandbox_id": entry.id, "owner": self.owner})
             if source is not None:
                 spec = entry.spec = await runtime.prepare(source, self.snapshots.root(source.id), dirs, spec)
             entry.placement = await runtime.start(entry.id, spec, dirs, timeout)
+            began = self.metrics.phase("start", began)
             self.state.save(entry.id, runtime.record(entry.placement))
             entry.agent = AgentClient(entry.placement.socket, entry.id)
             hello = await entry.agent.hello()
+            self.metrics.phase("agent_ready", began)
             entry.placement.isolation = list(hello.get("isolation") or []) + entry.placement.isolation
             if spec.model_service is not None and pool is None:
                 await self.models.attach(entry.id, spec.model_service, entry.placement.socket)
@@ -467,7 +482,7 @@ class SandboxManager:
                 if entry.status in ("starting", "pooled"):  # a pool looks after its own members
                     continue
                 if entry.status == "running" and entry.agent is not None and not entry.agent.alive:
-                    entry.status = "dead"
+                    self._died(entry)
                 idle = entry.spec.ttl and entry.busy == 0 and now - entry.last_used_at > entry.spec.ttl
                 lapsed = entry.lease_until is not None and now > entry.lease_until
                 if idle or lapsed or entry.status == "dead" and entry.busy == 0 and now - entry.last_used_at > 60:
@@ -497,7 +512,7 @@ class SandboxManager:
         try:
             yield entry.agent
         except SandboxDiedError:
-            entry.status = "dead"
+            self._died(entry)
             raise
         finally:
             self.release(entry)
@@ -510,6 +525,11 @@ class SandboxManager:
         entry.busy += 1
         entry.last_used_at = time.time()
         return entry
+
+    def _died(self, entry: Entry) -> None:
+        if entry.status != "dead":
+            entry.status = "dead"
+            self.metrics.agent_deaths.inc()
 
     def release(self, entry: Entry) -> None:
         entry.busy -= 1

@@ -120,7 +120,8 @@ class Pool:
             if left <= 0:
                 raise SandboxLimitError(
                     f"`claim`: pool {self.name!r} has all {self.req.max_size} members (its max_size) claimed; "
-                    f"none came back within {req.timeout} s. Stop or recycle some, or raise max_size."
+                    f"none came back within {req.timeout} s. Stop or recycle some, or raise max_size.",
+                    cap="pool_max_size",
                 )
             self.changed.clear()
             try:

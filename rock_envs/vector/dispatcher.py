@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import RemoteError, WorkerDiedError, WorkerTimeoutError
 from rock_envs.core.snapshot import EnvSnapshot
+from rock_envs.vector.stats import StatsLedger
 from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset, Restore, Values
 
 MAX_RESTARTS_PER_CALL = 3  # per worker: a dropped connection may take every worker at once
@@ -67,6 +68,7 @@ class Pending:
     owed: set[int] = field(default_factory=set)
     reply: Any = None
     done: bool = False
+    sent_at: float = 0.0
 
 
 class Dispatcher:
@@ -101,6 +103,7 @@ class Dispatcher:
         self.restarts: dict[int, int] = {}
         self.interrupted = False
         self.row: Callable[[Any, int], Any] = lambda obs, k: obs[k]  # one env's obs of a batch (set once built)
+        self.stats = StatsLedger(self.blocks)  # `venv.stats()`
 
     # ---- sending -----------------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ class Dispatcher:
         env_ids: list[int] | None = None,
         owed: set[int] | None = None,
     ) -> Pending:
-        pending = Pending(request, purpose, set(env_ids or ()), owed or set())
+        pending = Pending(request, purpose, set(env_ids or ()), owed or set(), sent_at=time.perf_counter())
         self.pending[w].append(pending)
         self.inflight.update(pending.remaining)
         self.group.send(w, request)
@@ -178,11 +181,15 @@ class Dispatcher:
         if failure is not None:
             raise failure
 
-    def wait_done(self, pendings: list[Pending], timeout: float | None, what: str) -> None:
+    def wait_done(
+        self, pendings: list[Pending], timeout: float | None, what: str, on_pump: Callable[[], None] | None = None
+    ) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.restarts.clear()
         while not all(p.done for p in pendings):
             self.pump(deadline, what)
+            if on_pump is not None:  # progress: `make_vec`'s bar
+                on_pump()
         for p in pendings:
             if isinstance(p.reply, Failure):
                 raise p.reply.to_error(where=f"`{what}`")
@@ -210,6 +217,7 @@ class Dispatcher:
             return  # a late reply to a request abandoned with its dead worker
         pending = queue[0]
         if isinstance(reply, Batch):
+            self.stats.filed(w, pending.request, pending.sent_at, reply)
             if pending.remaining:  # a silent rebuild owes nobody: it must not touch `inflight`
                 self.inflight.difference_update(reply.env_ids)
                 pending.remaining.difference_update(reply.env_ids)
@@ -270,6 +278,7 @@ class Dispatcher:
     def _on_timeout(self, what: str) -> None:
         late_workers = [w for w, queue in enumerate(self.pending) if queue]
         late = sorted(self.inflight) or [i for w in late_workers for i in self.blocks[w]]
+        self.stats.timeouts += 1
         for w in late_workers:
             self._rebuild(w, lost=set(), keep=False)
         self.inflight.clear()
@@ -307,6 +316,7 @@ class Dispatcher:
         """
         self.pending[w].clear()
         self.inflight.difference_update(self.blocks[w])
+        self.stats.restarts[w] += 1
         self.group.restart(w)
         self.make(w, Purpose.REBUILD)
         kept = [i for i in self.blocks[w] if self._restorable(i)]

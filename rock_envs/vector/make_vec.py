@@ -15,6 +15,7 @@ from rock_envs.core.spaces import ObservationMode, check_observation_mode
 from rock_envs.core.trajectory import check_json
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
+from rock_envs.vector.stats import VectorCollector
 from rock_envs.vector.vector_env import RockVectorEnv
 from rock_envs.worker.protocol import AutoresetName, autoreset_mode_of
 
@@ -38,6 +39,7 @@ def make_vec(
     snapshot_mode: SnapshotMode = "auto",
     record: str | os.PathLike[str] | None = None,
     restore: Literal["reset", "snapshot"] = "reset",
+    metrics: bool = False,
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
@@ -66,7 +68,8 @@ def make_vec(
     pickle where it pickles); `record="DIR"` writes every episode to DIR as JSON Lines (replay them
     with `rock_envs.replay` or `rock-envs replay`); `restore="snapshot"` rebuilds the envs of a
     worker that died at their last snapshot (`venv.snapshot()` or `venv.restore()`) instead of
-    resetting them.
+    resetting them. `metrics=True` puts `venv.stats()` on prometheus_client's default registry
+    (serve it with `rock_envs.serve_metrics(port)`) until the vector env is closed.
 
     The backend options after `restore` go to the backend that takes them (an option the chosen
     backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
@@ -133,7 +136,7 @@ def make_vec(
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise EnvArgumentError(f"`make_vec`: num_workers must be in 1..num_envs ({num_envs}), got {workers!r}.")
     group = create_group(name, workers, options)
-    return RockVectorEnv(
+    venv = RockVectorEnv(
         group,
         factory,
         num_envs,
@@ -148,3 +151,7 @@ def make_vec(
         record=None if record is None else os.fspath(record),
         restore=restore,
     )
+    if metrics:
+        label = env_spec.id if env_spec is not None else "callable"
+        venv.metrics = VectorCollector(venv._d.stats, label)
+    return venv

@@ -41,8 +41,10 @@ from rock_envs.core.spaces import ObservationMode, check_observation_mode, check
 from rock_envs.vector.actions import split_actions
 from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
+from rock_envs.vector.progress import build_progress
 from rock_envs.vector.recording import Recorder
 from rock_envs.vector.snapshots import SnapshotOps
+from rock_envs.vector.stats import VectorCollector, VectorStats
 from rock_envs.worker.protocol import Apply, Built, Call, Make, OnError, SetAttr, Step
 
 
@@ -105,6 +107,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             record=record is not None,
         )
         self._d = Dispatcher(group, num_envs, make, restore)
+        self.metrics: VectorCollector | None = None  # make_vec(..., metrics=True) sets it
         kwargs = getattr(factory, "kwargs", None)
         self._identity = (spec.id, dict(kwargs or {})) if spec is not None else (None, None)
         self._recorder: Recorder | None = None
@@ -347,7 +350,8 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
 
     def _build_all(self) -> Built:
         pendings = [self._d.make(w) for w in range(self.group.num_workers)]
-        self._d.wait_done(pendings, self.timeout, "make_vec")
+        with build_progress(getattr(self.spec, "id", "") or "", self.num_envs, pendings) as tick:
+            self._d.wait_done(pendings, self.timeout, "make_vec", on_pump=tick)
         first = pendings[0].reply
         same = self.observation_mode == "same"
         for w, p in enumerate(pendings[1:], 1):
@@ -422,7 +426,14 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
                 f"`{call}` after `close()`: this vector env is closed; make a new one with `rock_envs.make_vec`."
             )
 
+    def stats(self, window: float = 10.0) -> VectorStats:
+        """Steps, resets, steps/s over the last `window` seconds, restarts, env errors, timeouts, and
+        each worker's envs, steps and step latency (p50/p99); see `rock_envs.vector.stats`."""
+        return self._d.stats.snapshot(window)
+
     def close_extras(self, **kwargs: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.unregister()
         try:
             if self._recorder is not None:
                 self._recorder.close()

@@ -15,7 +15,7 @@ import collections
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
 from ..errors import CallNotFoundError, SandboxNotFoundError
 from . import dialects, infra, tokens
@@ -79,6 +79,8 @@ class ModelHub:
         self.store = TrajectoryStore(store_dir) if store_dir else None
         """Completed calls appended to disk, read back after a restart (``None``: memory only)."""
         self.router = UpstreamRouter()
+        self.on_call: Callable[[str, float], None] | None = None
+        """Told each call's status and seconds as it completes (the manager's metrics)."""
 
     # ---- sandboxes ------------------------------------------------------------------------------
 
@@ -256,8 +258,11 @@ class ModelHub:
         return self._proxy[self._turn]
 
     def _persist(self, record: CallRecord) -> None:
+        """A call completed (a stream: once its last chunk went out): store it and report it."""
         if self.store is not None and record.status != "pending":
             self.store.append(record)
+        if self.on_call is not None:
+            self.on_call(record.status, time.time() - record.created_at)
 
     async def _persist_after(self, record: CallRecord, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         try:

@@ -12,13 +12,17 @@ pool="py")`` anywhere in the loop claims from it; on a server, every client of t
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from ...core.progress import Progress, progress
 from .. import models as m
 from ..api import SandboxAPI
 from ..config import SandboxConfig
 from ..errors import SandboxClosedError, SandboxNotFoundError
 from .sandbox import Sandbox
+
+PROGRESS_MIN = 8  # pools at least this big show their members starting (on a terminal)
 
 
 class SandboxPool:
@@ -34,12 +38,34 @@ class SandboxPool:
         if self._api is None:
             api = Sandbox(self.config)._make_api()
             try:
-                await api.create_pool(self.request)
+                with progress(f"SandboxPool {self.name}: members ready", self.request.size, "sandboxes") as bar:
+                    if bar.mode == "off" or self.request.size < PROGRESS_MIN:
+                        await api.create_pool(self.request)
+                    else:
+                        await self._watched(api, bar)
             except BaseException:
                 await api.aclose()
                 raise
             self._api = api
         return self
+
+    async def _watched(self, api: SandboxAPI, bar: Progress) -> None:
+        """``create_pool``, with the count of ready members on ``bar`` while it runs."""
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                for pool in (await api.list_pools()).pools:
+                    if pool.name == self.name:
+                        bar.update(pool.ready)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await api.create_pool(self.request)
+            bar.update(self.request.size)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     def sandbox(self, **overrides: Any) -> Sandbox:
         """A `Sandbox` that, once started, is a member of this pool (``overrides``: labels, ttl, lease)."""

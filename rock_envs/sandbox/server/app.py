@@ -13,14 +13,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError
+from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError, SandboxLimitError
 from ..local import LocalSandboxAPI
 from ..manager import SandboxManager
 from ..model_service.routes import agent_router as model_agent_router
 from ..model_service.routes import trainer_router as model_trainer_router
 from ..models import PoolRequest
 from . import rock_wire
+from .dashboard import api_router as dashboard_api
+from .dashboard import page_router as dashboard_page
 from .limits import Limits, Quota
+from .observe import RequestMetrics, ServerMetrics
+from .observe import router as metrics_router
 from .rock_wire.envelope import failed
 from .routes import router
 from .workers import router as workers_router
@@ -121,6 +125,9 @@ def create_app(
     pools: list[PoolRequest] | None = None,
     max_starting: int | None = None,
     rock: rock_wire.RockWireConfig | None = None,
+    metrics_public: bool = False,
+    metrics: bool = True,
+    own_manager: bool = True,
 ) -> FastAPI:
     """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``).
 
@@ -129,6 +136,9 @@ def create_app(
 
     ``extra_tokens`` are accepted too (each its own holder for the per-token caps of ``limits``).
     ``rock`` configures ROCK's wire (``/apis/...``; see :mod:`.rock_wire`), which every app speaks.
+    ``GET /metrics`` (Prometheus; see :mod:`.observe`) needs the token unless ``metrics_public``;
+    ``metrics=False`` serves no ``/metrics`` and times no requests (what benchmarks compare against).
+    ``own_manager=False``: the app never closes ``manager`` (an embedded one it only looks at).
     """
     token = token or secrets.token_urlsafe(32)
     manager = manager or SandboxManager(
@@ -144,7 +154,8 @@ def create_app(
             yield
         finally:
             await rock_wire.close(app)
-            await manager.close()
+            if own_manager:
+                await manager.close()
 
     def check_token(header: str) -> bool:
         scheme, _, given = header.partition(" ")
@@ -166,9 +177,13 @@ def create_app(
     app.state.api = LocalSandboxAPI(manager)  # what every route calls; the lifespan owns the manager
     app.state.check_token = check_token
     app.state.quota = Quota(limits or Limits())
+    app.state.metrics = ServerMetrics(app, manager.metrics)
+    app.state.metrics_public = metrics_public
 
     @app.exception_handler(SandboxError)
     async def sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
+        if isinstance(exc, SandboxLimitError):
+            app.state.metrics.refusals.labels(exc.cap).inc()
         return _error(exc.status, type(exc).__name__, exc.message)
 
     @app.exception_handler(RequestValidationError)
@@ -187,10 +202,16 @@ def create_app(
     async def health() -> dict[str, Any]:
         return {"ok": True, "sandboxes": len(manager.sandboxes)}
 
+    if metrics:
+        app.include_router(metrics_router)  # checks the token itself, unless metrics_public
     app.include_router(router, dependencies=[Depends(require_token)])
+    app.include_router(dashboard_page)  # the page and its assets hold no data: public
+    app.include_router(dashboard_api, dependencies=[Depends(require_token)])
     app.include_router(workers_router)  # checks the token itself: WebSockets bypass exception handlers
     app.include_router(model_trainer_router, dependencies=[Depends(require_token)])
     app.include_router(model_agent_router)  # OpenAI-compatible: a sandbox's own key, checked by the hub
     rock_wire.mount(app, rock or rock_wire.RockWireConfig())
+    if metrics:
+        app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
     return app

@@ -82,13 +82,15 @@ class Quota:
                 raise SandboxLimitError(
                     f"`create`: the cap on sandboxes{scope} is {max_sandboxes} and {holder} "
                     f"{sandboxes}; delete some, or raise it (`rock-envs serve "
-                    f"--max-sandboxes{scope.replace(' ', '-')}`)."
+                    f"--max-sandboxes{scope.replace(' ', '-')}`).",
+                    cap="max_sandboxes" + scope.replace(" ", "_"),
                 )
             if max_envs is not None and held_envs + envs > max_envs:
                 raise SandboxLimitError(
                     f"`create`: the cap on envs{scope} is {max_envs} and {holder} {held_envs} "
                     f"(this sandbox asks for {envs} more); use fewer envs, or raise it "
-                    f"(`rock-envs serve --max-envs{scope.replace(' ', '-')}`)."
+                    f"(`rock-envs serve --max-envs{scope.replace(' ', '-')}`).",
+                    cap="max_envs" + scope.replace(" ", "_"),
                 )
         ticket = next(self._tickets)
         self.reserved[ticket] = (tok, envs)

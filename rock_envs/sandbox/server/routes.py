@@ -6,6 +6,7 @@ parameters become its request model, its response model is the answer."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, AsyncIterator, Literal, Optional
 
 from fastapi import APIRouter, Query, Request
@@ -119,7 +120,9 @@ async def close_session(sid: str, name: SessionName, request: Request) -> m.Sess
 
 @router.post("/sandboxes/{sid}/commands", response_model=m.CommandResult, tags=["commands"])
 async def run_command(sid: str, req: m.RunRequest, request: Request) -> Response:
+    began = time.perf_counter()
     result = await _api(request).run(sid, req)  # the hot path: serialize once, skip re-validation
+    request.app.state.history.add(sid, req.cmd, result.exit_code, result.timed_out, time.perf_counter() - began)
     return Response(result.model_dump_json(), media_type="application/json")
 
 

@@ -33,6 +33,11 @@ def serve(
 
     from .app import create_app
 
+    if app_options.get("metrics_public") and not is_loopback(host):
+        raise SystemExit(
+            f"rock-envs serve: --metrics-public serves /metrics without the token, so it is only allowed on a "
+            f"loopback address; got --host {host}. Drop --metrics-public and give Prometheus the token."
+        )
     path = Path(token_file) if token_file else default_token_file()
     if token is None:
         token = secrets.token_urlsafe(32)
@@ -42,6 +47,17 @@ def serve(
     app = create_app(token=token, runtime_dir=runtime_dir, runtimes=runtimes, **app_options)
     print(f"rock-envs sandbox server listening on http://{host}:{port} (runtime {runtime})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("max-sandboxes", "max-envs", "max-sandboxes-per-token", "max-envs-per-token", "max-starting"):
         p.add_argument(f"--{name}", type=int, default=None)
     p.add_argument("--pool", action="append", default=[], help="NAME=SIZE[:runtime[:image]] (repeatable)")
+    p.add_argument("--metrics-public", action="store_true", help="serve /metrics without the token (loopback only)")
+    p.add_argument("--no-metrics", action="store_true", help="no /metrics, no request timing")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     serve(
         args.host,
@@ -72,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         ),
         **start_options(args.pool, args.max_starting),
         **rock_options(args.runtime, args.image_map),
+        metrics_public=args.metrics_public,
+        metrics=not args.no_metrics,
     )
 
 

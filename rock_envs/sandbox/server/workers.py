@@ -39,6 +39,8 @@ class _Channel:
     def __init__(self, cid: int, entry: Entry, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.cid, self.entry, self.reader, self.writer = cid, entry, reader, writer
         self.pump: asyncio.Task[None] | None = None
+        self.frames_in = self.frames_out = 0
+        self.opened_at = time.monotonic()
 
 
 class Router:
@@ -46,6 +48,7 @@ class Router:
         self.ws, self.api, self.manager = ws, api, api.manager
         self.channels: dict[int, _Channel] = {}
         self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(OUTBOX)
+        self.counts = ws.app.state.relay
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop())
@@ -115,6 +118,8 @@ class Router:
             return
         channel = _Channel(cid, entry, reader, writer)
         self.channels[cid] = channel
+        self.counts.channels += 1
+        self.counts.open[id(channel)] = channel
         channel.pump = asyncio.create_task(self._pump(channel))
         await self._say(op="opened", channel=cid)
 
@@ -130,6 +135,9 @@ class Router:
             await self._say(op="error", channel=cid, type="InvalidRequestError", message=f"channel {cid} is not open.")
             return
         channel.entry.last_used_at = time.time()
+        self.counts.frames_in += 1
+        channel.frames_in += 1
+        self.counts.bytes_in += len(data) - 4
         channel.writer.write(frame(data[4:], "the /workers relay"))
         transport = channel.writer.transport
         if transport.get_write_buffer_size() > HIGH_WATER:
@@ -141,6 +149,9 @@ class Router:
         try:
             while True:
                 payload = await read_frame_async(channel.reader, "the /workers relay")
+                self.counts.frames_out += 1
+                channel.frames_out += 1
+                self.counts.bytes_out += len(payload)
                 await self.outbox.put(("bytes", prefix + payload))
         except (asyncio.IncompleteReadError, ConnectionError, FrameTooLargeError):
             pass
@@ -154,6 +165,8 @@ class Router:
         if channel is None:
             return False
         channel.writer.close()
+        self.counts.channels -= 1
+        self.counts.open.pop(id(channel), None)
         if channel.pump is not None and not from_pump:
             channel.pump.cancel()
         self.manager.release(channel.entry)

@@ -39,6 +39,10 @@ class GemEnv:
     channel: WorkerChannel
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    steps: int = 0
+    last_obs: Any = None  # what the dashboard shows
+    last_reward: float | None = None
+    last_info: dict[str, Any] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:
@@ -102,6 +106,13 @@ class GemEnvs:
             env.last_used = time.monotonic()
             return self._check(decode(await env.channel.request(encode(request), timeout=STEP_TIMEOUT)))
 
+    def seen(self, gem_id: str, obs: Any, info: dict[str, Any], reward: float | None, reset: bool = False) -> None:
+        """Keep what the env last said, for the dashboard's live view."""
+        env = self.envs.get(gem_id)
+        if env is not None:
+            env.last_obs, env.last_info, env.last_reward = obs, info, reward
+            env.steps = 0 if reset else env.steps + 1
+
     async def close(self, gem_id: str) -> None:
         env = self.envs.pop(gem_id, None)
         if env is not None:
@@ -152,6 +163,7 @@ async def reset(request: Request) -> JSONResponse:
 
     async def run(req: GemReset) -> Any:
         batch = await _envs(request).request(req.sandbox_id, "reset", Reset([0], [req.seed], [None]))
+        _envs(request).seen(req.sandbox_id, batch.obs[0], batch.infos[0], None, reset=True)
         return {"observation": batch.obs[0], "info": batch.infos[0]}
 
     return await _answer(request, "reset", GemReset, run)
@@ -163,6 +175,7 @@ async def step(request: Request) -> JSONResponse:
 
     async def run(req: GemStep) -> Any:
         b = await _envs(request).request(req.sandbox_id, "step", Step([0], [req.action]))
+        _envs(request).seen(req.sandbox_id, b.obs[0], b.infos[0], float(b.rewards[0]))
         return {
             "observation": b.obs[0],
             "reward": float(b.rewards[0]),
