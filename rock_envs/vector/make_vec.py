@@ -38,6 +38,7 @@ def make_vec(
     snapshot_mode: SnapshotMode = "auto",
     record: str | os.PathLike[str] | None = None,
     restore: Literal["reset", "snapshot"] = "reset",
+    worker_threads: int | None = None,
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
@@ -66,7 +67,9 @@ def make_vec(
     pickle where it pickles); `record="DIR"` writes every episode to DIR as JSON Lines (replay them
     with `rock_envs.replay` or `rock-envs replay`); `restore="snapshot"` rebuilds the envs of a
     worker that died at their last snapshot (`venv.snapshot()` or `venv.restore()`) instead of
-    resetting them.
+    resetting them. `worker_threads=K` steps up to K blocking envs of each worker at once, on
+    threads (for envs that wait on I/O; default 1: one after another); envs with `async def
+    step/reset` are stepped at once on each worker's asyncio loop without it.
 
     The backend options after `restore` go to the backend that takes them (an option the chosen
     backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
@@ -96,6 +99,13 @@ def make_vec(
         raise EnvArgumentError(f"`make_vec`: on_error must be 'reset' or 'raise', got {on_error!r}.")
     check_observation_mode(observation_mode)
     check_mode(snapshot_mode, "make_vec")
+    if worker_threads is not None and (
+        not isinstance(worker_threads, int) or isinstance(worker_threads, bool) or worker_threads < 1
+    ):
+        raise EnvArgumentError(
+            f"`make_vec`: worker_threads must be a positive int (threads per worker), got {worker_threads!r}; "
+            "pass e.g. worker_threads=32 for envs whose steps wait on I/O."
+        )
     if restore not in ("reset", "snapshot"):
         raise EnvArgumentError(f"`make_vec`: restore must be 'reset' or 'snapshot', got {restore!r}.")
     env_spec: EnvSpec | None
@@ -147,4 +157,5 @@ def make_vec(
         snapshot_mode=snapshot_mode,
         record=None if record is None else os.fspath(record),
         restore=restore,
+        worker_threads=worker_threads or 1,
     )

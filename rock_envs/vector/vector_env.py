@@ -81,6 +81,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         snapshot_mode: SnapshotMode = "auto",
         record: str | None = None,
         restore: str = "reset",
+        worker_threads: int = 1,
     ):
         self.num_envs = num_envs
         self.group = group
@@ -103,6 +104,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             same_observation_space=observation_mode == "same",
             snapshot_mode=snapshot_mode,
             record=record is not None,
+            worker_threads=worker_threads,
         )
         self._d = Dispatcher(group, num_envs, make, restore)
         kwargs = getattr(factory, "kwargs", None)
@@ -194,9 +196,10 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
     def send(self, actions: Any, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         """Step `env_ids` (default: all) with `actions`; returns at once. Collect with `recv`.
 
-        A worker steps its envs one after another and sends what it has every `flush_after`
-        seconds, so a slow env never holds back the envs of other workers; envs that share its
-        worker and come after it in this call wait for it (one env per worker avoids even that).
+        A worker sends what it has every `flush_after` seconds, so a slow env never holds back the
+        envs of other workers. A worker that steps its envs at once (`worker_threads`, or envs with
+        `async def step`) sends each env as it finishes; one that steps them one after another
+        makes the envs after a slow one in this call wait for it.
         """
         self._check_open("send")
         if self._state is not State.DEFAULT:
