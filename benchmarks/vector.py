@@ -10,7 +10,9 @@ is the caller's plus that of every process the contender started. AsyncVectorEnv
 per env, so it is capped at 64 envs; SyncVectorEnv at 512.
 
 Targets (2 cores): CartPole at 64 envs >= 5x Async and >= 1.3x Sync; Sokoban at 512 envs >= 0.8x
-(in-process single-env steps/s x workers); 4096 Sokoban envs in under 3 GB of RSS.
+(in-process single-env steps/s x workers); 4096 Sokoban envs in under 3 GB of RSS. A second table
+(benchmarks/vector_wait.py): 256 envs whose step waits 50 ms, on 2 workers, overlapped on threads
+and as async envs (>= 4,000 steps/s) beside the sequential worker.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import psutil
 
 import rock_envs
+from benchmarks import vector_wait
 from rock_envs.backends import usable_cores
 
 CARTPOLE, SOKOBAN = "CartPole-v1", "game:Sokoban-v0-easy"
@@ -254,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
         "Sokoban 4096: < 3 GB RSS": _rock(table, SOKOBAN, 4096).peak_rss < 3 * 2**30,
     }
     print("targets: " + "; ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
+    print()
+    vector_wait.print_rows(vector_wait.rows(0.5 if args.quick else 2.0))
 
 
 def _rock(table: list, env_id: str, n: int) -> Result:

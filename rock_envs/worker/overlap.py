@@ -3,9 +3,10 @@
 An env's step or reset, with autoreset and error handling around it, is written once as a *plan*: a
 generator that yields each call into the env as a thunk (a function of no arguments) and gets the
 thunk's value back, or its exception thrown in. `drive` runs a plan in the calling thread (the
-sequential worker). `Overlap` runs the plans of many envs at once on an asyncio loop of its own (a
-daemon thread, so a caller's running loop is never touched): a thunk of an env with `async def
-step/reset` is awaited there, a blocking env's thunk runs on a pool of `threads` threads.
+sequential worker). `Overlap` runs the plans of many envs at once: a blocking env's plan is driven
+on one of a pool of `threads` threads, an env with `async def step/reset` has its plan run as a task
+on an asyncio loop of the worker's own (a daemon thread, so a caller's running loop is never
+touched), where its thunks' coroutines are awaited.
 
 One env's calls stay in order (its plan is one coroutine), and every env draws from its own
 generators (`rock_envs.core.adapters.concurrent_random` for GEM's use of `random`), so the same seeds
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import queue
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Generator, Iterator, TypeVar
 
 from rock_envs.core.adapters import concurrent_random
@@ -50,24 +49,21 @@ def is_async_env(env: Any) -> bool:
 
 
 class Overlap:
-    """Runs many plans at once: async thunks awaited on the loop, blocking ones on `threads` threads
-    (none when `threads` is 1: such thunks then run on the loop, one at a time)."""
+    """Runs many plans at once: a blocking env's plan on one of `threads` threads (`drive` there, so
+    its calls cost no hand-over), an async env's plan (or every plan when `threads` is 1) as a
+    task on the loop, where its awaitable thunks are awaited."""
 
     def __init__(self, threads: int) -> None:
         concurrent_random()
         self._loop = LoopThread("rock-envs-worker-loop")
         self._pool = ThreadPoolExecutor(threads, "rock-envs-env") if threads > 1 else None
 
-    async def _drive(self, plan: Plan[Any], awaited: bool) -> Any:
-        loop = asyncio.get_running_loop()
+    async def _drive(self, plan: Plan[Any]) -> Any:
         try:
             thunk = next(plan)
             while True:
                 try:
-                    if awaited or self._pool is None:
-                        value = thunk()
-                    else:
-                        value = await loop.run_in_executor(self._pool, thunk)
+                    value = thunk()
                     if inspect.isawaitable(value):
                         value = await value
                 except Exception as e:
@@ -77,62 +73,57 @@ class Overlap:
         except StopIteration as stop:
             return stop.value
 
+    def _start(self, plans: list[tuple[Plan[Any], bool]]) -> list[Future[Any]]:
+        """One future per plan, `(plan, awaited)`: awaited for an env with `async def step/reset`."""
+        futures: list[Future[Any]] = []
+        on_loop: list[tuple[Future[Any], Plan[Any]]] = []
+        for plan, awaited in plans:
+            if awaited or self._pool is None:
+                future: Future[Any] = Future()
+                on_loop.append((future, plan))
+            else:
+                future = self._pool.submit(drive, plan)
+            futures.append(future)
+
+        async def one(future: Future[Any], plan: Plan[Any]) -> None:
+            try:
+                future.set_result(await self._drive(plan))
+            except BaseException as e:
+                future.set_exception(e)
+
+        async def tasks() -> None:
+            await asyncio.gather(*(one(f, p) for f, p in on_loop))
+
+        if on_loop:
+            asyncio.run_coroutine_threadsafe(tasks(), self._loop.loop)
+        return futures
+
     def run_all(self, plans: list[tuple[Plan[Any], bool]]) -> list[Any]:
-        """Every plan's value, in the order given; `(plan, awaited)`: awaited for an async env.
-        The first exception of a plan is raised once every plan has ended."""
-
-        async def everything() -> list[Any]:
-            return await asyncio.gather(*(self._drive(p, a) for p, a in plans), return_exceptions=True)
-
-        values = self._loop.run(everything())
-        for value in values:
-            if isinstance(value, BaseException):
-                raise value
-        return values
+        """Every plan's value, in the order given. The first exception of a plan is raised once
+        every plan has ended (nothing of this call runs on after it)."""
+        futures = self._start(plans)
+        wait(futures)
+        return [f.result() for f in futures]
 
     def run_each(
         self, plans: list[tuple[int, Plan[Any], bool]], flush_after: float
     ) -> Iterator[tuple[list[int], list[Any], bool]]:
-        """`(keys, values, last)` as plans finish: what finished within `flush_after` seconds of the
+        """`(keys, values, last)` as plans finish: what finishes within `flush_after` seconds of the
         first of a group comes together. The first exception is raised once every plan has ended."""
-        done: queue.Queue[tuple[int, Any, bool]] = queue.Queue()
-
-        async def one(key: int, plan: Plan[Any], awaited: bool) -> None:
-            try:
-                done.put((key, await self._drive(plan, awaited), False))
-            except BaseException as e:
-                done.put((key, e, True))
-
-        async def everything() -> None:
-            await asyncio.gather(*(one(k, p, a) for k, p, a in plans))
-
-        running = asyncio.run_coroutine_threadsafe(everything(), self._loop.loop)
-        left, failure = len(plans), None
-        while left:
-            keys, values = [], []
-            first = done.get()
-            deadline = time.monotonic() + flush_after
-            item: tuple[int, Any, bool] | None = first
-            while item is not None:
-                key, value, failed = item
-                left -= 1
-                if failed:
-                    failure = failure or value
-                else:
-                    keys.append(key)
-                    values.append(value)
-                item = None
-                wait = deadline - time.monotonic()
-                if left and wait > 0:
-                    try:
-                        item = done.get(timeout=wait)
-                    except queue.Empty:
-                        pass
-            if failure is None and (keys or not left):
-                if not left:
-                    running.result()  # every plan has ended: the loop is left with nothing of this call
-                yield keys, values, not left
-        running.result()
+        futures = self._start([(plan, awaited) for _, plan, awaited in plans])
+        key_of = {id(f): key for f, (key, _, _) in zip(futures, plans)}
+        pending: set[Future[Any]] = set(futures)
+        failure: BaseException | None = None
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            if pending:
+                more, pending = wait(pending, timeout=flush_after)
+                done |= more
+            finished = [f for f in futures if f in done]  # in the order given: deterministic groups
+            failure = failure or next((f.exception() for f in finished if f.exception() is not None), None)
+            if failure is None:
+                ok = [f for f in finished if f.exception() is None]
+                yield [key_of[id(f)] for f in ok], [f.result() for f in ok], not pending
         if failure is not None:
             raise failure
 
