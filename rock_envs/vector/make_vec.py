@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from gymnasium.vector import AutoresetMode
 
@@ -15,6 +15,7 @@ from rock_envs.core.spaces import ObservationMode, check_observation_mode
 from rock_envs.core.trajectory import check_json
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
+from rock_envs.vector.env_list import common_default, distinct_ids, expand
 from rock_envs.vector.vector_env import RockVectorEnv
 from rock_envs.worker.protocol import AutoresetName, autoreset_mode_of
 
@@ -23,7 +24,12 @@ BACKEND_OPTIONS = OPTION_NAMES  # every backend option keyword, once (`rock_envs
 
 
 def make_vec(
-    env_id: str | EnvSpec | Callable[[], Any] | Sequence[Callable[[], Any]],
+    env_id: str
+    | EnvSpec
+    | Callable[[], Any]
+    | Sequence[Callable[[], Any]]
+    | Sequence[str | EnvSpec]
+    | Mapping[str, int],
     num_envs: int | None = None,
     backend: BackendName | None = None,
     *,
@@ -32,7 +38,7 @@ def make_vec(
     batch_size: int | None = None,
     on_error: Literal["reset", "raise"] = "reset",
     timeout: float | None = None,
-    env_kwargs: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     check_actions: bool = False,
     observation_mode: ObservationMode = "same",
     snapshot_mode: SnapshotMode = "auto",
@@ -79,7 +85,10 @@ def make_vec(
     """
     scope = locals()  # the keywords as given: a comprehension's own locals() would not see them
     given = {name: scope[name] for name in BACKEND_OPTIONS if scope[name] is not None}
-    env_fns = list(env_id) if isinstance(env_id, (list, tuple)) else None
+    per_env = expand(env_id, num_envs, env_kwargs, kwargs)  # a mixed batch, or per-env kwargs: one (spec, kwargs) each
+    if per_env is not None:
+        num_envs = len(per_env)
+    env_fns = list(env_id) if isinstance(env_id, (list, tuple)) and per_env is None else None
     if env_fns is not None:
         if not env_fns or not all(callable(fn) for fn in env_fns):
             raise EnvArgumentError("`make_vec`: a list of env functions must be non-empty and hold only callables.")
@@ -109,36 +118,37 @@ def make_vec(
     if restore not in ("reset", "snapshot"):
         raise EnvArgumentError(f"`make_vec`: restore must be 'reset' or 'snapshot', got {restore!r}.")
     env_spec: EnvSpec | None
-    if isinstance(env_id, EnvSpec):
+    if per_env is not None:  # one spec for the vector env where every env has the same id
+        env_spec = per_env[0][0] if len(distinct_ids(per_env)) == 1 else None
+    elif isinstance(env_id, EnvSpec):
         env_spec = env_id
     elif isinstance(env_id, str):
         env_spec = find_spec(env_id)
     else:
         env_spec = None  # a callable (or a list of them) that returns an env
-    name: str = backend or (env_spec.backend if env_spec is not None else None) or "subprocess"
+    specs = [spec for spec, _ in per_env] if per_env is not None else [env_spec] if env_spec is not None else []
+    mix = per_env if per_env is not None else [(spec, {}) for spec in specs]
+
+    def spec_default(option: str) -> Any:
+        return common_default(mix, option) if mix else None
+
+    name: str = backend or spec_default("backend") or "subprocess"
     if name not in BACKENDS:
         raise EnvArgumentError(f"`make_vec`: unknown backend {name!r}; expected one of {list(BACKENDS)}.")
-    if env_spec is not None:  # the spec's container defaults, where the backend takes them and the caller gave none
-        for option in SPEC_DEFAULTS:
-            if option in OPTIONS[name].names() and option not in given and getattr(env_spec, option) is not None:
-                given[option] = getattr(env_spec, option)
+    for option in SPEC_DEFAULTS:  # the specs' container defaults, where the backend takes them and the caller gave none
+        if option in OPTIONS[name].names() and option not in given and spec_default(option) is not None:
+            given[option] = spec_default(option)
     options = options_for(name, given)
-    env_kwargs = {**kwargs, **(env_kwargs or {})}
-    if env_spec is None:
-        factory = EnvFactory(None, None, env_fns=env_fns or [env_id] * num_envs)
-        if env_kwargs:
-            raise EnvArgumentError(
-                f"`make_vec`: env kwargs {sorted(env_kwargs)} cannot go to a callable; bind them in it."
-            )
-    else:
-        factory = EnvFactory(env_spec, env_kwargs)
+    shared_kwargs = {**kwargs, **(env_kwargs or {})} if per_env is None else {}  # type: ignore[dict-item]  # a dict here
+    factory = _factory(env_spec, per_env, env_fns or [env_id] * num_envs, shared_kwargs)
     if record is not None:
-        if env_spec is None:
-            raise EnvArgumentError(
-                "`make_vec`: record= needs a registered env id or spec (a record names the env to replay it); "
-                "register the callable with `rock_envs.register(...)` and pass its id."
-            )
-        check_json(env_kwargs, "kwargs", "make_vec")
+        for spec, each in per_env if per_env is not None else [(env_spec, factory.kwargs)]:
+            if spec is None:
+                raise EnvArgumentError(
+                    "`make_vec`: record= needs a registered env id or spec (a record names the env to replay it); "
+                    "register the callable with `rock_envs.register(...)` and pass its id."
+                )
+            check_json(each, "kwargs", "make_vec")
     workers = num_workers if num_workers is not None else options.default_workers(num_envs)
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise EnvArgumentError(f"`make_vec`: num_workers must be in 1..num_envs ({num_envs}), got {workers!r}.")
@@ -152,6 +162,7 @@ def make_vec(
         batch_size=batch_size,
         timeout=timeout,
         spec=env_spec,
+        env_specs=specs if per_env is not None else None,
         check_actions=check_actions,
         observation_mode=observation_mode,
         snapshot_mode=snapshot_mode,
@@ -159,3 +170,14 @@ def make_vec(
         restore=restore,
         worker_threads=worker_threads or 1,
     )
+
+
+def _factory(env_spec: EnvSpec | None, per_env: Any, env_fns: list[Any], env_kwargs: dict[str, Any]) -> EnvFactory:
+    """What builds env i in its worker: from one spec per env (a mix), the spec, or the callables."""
+    if per_env is not None:
+        return EnvFactory(env_spec, None, per_env=per_env)
+    if env_spec is not None:
+        return EnvFactory(env_spec, env_kwargs)
+    if env_kwargs:
+        raise EnvArgumentError(f"`make_vec`: env kwargs {sorted(env_kwargs)} cannot go to a callable; bind them in it.")
+    return EnvFactory(None, None, env_fns=env_fns)

@@ -82,6 +82,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         record: str | None = None,
         restore: str = "reset",
         worker_threads: int = 1,
+        env_specs: list[Any] | None = None,
     ):
         self.num_envs = num_envs
         self.group = group
@@ -107,8 +108,11 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             worker_threads=worker_threads,
         )
         self._d = Dispatcher(group, num_envs, make, restore)
-        kwargs = getattr(factory, "kwargs", None)
-        self._identity = (spec.id, dict(kwargs or {})) if spec is not None else (None, None)
+        self._factory = factory
+        self.env_specs = env_specs
+        """A mixed batch: env i's spec (`infos["env_id"]` names each row's id); else None."""
+        ids = [s.id for s in env_specs] if env_specs is not None else None
+        self._row_ids = np.array(ids, dtype=object) if ids is not None and len(set(ids)) > 1 else None
         self._recorder: Recorder | None = None
         self.blocks, self.worker_of = self._d.blocks, self._d.worker_of
         self._state = State.DEFAULT
@@ -127,10 +131,16 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         self._assembler = Assembler(num_envs, built.observation_space)
         self._d.row = self._assembler.obs.row
         if record is not None:
-            env_id, kwargs = self._identity
-            assert env_id is not None  # make_vec refuses to record a callable
+            identities = [self._identity(i) for i in range(num_envs)]
+            assert all(env_id is not None for env_id, _ in identities)  # make_vec refuses to record a callable
             self._recorder = Recorder(
-                record, env_id, kwargs or {}, num_envs, self._mode, self._assembler.obs.row, group.name
+                record,
+                [str(env_id) for env_id, _ in identities],
+                [kwargs or {} for _, kwargs in identities],
+                num_envs,
+                self._mode,
+                self._assembler.obs.row,
+                group.name,
             )
             self._d.on_rebuilt = self._recorder.interrupted
 
@@ -157,7 +167,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         obs, rewards, terms, truncs, infos = self._collect(ids, self.timeout, "reset")
         if self._recorder is not None:
             self._recorder.results(ids, ids, obs, rewards, terms, truncs, infos)
-        return obs, infos
+        return obs, self._with_env_ids(infos, None)
 
     def step(self, actions: Any):
         self.step_async(actions)
@@ -189,7 +199,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             self._state = State.DEFAULT
         if self._recorder is not None:
             self._recorder.results(ids, ids, *result)
-        return result
+        return (*result[:4], self._with_env_ids(result[4], None))
 
     # ---- EnvPool's asynchronous mode --------------------------------------------------------
 
@@ -249,7 +259,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         rows = self._assembler.rows(ids, results)
         if self._recorder is not None:
             self._recorder.results(ids, range(len(ids)), *rows)
-        return (np.asarray(ids, dtype=np.int64), *rows)
+        return (np.asarray(ids, dtype=np.int64), *rows[:4], self._with_env_ids(rows[4], ids))
 
     # ---- call / get_attr / set_attr --------------------------------------------------------
 
@@ -354,7 +364,10 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         first = pendings[0].reply
         same = self.observation_mode == "same"
         for w, p in enumerate(pendings[1:], 1):
-            check_same_spaces(first, p.reply, "the envs of worker 0", f"the envs of worker {w}", same)
+            names = [f"the envs of worker {v}" for v in (0, w)]
+            if self._row_ids is not None:  # a mixed batch: name the first env of each worker and its id
+                names = [f"{self._describe(self.blocks[v][0])} (on worker {v})" for v in (0, w)]
+            check_same_spaces(first, p.reply, names[0], names[1], same)
         if not same:
             first.observation_spaces = [space for p in pendings for space in p.reply.observation_spaces]
         return first
@@ -376,6 +389,22 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         return batched, single
 
     # ---- small helpers -----------------------------------------------------------------------
+
+    def _identity(self, i: int) -> tuple[str | None, dict[str, Any] | None]:
+        """Env i's id and kwargs (None, None: made by a callable)."""
+        identity = getattr(self._factory, "identity", None)
+        return identity(i) if identity is not None else (None, None)
+
+    def _describe(self, i: int) -> str:
+        describe = getattr(self._factory, "describe", None)
+        return describe(i) if describe is not None else f"env {i}"
+
+    def _with_env_ids(self, infos: dict[str, Any], ids: list[int] | None) -> dict[str, Any]:
+        """A mixed batch's infos name each row's env id (`infos["env_id"]`, with its `_env_id` mask)."""
+        if self._row_ids is None:
+            return infos
+        column = self._row_ids if ids is None else self._row_ids[ids]
+        return {**infos, "env_id": column.copy(), "_env_id": np.ones(len(column), dtype=np.bool_)}
 
     def _reset_ids(self, options: Any) -> list[int]:
         mask = options.get("reset_mask") if isinstance(options, dict) else None
@@ -446,5 +475,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         self.close()
 
     def __repr__(self) -> str:
-        spec_id = getattr(self.spec, "id", "?")
+        spec_id = getattr(self.spec, "id", None) or (
+            "+".join(dict.fromkeys(s.id for s in self.env_specs)) if self.env_specs else "?"
+        )
         return f"RockVectorEnv({spec_id!r}, num_envs={self.num_envs}, backend={self.group.name!r}, workers={self.group.num_workers})"

@@ -134,8 +134,9 @@ class EnvWorker:
             )
         first = self.envs[request.env_ids[0]]
         same = request.same_observation_space
+        describe = getattr(self._factory, "describe", lambda i: f"env {i}")  # names the env ids of a mixed batch
         for i in request.env_ids[1:]:
-            check_same_spaces(first, self.envs[i], f"env {request.env_ids[0]}", f"env {i}", same)
+            check_same_spaces(first, self.envs[i], describe(request.env_ids[0]), describe(i), same)
         self._batcher = ObsBatcher(first.observation_space)
         return Built(
             first.observation_space,
