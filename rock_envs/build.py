@@ -108,3 +108,23 @@ class EnvFactory:
         """How errors name env `index`: "env 3 ('CartPole-v1')"."""
         env_id, _ = self.identity(index)
         return f"env {index}" if env_id is None else f"env {index} ({env_id!r})"
+
+
+class NativeFactory:
+    """A picklable `factory(num_envs) -> gymnasium.vector.VectorEnv`: the spec's native vector env
+    (`EnvSpec.vector_entry_point`) for a worker's block of envs (`make_vec(..., vectorize="native")`)."""
+
+    def __init__(self, spec: EnvSpec, kwargs: dict[str, Any] | None = None):
+        self.spec, self.kwargs = spec, dict(kwargs or {})
+
+    def __call__(self, num_envs: int) -> Any:
+        merged = {**self.spec.kwargs, **self.kwargs}
+        if self.spec.source == "gymnasium":
+            return gymnasium.make_vec(self.spec.id, num_envs, vectorization_mode="vector_entry_point", **merged)
+        entry = self.spec.vector_entry_point
+        assert entry is not None  # make_vec checked that the spec has one
+        factory = load_entry_point(EnvSpec(self.spec.id, entry))
+        return factory(num_envs=num_envs, **merged)
+
+    def identity(self, index: int) -> tuple[str | None, dict[str, Any] | None]:
+        return self.spec.id, dict(self.kwargs)

@@ -34,6 +34,10 @@ class EnvSpec:
     memory: str | None = None
     """The memory limit of each worker's container or sandbox (docker, remote), e.g. `"512m"`, when the
     caller gives no `memory=`; None: the backend's default."""
+    vector_entry_point: str | Callable[..., Any] | None = None
+    """A native vector implementation, used by `make_vec(..., vectorize="native")`: `"module:attr"`
+    or a callable `(num_envs, **kwargs) -> gymnasium.vector.VectorEnv`; Gymnasium ids get their own
+    (CartPole-v1: `CartPoleVectorEnv`)."""
     needs: str | None = None
     """What the env needs that a plain install lacks (data, a network); None: works offline."""
     description: str = ""

@@ -8,7 +8,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from gymnasium.vector import AutoresetMode
 
 from rock_envs.backends import BACKENDS, OPTION_NAMES, OPTIONS, BackendName, create_group, options_for
-from rock_envs.build import EnvFactory
+from rock_envs.build import EnvFactory, NativeFactory
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.core.snapshot import SnapshotMode, check_mode
 from rock_envs.core.spaces import ObservationMode, check_observation_mode
@@ -16,6 +16,7 @@ from rock_envs.core.trajectory import check_json
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
 from rock_envs.vector.env_list import common_default, distinct_ids, expand
+from rock_envs.vector.native import Vectorize, use_native
 from rock_envs.vector.vector_env import RockVectorEnv
 from rock_envs.worker.protocol import AutoresetName, autoreset_mode_of
 
@@ -45,6 +46,7 @@ def make_vec(
     record: str | os.PathLike[str] | None = None,
     restore: Literal["reset", "snapshot"] = "reset",
     worker_threads: int | None = None,
+    vectorize: Vectorize = "per_env",
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
@@ -75,7 +77,9 @@ def make_vec(
     worker that died at their last snapshot (`venv.snapshot()` or `venv.restore()`) instead of
     resetting them. `worker_threads=K` steps up to K blocking envs of each worker at once, on
     threads (for envs that wait on I/O; default 1: one after another); envs with `async def
-    step/reset` are stepped at once on each worker's asyncio loop without it.
+    step/reset` are stepped at once on each worker's asyncio loop without it. `vectorize="native"`
+    hosts one native vector env per worker for its block (Gymnasium's `vector_entry_point`, e.g.
+    CartPole's), "auto" where the env has one, "per_env" (default) one env object per slot.
 
     The backend options after `restore` go to the backend that takes them (an option the chosen
     backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
@@ -140,7 +144,11 @@ def make_vec(
             given[option] = spec_default(option)
     options = options_for(name, given)
     shared_kwargs = {**kwargs, **(env_kwargs or {})} if per_env is None else {}  # type: ignore[dict-item]  # a dict here
-    factory = _factory(env_spec, per_env, env_fns or [env_id] * num_envs, shared_kwargs)
+    native = use_native(vectorize, env_spec, per_env is not None, mode, record, restore)
+    factory: Any = _factory(env_spec, per_env, env_fns or [env_id] * num_envs, shared_kwargs)
+    if native:
+        assert env_spec is not None  # use_native checked it
+        factory = NativeFactory(env_spec, shared_kwargs)
     if record is not None:
         for spec, each in per_env if per_env is not None else [(env_spec, factory.kwargs)]:
             if spec is None:
@@ -169,6 +177,7 @@ def make_vec(
         record=None if record is None else os.fspath(record),
         restore=restore,
         worker_threads=worker_threads or 1,
+        native=native,
     )
 
 

@@ -83,6 +83,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         restore: str = "reset",
         worker_threads: int = 1,
         env_specs: list[Any] | None = None,
+        native: bool = False,
     ):
         self.num_envs = num_envs
         self.group = group
@@ -106,7 +107,10 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             snapshot_mode=snapshot_mode,
             record=record is not None,
             worker_threads=worker_threads,
+            native=native,
         )
+        self.vectorize = "native" if native else "per_env"
+        """How the envs are hosted: "native" (one native vector env per worker) or "per_env"."""
         self._d = Dispatcher(group, num_envs, make, restore)
         self._factory = factory
         self.env_specs = env_specs

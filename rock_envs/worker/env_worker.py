@@ -29,6 +29,7 @@ from rock_envs.core.errors import EnvArgumentError
 from rock_envs.core.resets import call_reset
 from rock_envs.core.spaces import check_same_spaces
 from rock_envs.core.trajectory import to_json
+from rock_envs.worker.native import NativeBlock
 from rock_envs.worker.overlap import Overlap, Plan, drive, is_async_env
 from rock_envs.worker.protocol import (
     Apply,
@@ -78,6 +79,7 @@ class EnvWorker:
         self._record = False
         self._overlap: Overlap | None = None  # envs stepped at once (worker_threads > 1, or async envs)
         self._awaited: dict[int, bool] = {}  # env i has `async def step/reset`: its calls are awaited
+        self._native: NativeBlock | None = None  # vectorize="native": the block's one native vector env
         self.closed = False
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -85,7 +87,9 @@ class EnvWorker:
     def handle(self, request: Request) -> Iterator[Reply]:
         """Execute one request; yields one reply (or several partial `Batch`es for a flushing Step)."""
         try:
-            if isinstance(request, Step):
+            if self._native is not None and not isinstance(request, (Make, Close)):
+                yield self._on_native(self._native, request)
+            elif isinstance(request, Step):
                 yield from self._step(request)
             elif isinstance(request, Reset):
                 yield self._reset(request)
@@ -117,6 +121,9 @@ class EnvWorker:
             if path not in sys.path and os.path.isdir(path):
                 sys.path.append(path)
         self._factory = pickling.loads(request.factory)
+        if request.native:  # the factory makes one native vector env for the whole block
+            self._native = NativeBlock(self._factory(len(request.env_ids)), request.env_ids)
+            return self._native.built()
         self._mode, self._on_error = request.autoreset_mode, request.on_error
         self._snapshot_mode, self._record = request.snapshot_mode, request.record
         for i in request.env_ids:
@@ -345,6 +352,15 @@ class EnvWorker:
                 setattr(target, request.name, value)
         return Values([None] * len(request.env_ids))
 
+    def _on_native(self, native: NativeBlock, request: Request) -> Reply:
+        if isinstance(request, Step):
+            return native.step(request)
+        if isinstance(request, Reset):
+            return native.reset(request)
+        if isinstance(request, Call):
+            raise native.refuse("get_attr" if request.args is None else "call")
+        raise native.refuse(type(request).__name__.lower().replace("setattr", "set_attr"))
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _pack(self, obs: list[Any]) -> Any:
@@ -363,6 +379,8 @@ class EnvWorker:
         for i in list(self.envs):
             self._close_env(i)
         self.envs.clear()
+        if self._native is not None:
+            self._native.close()
         if self._overlap is not None:
             self._overlap.close()
             self._overlap = None

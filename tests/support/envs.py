@@ -226,4 +226,9 @@ class AsyncProbeEnv(ProbeEnv):
         return ProbeEnv.step(self, action)
 
 
+def sync_cartpoles(num_envs: int, **kwargs: Any) -> gymnasium.vector.VectorEnv:
+    """A plugin's own native vector env (a `vector_entry_point`): CartPoles in a SyncVectorEnv."""
+    return gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("CartPole-v1", **kwargs)] * num_envs)
+
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
