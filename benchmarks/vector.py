@@ -11,6 +11,8 @@ per env, so it is capped at 64 envs; SyncVectorEnv at 512.
 
 Targets (2 cores): CartPole at 64 envs >= 5x Async and >= 1.3x Sync; Sokoban at 512 envs >= 0.8x
 (in-process single-env steps/s x workers); 4096 Sokoban envs in under 3 GB of RSS. A second table
+(benchmarks/vector_native.py): CartPole x 64 and x 1,024 with `vectorize="native"` beside Gymnasium's
+own CartPoleVectorEnv and EnvPool (its column only where it installs). A third
 (benchmarks/vector_wait.py): 256 envs whose step waits 50 ms, on 2 workers, overlapped on threads
 and as async envs (>= 4,000 steps/s) beside the sequential worker.
 """
@@ -257,6 +259,10 @@ def main(argv: list[str] | None = None) -> None:
         "Sokoban 4096: < 3 GB RSS": _rock(table, SOKOBAN, 4096).peak_rss < 3 * 2**30,
     }
     print("targets: " + "; ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
+    print()
+    from benchmarks import vector_native  # it imports this module's Contender
+
+    vector_native.print_rows(vector_native.rows(seconds, rounds))
     print()
     vector_wait.print_rows(vector_wait.rows(0.5 if args.quick else 2.0))
 
