@@ -169,12 +169,23 @@ def run_row(
     env_id: str, n: int, workers: int, seconds: float, rounds: int, quick: bool = False
 ) -> tuple[dict[str, Result], float]:
     """All contenders alive at once, timed in alternating bursts: load from elsewhere hits them alike."""
+    makers = [
+        (lambda name=name, make=make: Contender(name, make, env_id, n, whole_cycles=not (quick and n > 512)))
+        for name, make in contenders(env_id, n, workers).items()
+        if make is not None
+    ]
+    alive = time_alternating([*makers, lambda: SingleEnv(env_id)], seconds, rounds)
+    single = next(c for c in alive if isinstance(c, SingleEnv)).result.steps_per_s
+    return {c.name: c.result for c in alive if not isinstance(c, SingleEnv)}, single
+
+
+def time_alternating(makers: list[Callable[[], Any]], seconds: float, rounds: int) -> list[Any]:
+    """Make every contender, time them in alternating bursts (load from elsewhere hits them alike),
+    close them; the contenders, each with its best burst in `result`."""
     alive: list[Any] = []
     try:
-        for name, make in contenders(env_id, n, workers).items():
-            if make is not None:
-                alive.append(Contender(name, make, env_id, n, whole_cycles=not (quick and n > 512)))
-        alive.append(SingleEnv(env_id))
+        for make in makers:
+            alive.append(make())
         for r in range(rounds):
             for c in alive if r % 2 == 0 else list(reversed(alive)):
                 c.burst(seconds)
@@ -182,8 +193,7 @@ def run_row(
         for c in alive:
             c.close()
         gc.collect()
-    single = next(c for c in alive if isinstance(c, SingleEnv)).result.steps_per_s
-    return {c.name: c.result for c in alive if not isinstance(c, SingleEnv)}, single
+    return alive
 
 
 def gb(nbytes: int) -> str:

@@ -13,14 +13,13 @@ where not). All are alive at once and timed in alternating bursts; each keeps it
 from __future__ import annotations
 
 import argparse
-import gc
 from typing import Any, Callable
 
 import gymnasium
 import numpy as np
 
 import rock_envs
-from benchmarks.vector import CARTPOLE, Contender
+from benchmarks.vector import CARTPOLE, Contender, time_alternating
 from rock_envs.backends import usable_cores
 
 SIZES = (64, 1024)
@@ -67,18 +66,12 @@ def rows(seconds: float, rounds: int) -> list[tuple[int, dict[str, float]]]:
     workers = usable_cores()
     table = []
     for n in SIZES:
-        alive: list[Contender] = []
-        try:
-            for name, make in contenders(n, workers).items():
-                if make is not None:
-                    alive.append(Contender(name, make, CARTPOLE, n))
-            for r in range(rounds):
-                for c in alive if r % 2 == 0 else list(reversed(alive)):
-                    c.burst(seconds)
-        finally:
-            for c in alive:
-                c.close()
-            gc.collect()
+        makers = [
+            (lambda name=name, make=make, n=n: Contender(name, make, CARTPOLE, n))
+            for name, make in contenders(n, workers).items()
+            if make is not None
+        ]
+        alive = time_alternating(makers, seconds, rounds)
         table.append((n, {c.name: c.result.steps_per_s for c in alive}))
     return table
 
