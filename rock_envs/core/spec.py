@@ -38,6 +38,9 @@ class EnvSpec:
     """A native vector implementation, used by `make_vec(..., vectorize="native")`: `"module:attr"`
     or a callable `(num_envs, **kwargs) -> gymnasium.vector.VectorEnv`; Gymnasium ids get their own
     (CartPole-v1: `CartPoleVectorEnv`)."""
+    worker_threads: int | None = None
+    """Threads per worker that step this env's envs at once when a `make_vec` call gives no
+    `worker_threads=` (envs that wait on a sandbox, a tool, an HTTP call); None: one after another."""
     needs: str | None = None
     """What the env needs that a plain install lacks (data, a network); None: works offline."""
     description: str = ""

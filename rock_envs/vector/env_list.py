@@ -75,12 +75,12 @@ def expand(env_id: Any, num_envs: int | None, env_kwargs: Any, kwargs: dict[str,
 
 def common_default(per_env: PerEnv, field: str) -> Any:
     """The spec default `field` of a mix: the one value its specs give (None if none gives one);
-    `cpus` and `memory` the largest (a worker hosting several must fit the largest)."""
+    `cpus`, `memory` and `worker_threads` the largest (a worker hosting several must fit the largest)."""
     values = [getattr(s, field) for s, _ in per_env if getattr(s, field) is not None]
     distinct = list(dict.fromkeys(values))
     if len(distinct) <= 1:
         return distinct[0] if distinct else None
-    if field == "cpus":
+    if field in ("cpus", "worker_threads"):
         return max(distinct)
     if field == "memory":
         return max(distinct, key=_bytes)

@@ -144,6 +144,8 @@ def make_vec(
             given[option] = spec_default(option)
     options = options_for(name, given)
     shared_kwargs = {**kwargs, **(env_kwargs or {})} if per_env is None else {}  # type: ignore[dict-item]  # a dict here
+    if worker_threads is None:  # the specs' default: their envs wait on I/O
+        worker_threads = spec_default("worker_threads")
     native = use_native(vectorize, env_spec, per_env is not None, mode, record, restore)
     factory: Any = _factory(env_spec, per_env, env_fns or [env_id] * num_envs, shared_kwargs)
     if native:

@@ -38,6 +38,7 @@ from rock_envs.core.errors import (
 )
 from rock_envs.core.snapshot import SnapshotMode
 from rock_envs.core.spaces import ObservationMode, check_observation_mode, check_same_spaces
+from rock_envs.vector import arguments
 from rock_envs.vector.actions import split_actions
 from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
@@ -182,8 +183,10 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         actions = split_actions(
             "step", actions, self.num_envs, self.single_action_space, self.action_space, self.check_actions
         )
-        if isinstance(actions, np.ndarray) and actions.ndim == 1:
-            actions = actions.tolist()  # Python scalars pickle fast, and envs check them fast
+        if isinstance(actions, np.ndarray) and actions.ndim == 1 and self.vectorize != "native":
+            actions = (
+                actions.tolist()
+            )  # Python scalars pickle fast, and envs check them fast (a native block takes the array)
         for w, (lo, hi) in enumerate(self._d.bounds):
             block = self.blocks[w]
             self._d.submit(w, Step(block, actions[lo:hi], None), Purpose.GATHER, block)
@@ -411,46 +414,13 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         return {**infos, "env_id": column.copy(), "_env_id": np.ones(len(column), dtype=np.bool_)}
 
     def _reset_ids(self, options: Any) -> list[int]:
-        mask = options.get("reset_mask") if isinstance(options, dict) else None
-        if mask is None:
-            return list(range(self.num_envs))
-        mask = np.asarray(mask)
-        fix = f"pass a bool array with one entry per env (True: reset it), shape ({self.num_envs},)"
-        if mask.dtype != np.bool_:
-            raise EnvArgumentError(
-                f"`reset`: `options['reset_mask']` must have `dtype=np.bool_`, got {mask.dtype}; {fix}."
-            )
-        if mask.shape != (self.num_envs,):
-            raise EnvArgumentError(
-                f"`reset`: `options['reset_mask']` must have shape `({self.num_envs},)`, got {mask.shape}; {fix}."
-            )
-        if not mask.any():
-            raise EnvArgumentError(
-                "`reset`: `options['reset_mask']` must contain a boolean array with at least one True value, "
-                f"got reset_mask={mask}; {fix}."
-            )
-        return [int(i) for i in np.flatnonzero(mask)]
+        return arguments.reset_ids(options, self.num_envs)
 
     def _seeds_for(self, ids: list[int], seed: Any) -> list[int | None]:
-        if seed is None:
-            return [None] * len(ids)
-        if isinstance(seed, (int, np.integer)):
-            return [int(seed) + i for i in ids]
-        seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise EnvArgumentError(f"`reset`: expected an int or {self.num_envs} seeds, got {len(seeds)} seeds.")
-        return [seeds[i] for i in ids]
+        return arguments.seeds_for(ids, seed, self.num_envs)
 
     def _check_ids(self, call: str, env_ids: Any) -> list[int]:
-        if env_ids is None:
-            return list(range(self.num_envs))
-        ids = [int(i) for i in np.asarray(env_ids).reshape(-1)]
-        bad = [i for i in ids if not 0 <= i < self.num_envs]
-        if bad or len(set(ids)) != len(ids):
-            raise EnvArgumentError(
-                f"`{call}`: env_ids must be distinct ints in 0..{self.num_envs - 1}, got {list(env_ids)[:16]}."
-            )
-        return ids
+        return arguments.check_ids(call, env_ids, self.num_envs)
 
     def _check_open(self, call: str) -> None:
         if self.closed:

@@ -81,6 +81,19 @@ def test_recv_returns_the_envs_of_a_worker_as_they_finish(make, probe, kind):
     assert list(ids) == [0] and obs[0][0] == 1.0
 
 
+def test_a_specs_worker_threads_is_the_default(make, probe):
+    """An env registered with `worker_threads=` (as code:RockTasks-v0 is) is stepped at once unasked."""
+    rock_envs.register(
+        "test:ThreadedProbe-v0", entry_point=rock_envs.spec(probe).entry_point, worker_threads=4, override=True
+    )
+    venv = make("test:ThreadedProbe-v0", 4, num_workers=1, batch_size=3, delay=2.0)
+    venv.reset(seed=0)
+    venv.send(np.array([SLOW, NORMAL, NORMAL, NORMAL]))
+    assert sorted(venv.recv()[0]) == [1, 2, 3]
+    assert list(venv.recv()[0]) == [0]
+    assert rock_envs.spec("code:RockTasks-v0").worker_threads == 16
+
+
 def test_an_env_raising_on_a_thread_reports_it_and_the_others_go_on(make, probe):
     venv = make(probe, 4, worker_threads=2)
     venv.reset(seed=0)
