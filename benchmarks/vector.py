@@ -10,7 +10,11 @@ is the caller's plus that of every process the contender started. AsyncVectorEnv
 per env, so it is capped at 64 envs; SyncVectorEnv at 512.
 
 Targets (2 cores): CartPole at 64 envs >= 5x Async and >= 1.3x Sync; Sokoban at 512 envs >= 0.8x
-(in-process single-env steps/s x workers); 4096 Sokoban envs in under 3 GB of RSS.
+(in-process single-env steps/s x workers); 4096 Sokoban envs in under 3 GB of RSS. A second table
+(benchmarks/vector_native.py): CartPole x 64 and x 1,024 with `vectorize="native"` beside Gymnasium's
+own CartPoleVectorEnv and EnvPool (its column only where it installs). A third
+(benchmarks/vector_wait.py): 256 envs whose step waits 50 ms, on 2 workers, overlapped on threads
+and as async envs (>= 4,000 steps/s) beside the sequential worker.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 import psutil
 
 import rock_envs
+from benchmarks import vector_wait
 from rock_envs.backends import usable_cores
 
 CARTPOLE, SOKOBAN = "CartPole-v1", "game:Sokoban-v0-easy"
@@ -164,12 +169,23 @@ def run_row(
     env_id: str, n: int, workers: int, seconds: float, rounds: int, quick: bool = False
 ) -> tuple[dict[str, Result], float]:
     """All contenders alive at once, timed in alternating bursts: load from elsewhere hits them alike."""
+    makers = [
+        (lambda name=name, make=make: Contender(name, make, env_id, n, whole_cycles=not (quick and n > 512)))
+        for name, make in contenders(env_id, n, workers).items()
+        if make is not None
+    ]
+    alive = time_alternating([*makers, lambda: SingleEnv(env_id)], seconds, rounds)
+    single = next(c for c in alive if isinstance(c, SingleEnv)).result.steps_per_s
+    return {c.name: c.result for c in alive if not isinstance(c, SingleEnv)}, single
+
+
+def time_alternating(makers: list[Callable[[], Any]], seconds: float, rounds: int) -> list[Any]:
+    """Make every contender, time them in alternating bursts (load from elsewhere hits them alike),
+    close them; the contenders, each with its best burst in `result`."""
     alive: list[Any] = []
     try:
-        for name, make in contenders(env_id, n, workers).items():
-            if make is not None:
-                alive.append(Contender(name, make, env_id, n, whole_cycles=not (quick and n > 512)))
-        alive.append(SingleEnv(env_id))
+        for make in makers:
+            alive.append(make())
         for r in range(rounds):
             for c in alive if r % 2 == 0 else list(reversed(alive)):
                 c.burst(seconds)
@@ -177,8 +193,7 @@ def run_row(
         for c in alive:
             c.close()
         gc.collect()
-    single = next(c for c in alive if isinstance(c, SingleEnv)).result.steps_per_s
-    return {c.name: c.result for c in alive if not isinstance(c, SingleEnv)}, single
+    return alive
 
 
 def gb(nbytes: int) -> str:
@@ -254,6 +269,12 @@ def main(argv: list[str] | None = None) -> None:
         "Sokoban 4096: < 3 GB RSS": _rock(table, SOKOBAN, 4096).peak_rss < 3 * 2**30,
     }
     print("targets: " + "; ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
+    print()
+    from benchmarks import vector_native  # it imports this module's Contender
+
+    vector_native.print_rows(vector_native.rows(seconds, rounds))
+    print()
+    vector_wait.print_rows(vector_wait.rows(0.5 if args.quick else 2.0))
 
 
 def _rock(table: list, env_id: str, n: int) -> Result:

@@ -72,22 +72,59 @@ def adapt(raw: Any, env_spec: EnvSpec | None) -> Env:
 
 
 class EnvFactory:
-    """A picklable `factory(env_index) -> Env`: from a spec and kwargs, or from the user's callables
-    (env i from `env_fns[i]()`)."""
+    """A picklable `factory(env_index) -> Env`: from a spec and kwargs, from one spec and kwargs per
+    env (`per_env`, a mixed batch), or from the user's callables (env i from `env_fns[i]()`)."""
 
     def __init__(
         self,
         spec: EnvSpec | None,
         kwargs: dict[str, Any] | None = None,
         env_fns: Sequence[Callable[[], Any]] | None = None,
+        per_env: Sequence[tuple[EnvSpec, dict[str, Any]]] | None = None,
     ):
         self.spec, self.kwargs = spec, dict(kwargs or {})
         self.env_fns = list(env_fns) if env_fns is not None else None
+        self.per_env = list(per_env) if per_env is not None else None
 
     def __call__(self, index: int) -> Env:
         if self.env_fns is not None:
             env = adapt(self.env_fns[index](), self.spec)
             snapshot.prepare(env, "auto")
             return env
+        if self.per_env is not None:
+            spec, kwargs = self.per_env[index]
+            return build_local(spec, kwargs)
         assert self.spec is not None
         return build_local(self.spec, self.kwargs)
+
+    def identity(self, index: int) -> tuple[str | None, dict[str, Any] | None]:
+        """Env `index`'s id and kwargs (None, None: made by a callable)."""
+        if self.per_env is not None:
+            spec, kwargs = self.per_env[index]
+            return spec.id, dict(kwargs)
+        return (self.spec.id, dict(self.kwargs)) if self.spec is not None else (None, None)
+
+    def describe(self, index: int) -> str:
+        """How errors name env `index`: "env 3 ('CartPole-v1')"."""
+        env_id, _ = self.identity(index)
+        return f"env {index}" if env_id is None else f"env {index} ({env_id!r})"
+
+
+class NativeFactory:
+    """A picklable `factory(num_envs) -> gymnasium.vector.VectorEnv`: the spec's native vector env
+    (`EnvSpec.vector_entry_point`) for a worker's block of envs (`make_vec(..., vectorize="native")`)."""
+
+    def __init__(self, spec: EnvSpec, kwargs: dict[str, Any] | None = None):
+        self.spec, self.kwargs = spec, dict(kwargs or {})
+
+    def __call__(self, num_envs: int) -> Any:
+        merged = {**self.spec.kwargs, **self.kwargs}
+        if self.spec.source == "gymnasium":
+            return gymnasium.make_vec(self.spec.id, num_envs, vectorization_mode="vector_entry_point", **merged)
+        entry = self.spec.vector_entry_point
+        assert entry is not None  # make_vec checked that the spec has one
+        factory = load_entry_point(EnvSpec(self.spec.id, entry))
+        return factory(num_envs=num_envs, **merged)
+
+    def identity(self, index: int) -> tuple[str | None, dict[str, Any] | None]:
+        return self.spec.id, dict(self.kwargs)

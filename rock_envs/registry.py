@@ -206,6 +206,7 @@ def _gymnasium() -> dict[str, EnvSpec]:
             entry_point=s.entry_point,  # type: ignore[arg-type]  # registered Gymnasium ids have one
             kwargs={},
             source="gymnasium",
+            vector_entry_point=s.vector_entry_point,
             needs=_needs_for(i, s.entry_point),
             nondeterministic=s.nondeterministic,
         )

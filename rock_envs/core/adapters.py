@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import random
+import threading
 import weakref
 from typing import Any, SupportsFloat
 
@@ -80,9 +82,41 @@ _ORIGINAL_RANDOM = {name: getattr(random, name) for name in _RANDOM_FUNCTIONS}
 _random_owner: weakref.ref[GemEnv] | None = None
 
 
+# A worker that steps envs at once (threads, or an asyncio loop) cannot swap the table while an
+# env runs: there the `random` module's functions look up the generator of the env running in the
+# current thread or asyncio task (a context variable), and fall back to Python's own generator.
+_owner_rng: contextvars.ContextVar[random.Random | None] = contextvars.ContextVar("rock_envs_random", default=None)
+_concurrent = False
+_concurrent_lock = threading.Lock()
+
+
+def _dispatching(name: str) -> Any:
+    fallback = _ORIGINAL_RANDOM[name]
+
+    def dispatch(*args: Any, **kwargs: Any) -> Any:
+        rng = _owner_rng.get()
+        return fallback(*args, **kwargs) if rng is None else getattr(rng, name)(*args, **kwargs)
+
+    dispatch.__name__ = dispatch.__qualname__ = name
+    return dispatch
+
+
+def concurrent_random() -> None:
+    """From now on in this process, GEM envs may run at once: each thread or asyncio task draws from
+    the generator of the env it is running (set by `GemEnv.own_random`). Idempotent."""
+    global _concurrent, _random_owner
+    with _concurrent_lock:
+        if _concurrent:
+            return
+        random.__dict__.update({name: _dispatching(name) for name in _RANDOM_FUNCTIONS})
+        _random_owner, _concurrent = None, True
+
+
 def _release_random(env: GemEnv) -> None:
     """Give the `random` module its own functions back if `env` holds it."""
     global _random_owner
+    if _concurrent:
+        return
     if _random_owner is not None and _random_owner() is env:
         random.__dict__.update(_ORIGINAL_RANDOM)
         _random_owner = None
@@ -110,6 +144,9 @@ class GemEnv(Env[str, str]):
         """Make the `random` module this env's own generator: done before every call into the GEM env
         (reset, step, and a worker's `call` or `apply` on it)."""
         global _random_owner
+        if _concurrent:
+            _owner_rng.set(self._rng)
+            return
         if _random_owner is not None and _random_owner() is self:
             return
         random.__dict__.update(self._random_functions)

@@ -18,11 +18,12 @@ as the original would. The episode log for replay is kept by wrapping the env's 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import pickle
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import cloudpickle
 
@@ -158,19 +159,36 @@ def _install(env: Any, k: Keeper) -> None:
 
     def reset(seed: int | None = None, *, options: dict[str, Any] | None = None) -> Any:
         before = rng.before_reset(env, seed)
-        out = call_reset(reset0, seed, options)
-        log.start, log.actions, log.obs = rng.episode_start(env, seed, options, before), [], obs_hash(out[0])
-        if k.resolved is None:
-            _probe(env, k)
-        return out
+
+        def logged(out: Any) -> Any:
+            log.start, log.actions, log.obs = rng.episode_start(env, seed, options, before), [], obs_hash(out[0])
+            if k.resolved is None:
+                _probe(env, k)
+            return out
+
+        return _then(call_reset(reset0, seed, options), logged)
 
     def step(action: Any) -> Any:
         log.actions.append(action)
-        out = step0(action)
-        log.obs = obs_hash(out[0])
-        return out
+
+        def logged(out: Any) -> Any:
+            log.obs = obs_hash(out[0])
+            return out
+
+        return _then(step0(action), logged)
 
     env.reset, env.step = reset, step
+
+
+def _then(out: Any, fn: Callable[[Any], Any]) -> Any:
+    """`fn(out)`; for an env with `async def step/reset`, a coroutine that awaits `out` first."""
+    if not inspect.isawaitable(out):
+        return fn(out)
+
+    async def awaited() -> Any:
+        return fn(await out)
+
+    return awaited()
 
 
 def _uninstall(env: Any, k: Keeper) -> None:

@@ -34,6 +34,13 @@ class EnvSpec:
     memory: str | None = None
     """The memory limit of each worker's container or sandbox (docker, remote), e.g. `"512m"`, when the
     caller gives no `memory=`; None: the backend's default."""
+    vector_entry_point: str | Callable[..., Any] | None = None
+    """A native vector implementation, used by `make_vec(..., vectorize="native")`: `"module:attr"`
+    or a callable `(num_envs, **kwargs) -> gymnasium.vector.VectorEnv`; Gymnasium ids get their own
+    (CartPole-v1: `CartPoleVectorEnv`)."""
+    worker_threads: int | None = None
+    """Threads per worker that step this env's envs at once when a `make_vec` call gives no
+    `worker_threads=` (envs that wait on a sandbox, a tool, an HTTP call); None: one after another."""
     needs: str | None = None
     """What the env needs that a plain install lacks (data, a network); None: works offline."""
     description: str = ""

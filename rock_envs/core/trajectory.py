@@ -24,7 +24,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from gymnasium import spaces
@@ -171,9 +171,20 @@ class EpisodeWriter:
     """Writes the episodes of envs `0..num_envs-1` to `directory`, one file per episode, each when it
     ends (`finish`) or when the writer closes (reason "closed")."""
 
-    def __init__(self, directory: str, env_id: str, kwargs: dict[str, Any], num_envs: int, backend: str):
+    def __init__(
+        self,
+        directory: str,
+        env_id: str | Sequence[str],
+        kwargs: dict[str, Any] | Sequence[dict[str, Any]],
+        num_envs: int,
+        backend: str,
+    ):
+        """`env_id` and `kwargs`: the envs', or one list of each with env i's (a mixed batch)."""
         os.makedirs(directory, exist_ok=True)
-        self.directory, self.env_id, self.kwargs, self.backend = directory, env_id, to_json(kwargs), backend
+        self.directory, self.backend = directory, backend
+        self.env_ids = [env_id] * num_envs if isinstance(env_id, str) else list(env_id)
+        per_env = [kwargs] * num_envs if isinstance(kwargs, dict) else list(kwargs)
+        self.kwargs = [to_json(k) for k in per_env]
         self.run = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         self.episodes: list[Episode | None] = [None] * num_envs
         self.counts = [0] * num_envs
@@ -185,8 +196,8 @@ class EpisodeWriter:
         header = {
             "kind": "episode",
             "format": FORMAT,
-            "env_id": self.env_id,
-            "kwargs": self.kwargs,
+            "env_id": self.env_ids[i],
+            "kwargs": self.kwargs[i],
             "index": i,
             "episode": self.counts[i],
             "seed": start.get("seed"),

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from gymnasium.vector import AutoresetMode
 
 from rock_envs.backends import BACKENDS, OPTION_NAMES, OPTIONS, BackendName, create_group, options_for
-from rock_envs.build import EnvFactory
+from rock_envs.build import EnvFactory, NativeFactory
 from rock_envs.core.errors import EnvArgumentError
 from rock_envs.core.snapshot import SnapshotMode, check_mode
 from rock_envs.core.spaces import ObservationMode, check_observation_mode
 from rock_envs.core.trajectory import check_json
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
+from rock_envs.vector.env_list import common_default, distinct_ids, expand
+from rock_envs.vector.native import Vectorize, use_native
 from rock_envs.vector.stats import VectorCollector
 from rock_envs.vector.vector_env import RockVectorEnv
 from rock_envs.worker.protocol import AutoresetName, autoreset_mode_of
@@ -24,7 +26,12 @@ BACKEND_OPTIONS = OPTION_NAMES  # every backend option keyword, once (`rock_envs
 
 
 def make_vec(
-    env_id: str | EnvSpec | Callable[[], Any] | Sequence[Callable[[], Any]],
+    env_id: str
+    | EnvSpec
+    | Callable[[], Any]
+    | Sequence[Callable[[], Any]]
+    | Sequence[str | EnvSpec]
+    | Mapping[str, int],
     num_envs: int | None = None,
     backend: BackendName | None = None,
     *,
@@ -33,13 +40,15 @@ def make_vec(
     batch_size: int | None = None,
     on_error: Literal["reset", "raise"] = "reset",
     timeout: float | None = None,
-    env_kwargs: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     check_actions: bool = False,
     observation_mode: ObservationMode = "same",
     snapshot_mode: SnapshotMode = "auto",
     record: str | os.PathLike[str] | None = None,
     restore: Literal["reset", "snapshot"] = "reset",
     metrics: bool = False,
+    worker_threads: int | None = None,
+    vectorize: Vectorize = "per_env",
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
@@ -70,6 +79,11 @@ def make_vec(
     worker that died at their last snapshot (`venv.snapshot()` or `venv.restore()`) instead of
     resetting them. `metrics=True` puts `venv.stats()` on prometheus_client's default registry
     (serve it with `rock_envs.serve_metrics(port)`) until the vector env is closed.
+    `worker_threads=K` steps up to K blocking envs of each worker at once, on
+    threads (for envs that wait on I/O; default 1: one after another); envs with `async def
+    step/reset` are stepped at once on each worker's asyncio loop without it. `vectorize="native"`
+    hosts one native vector env per worker for its block (Gymnasium's `vector_entry_point`, e.g.
+    CartPole's), "auto" where the env has one, "per_env" (default) one env object per slot.
 
     The backend options after `restore` go to the backend that takes them (an option the chosen
     backend does not take is an error); other keywords are the env's kwargs (or pass `env_kwargs`).
@@ -79,7 +93,10 @@ def make_vec(
     """
     scope = locals()  # the keywords as given: a comprehension's own locals() would not see them
     given = {name: scope[name] for name in BACKEND_OPTIONS if scope[name] is not None}
-    env_fns = list(env_id) if isinstance(env_id, (list, tuple)) else None
+    per_env = expand(env_id, num_envs, env_kwargs, kwargs)  # a mixed batch, or per-env kwargs: one (spec, kwargs) each
+    if per_env is not None:
+        num_envs = len(per_env)
+    env_fns = list(env_id) if isinstance(env_id, (list, tuple)) and per_env is None else None
     if env_fns is not None:
         if not env_fns or not all(callable(fn) for fn in env_fns):
             raise EnvArgumentError("`make_vec`: a list of env functions must be non-empty and hold only callables.")
@@ -99,39 +116,53 @@ def make_vec(
         raise EnvArgumentError(f"`make_vec`: on_error must be 'reset' or 'raise', got {on_error!r}.")
     check_observation_mode(observation_mode)
     check_mode(snapshot_mode, "make_vec")
+    if worker_threads is not None and (
+        not isinstance(worker_threads, int) or isinstance(worker_threads, bool) or worker_threads < 1
+    ):
+        raise EnvArgumentError(
+            f"`make_vec`: worker_threads must be a positive int (threads per worker), got {worker_threads!r}; "
+            "pass e.g. worker_threads=32 for envs whose steps wait on I/O."
+        )
     if restore not in ("reset", "snapshot"):
         raise EnvArgumentError(f"`make_vec`: restore must be 'reset' or 'snapshot', got {restore!r}.")
     env_spec: EnvSpec | None
-    if isinstance(env_id, EnvSpec):
+    if per_env is not None:  # one spec for the vector env where every env has the same id
+        env_spec = per_env[0][0] if len(distinct_ids(per_env)) == 1 else None
+    elif isinstance(env_id, EnvSpec):
         env_spec = env_id
     elif isinstance(env_id, str):
         env_spec = find_spec(env_id)
     else:
         env_spec = None  # a callable (or a list of them) that returns an env
-    name: str = backend or (env_spec.backend if env_spec is not None else None) or "subprocess"
+    specs = [spec for spec, _ in per_env] if per_env is not None else [env_spec] if env_spec is not None else []
+    mix = per_env if per_env is not None else [(spec, {}) for spec in specs]
+
+    def spec_default(option: str) -> Any:
+        return common_default(mix, option) if mix else None
+
+    name: str = backend or spec_default("backend") or "subprocess"
     if name not in BACKENDS:
         raise EnvArgumentError(f"`make_vec`: unknown backend {name!r}; expected one of {list(BACKENDS)}.")
-    if env_spec is not None:  # the spec's container defaults, where the backend takes them and the caller gave none
-        for option in SPEC_DEFAULTS:
-            if option in OPTIONS[name].names() and option not in given and getattr(env_spec, option) is not None:
-                given[option] = getattr(env_spec, option)
+    for option in SPEC_DEFAULTS:  # the specs' container defaults, where the backend takes them and the caller gave none
+        if option in OPTIONS[name].names() and option not in given and spec_default(option) is not None:
+            given[option] = spec_default(option)
     options = options_for(name, given)
-    env_kwargs = {**kwargs, **(env_kwargs or {})}
-    if env_spec is None:
-        factory = EnvFactory(None, None, env_fns=env_fns or [env_id] * num_envs)
-        if env_kwargs:
-            raise EnvArgumentError(
-                f"`make_vec`: env kwargs {sorted(env_kwargs)} cannot go to a callable; bind them in it."
-            )
-    else:
-        factory = EnvFactory(env_spec, env_kwargs)
+    shared_kwargs = {**kwargs, **(env_kwargs or {})} if per_env is None else {}  # type: ignore[dict-item]  # a dict here
+    if worker_threads is None:  # the specs' default: their envs wait on I/O
+        worker_threads = spec_default("worker_threads")
+    native = use_native(vectorize, env_spec, per_env is not None, mode, record, restore)
+    factory: Any = _factory(env_spec, per_env, env_fns or [env_id] * num_envs, shared_kwargs)
+    if native:
+        assert env_spec is not None  # use_native checked it
+        factory = NativeFactory(env_spec, shared_kwargs)
     if record is not None:
-        if env_spec is None:
-            raise EnvArgumentError(
-                "`make_vec`: record= needs a registered env id or spec (a record names the env to replay it); "
-                "register the callable with `rock_envs.register(...)` and pass its id."
-            )
-        check_json(env_kwargs, "kwargs", "make_vec")
+        for spec, each in per_env if per_env is not None else [(env_spec, factory.kwargs)]:
+            if spec is None:
+                raise EnvArgumentError(
+                    "`make_vec`: record= needs a registered env id or spec (a record names the env to replay it); "
+                    "register the callable with `rock_envs.register(...)` and pass its id."
+                )
+            check_json(each, "kwargs", "make_vec")
     workers = num_workers if num_workers is not None else options.default_workers(num_envs)
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise EnvArgumentError(f"`make_vec`: num_workers must be in 1..num_envs ({num_envs}), got {workers!r}.")
@@ -145,13 +176,27 @@ def make_vec(
         batch_size=batch_size,
         timeout=timeout,
         spec=env_spec,
+        env_specs=specs if per_env is not None else None,
         check_actions=check_actions,
         observation_mode=observation_mode,
         snapshot_mode=snapshot_mode,
         record=None if record is None else os.fspath(record),
         restore=restore,
+        worker_threads=worker_threads or 1,
+        native=native,
     )
     if metrics:
-        label = env_spec.id if env_spec is not None else "callable"
+        label = env_spec.id if env_spec is not None else "mixed" if per_env is not None else "callable"
         venv.metrics = VectorCollector(venv._d.stats, label)
     return venv
+
+
+def _factory(env_spec: EnvSpec | None, per_env: Any, env_fns: list[Any], env_kwargs: dict[str, Any]) -> EnvFactory:
+    """What builds env i in its worker: from one spec per env (a mix), the spec, or the callables."""
+    if per_env is not None:
+        return EnvFactory(env_spec, None, per_env=per_env)
+    if env_spec is not None:
+        return EnvFactory(env_spec, env_kwargs)
+    if env_kwargs:
+        raise EnvArgumentError(f"`make_vec`: env kwargs {sorted(env_kwargs)} cannot go to a callable; bind them in it.")
+    return EnvFactory(None, None, env_fns=env_fns)

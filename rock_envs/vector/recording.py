@@ -32,8 +32,8 @@ class Recorder:
     def __init__(
         self,
         directory: str,
-        env_id: str,
-        kwargs: dict[str, Any],
+        env_id: str | Sequence[str],
+        kwargs: dict[str, Any] | Sequence[dict[str, Any]],
         num_envs: int,
         mode: AutoresetMode,
         row: Callable[[Any, int], Any],

@@ -27,7 +27,7 @@ class SnapshotOps:
     num_envs: int
     _d: Dispatcher
     _assembler: Assembler
-    _identity: tuple[str | None, dict[str, Any] | None]
+    _identity: Callable[[int], tuple[str | None, dict[str, Any] | None]]
     _on_envs: Callable[..., tuple[Any, ...]]
     _check_ids: Callable[[str, Any], list[int]]
     _check_open: Callable[[str], None]
@@ -58,8 +58,8 @@ class SnapshotOps:
             raise EnvArgumentError(
                 f"`restore`: got {len(snapshots)} snapshots for {len(ids)} env ids; give one snapshot per env id."
             )
-        env_id, kwargs = self._identity
         for i, snap in zip(ids, snapshots):
+            env_id, kwargs = self._identity(i)
             check_fits(snap, env_id, kwargs, f"env {i} of this vector env ({env_id or 'from a callable'})", "restore")
         self._restore(ids, snapshots)
 

@@ -38,6 +38,7 @@ from rock_envs.core.errors import (
 )
 from rock_envs.core.snapshot import SnapshotMode
 from rock_envs.core.spaces import ObservationMode, check_observation_mode, check_same_spaces
+from rock_envs.vector import arguments
 from rock_envs.vector.actions import split_actions
 from rock_envs.vector.assembly import Assembler
 from rock_envs.vector.dispatcher import Dispatcher, Purpose
@@ -83,6 +84,9 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         snapshot_mode: SnapshotMode = "auto",
         record: str | None = None,
         restore: str = "reset",
+        worker_threads: int = 1,
+        env_specs: list[Any] | None = None,
+        native: bool = False,
     ):
         self.num_envs = num_envs
         self.group = group
@@ -105,11 +109,18 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             same_observation_space=observation_mode == "same",
             snapshot_mode=snapshot_mode,
             record=record is not None,
+            worker_threads=worker_threads,
+            native=native,
         )
+        self.vectorize = "native" if native else "per_env"
+        """How the envs are hosted: "native" (one native vector env per worker) or "per_env"."""
         self._d = Dispatcher(group, num_envs, make, restore)
         self.metrics: VectorCollector | None = None  # make_vec(..., metrics=True) sets it
-        kwargs = getattr(factory, "kwargs", None)
-        self._identity = (spec.id, dict(kwargs or {})) if spec is not None else (None, None)
+        self._factory = factory
+        self.env_specs = env_specs
+        """A mixed batch: env i's spec (`infos["env_id"]` names each row's id); else None."""
+        ids = [s.id for s in env_specs] if env_specs is not None else None
+        self._row_ids = np.array(ids, dtype=object) if ids is not None and len(set(ids)) > 1 else None
         self._recorder: Recorder | None = None
         self.blocks, self.worker_of = self._d.blocks, self._d.worker_of
         self._state = State.DEFAULT
@@ -128,10 +139,16 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         self._assembler = Assembler(num_envs, built.observation_space)
         self._d.row = self._assembler.obs.row
         if record is not None:
-            env_id, kwargs = self._identity
-            assert env_id is not None  # make_vec refuses to record a callable
+            identities = [self._identity(i) for i in range(num_envs)]
+            assert all(env_id is not None for env_id, _ in identities)  # make_vec refuses to record a callable
             self._recorder = Recorder(
-                record, env_id, kwargs or {}, num_envs, self._mode, self._assembler.obs.row, group.name
+                record,
+                [str(env_id) for env_id, _ in identities],
+                [kwargs or {} for _, kwargs in identities],
+                num_envs,
+                self._mode,
+                self._assembler.obs.row,
+                group.name,
             )
             self._d.on_rebuilt = self._recorder.interrupted
 
@@ -158,7 +175,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         obs, rewards, terms, truncs, infos = self._collect(ids, self.timeout, "reset")
         if self._recorder is not None:
             self._recorder.results(ids, ids, obs, rewards, terms, truncs, infos)
-        return obs, infos
+        return obs, self._with_env_ids(infos, None)
 
     def step(self, actions: Any):
         self.step_async(actions)
@@ -169,8 +186,10 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         actions = split_actions(
             "step", actions, self.num_envs, self.single_action_space, self.action_space, self.check_actions
         )
-        if isinstance(actions, np.ndarray) and actions.ndim == 1:
-            actions = actions.tolist()  # Python scalars pickle fast, and envs check them fast
+        if isinstance(actions, np.ndarray) and actions.ndim == 1 and self.vectorize != "native":
+            actions = (
+                actions.tolist()
+            )  # Python scalars pickle fast, and envs check them fast (a native block takes the array)
         for w, (lo, hi) in enumerate(self._d.bounds):
             block = self.blocks[w]
             self._d.submit(w, Step(block, actions[lo:hi], None), Purpose.GATHER, block)
@@ -190,16 +209,17 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
             self._state = State.DEFAULT
         if self._recorder is not None:
             self._recorder.results(ids, ids, *result)
-        return result
+        return (*result[:4], self._with_env_ids(result[4], None))
 
     # ---- EnvPool's asynchronous mode --------------------------------------------------------
 
     def send(self, actions: Any, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         """Step `env_ids` (default: all) with `actions`; returns at once. Collect with `recv`.
 
-        A worker steps its envs one after another and sends what it has every `flush_after`
-        seconds, so a slow env never holds back the envs of other workers; envs that share its
-        worker and come after it in this call wait for it (one env per worker avoids even that).
+        A worker sends what it has every `flush_after` seconds, so a slow env never holds back the
+        envs of other workers. A worker that steps its envs at once (`worker_threads`, or envs with
+        `async def step`) sends each env as it finishes; one that steps them one after another
+        makes the envs after a slow one in this call wait for it.
         """
         self._check_open("send")
         if self._state is not State.DEFAULT:
@@ -249,7 +269,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         rows = self._assembler.rows(ids, results)
         if self._recorder is not None:
             self._recorder.results(ids, range(len(ids)), *rows)
-        return (np.asarray(ids, dtype=np.int64), *rows)
+        return (np.asarray(ids, dtype=np.int64), *rows[:4], self._with_env_ids(rows[4], ids))
 
     # ---- call / get_attr / set_attr --------------------------------------------------------
 
@@ -355,7 +375,10 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         first = pendings[0].reply
         same = self.observation_mode == "same"
         for w, p in enumerate(pendings[1:], 1):
-            check_same_spaces(first, p.reply, "the envs of worker 0", f"the envs of worker {w}", same)
+            names = [f"the envs of worker {v}" for v in (0, w)]
+            if self._row_ids is not None:  # a mixed batch: name the first env of each worker and its id
+                names = [f"{self._describe(self.blocks[v][0])} (on worker {v})" for v in (0, w)]
+            check_same_spaces(first, p.reply, names[0], names[1], same)
         if not same:
             first.observation_spaces = [space for p in pendings for space in p.reply.observation_spaces]
         return first
@@ -378,47 +401,30 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
 
     # ---- small helpers -----------------------------------------------------------------------
 
+    def _identity(self, i: int) -> tuple[str | None, dict[str, Any] | None]:
+        """Env i's id and kwargs (None, None: made by a callable)."""
+        identity = getattr(self._factory, "identity", None)
+        return identity(i) if identity is not None else (None, None)
+
+    def _describe(self, i: int) -> str:
+        describe = getattr(self._factory, "describe", None)
+        return describe(i) if describe is not None else f"env {i}"
+
+    def _with_env_ids(self, infos: dict[str, Any], ids: list[int] | None) -> dict[str, Any]:
+        """A mixed batch's infos name each row's env id (`infos["env_id"]`, with its `_env_id` mask)."""
+        if self._row_ids is None:
+            return infos
+        column = self._row_ids if ids is None else self._row_ids[ids]
+        return {**infos, "env_id": column.copy(), "_env_id": np.ones(len(column), dtype=np.bool_)}
+
     def _reset_ids(self, options: Any) -> list[int]:
-        mask = options.get("reset_mask") if isinstance(options, dict) else None
-        if mask is None:
-            return list(range(self.num_envs))
-        mask = np.asarray(mask)
-        fix = f"pass a bool array with one entry per env (True: reset it), shape ({self.num_envs},)"
-        if mask.dtype != np.bool_:
-            raise EnvArgumentError(
-                f"`reset`: `options['reset_mask']` must have `dtype=np.bool_`, got {mask.dtype}; {fix}."
-            )
-        if mask.shape != (self.num_envs,):
-            raise EnvArgumentError(
-                f"`reset`: `options['reset_mask']` must have shape `({self.num_envs},)`, got {mask.shape}; {fix}."
-            )
-        if not mask.any():
-            raise EnvArgumentError(
-                "`reset`: `options['reset_mask']` must contain a boolean array with at least one True value, "
-                f"got reset_mask={mask}; {fix}."
-            )
-        return [int(i) for i in np.flatnonzero(mask)]
+        return arguments.reset_ids(options, self.num_envs)
 
     def _seeds_for(self, ids: list[int], seed: Any) -> list[int | None]:
-        if seed is None:
-            return [None] * len(ids)
-        if isinstance(seed, (int, np.integer)):
-            return [int(seed) + i for i in ids]
-        seeds = list(seed)
-        if len(seeds) != self.num_envs:
-            raise EnvArgumentError(f"`reset`: expected an int or {self.num_envs} seeds, got {len(seeds)} seeds.")
-        return [seeds[i] for i in ids]
+        return arguments.seeds_for(ids, seed, self.num_envs)
 
     def _check_ids(self, call: str, env_ids: Any) -> list[int]:
-        if env_ids is None:
-            return list(range(self.num_envs))
-        ids = [int(i) for i in np.asarray(env_ids).reshape(-1)]
-        bad = [i for i in ids if not 0 <= i < self.num_envs]
-        if bad or len(set(ids)) != len(ids):
-            raise EnvArgumentError(
-                f"`{call}`: env_ids must be distinct ints in 0..{self.num_envs - 1}, got {list(env_ids)[:16]}."
-            )
-        return ids
+        return arguments.check_ids(call, env_ids, self.num_envs)
 
     def _check_open(self, call: str) -> None:
         if self.closed:
@@ -454,5 +460,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         self.close()
 
     def __repr__(self) -> str:
-        spec_id = getattr(self.spec, "id", "?")
+        spec_id = getattr(self.spec, "id", None) or (
+            "+".join(dict.fromkeys(s.id for s in self.env_specs)) if self.env_specs else "?"
+        )
         return f"RockVectorEnv({spec_id!r}, num_envs={self.num_envs}, backend={self.group.name!r}, workers={self.group.num_workers})"

@@ -29,6 +29,8 @@ from rock_envs.core.errors import EnvArgumentError
 from rock_envs.core.resets import call_reset
 from rock_envs.core.spaces import check_same_spaces
 from rock_envs.core.trajectory import to_json
+from rock_envs.worker.native import NativeBlock
+from rock_envs.worker.overlap import Overlap, Plan, drive, is_async_env
 from rock_envs.worker.protocol import (
     Apply,
     AutoresetMode,
@@ -75,6 +77,9 @@ class EnvWorker:
         self._batcher: ObsBatcher | None = None
         self._snapshot_mode: snapshot.SnapshotMode = "auto"
         self._record = False
+        self._overlap: Overlap | None = None  # envs stepped at once (worker_threads > 1, or async envs)
+        self._awaited: dict[int, bool] = {}  # env i has `async def step/reset`: its calls are awaited
+        self._native: NativeBlock | None = None  # vectorize="native": the block's one native vector env
         self.closed = False
 
     # -- dispatch -------------------------------------------------------------------------------
@@ -82,7 +87,9 @@ class EnvWorker:
     def handle(self, request: Request) -> Iterator[Reply]:
         """Execute one request; yields one reply (or several partial `Batch`es for a flushing Step)."""
         try:
-            if isinstance(request, Step):
+            if self._native is not None and not isinstance(request, (Make, Close)):
+                yield self._on_native(self._native, request)
+            elif isinstance(request, Step):
                 yield from self._step(request)
             elif isinstance(request, Reset):
                 yield self._reset(request)
@@ -114,12 +121,18 @@ class EnvWorker:
             if path not in sys.path and os.path.isdir(path):
                 sys.path.append(path)
         self._factory = pickling.loads(request.factory)
+        if request.native:  # the factory makes one native vector env for the whole block
+            self._native = NativeBlock(self._factory(len(request.env_ids)), request.env_ids)
+            return self._native.built()
         self._mode, self._on_error = request.autoreset_mode, request.on_error
         self._snapshot_mode, self._record = request.snapshot_mode, request.record
         for i in request.env_ids:
             self.envs[i] = self._build(i)
             self._needs_reset[i] = False
         made = [user_env(self.envs[i]) for i in request.env_ids]
+        self._awaited = {i: is_async_env(env) for i, env in zip(request.env_ids, made)}
+        if self._overlap is None and (request.worker_threads > 1 or any(self._awaited.values())):
+            self._overlap = Overlap(request.worker_threads)
         if len({id(env) for env in made}) < len(made):
             raise EnvArgumentError(
                 "`make_vec`: the env factory returned the same env object for several envs "
@@ -128,8 +141,9 @@ class EnvWorker:
             )
         first = self.envs[request.env_ids[0]]
         same = request.same_observation_space
+        describe = getattr(self._factory, "describe", lambda i: f"env {i}")  # names the env ids of a mixed batch
         for i in request.env_ids[1:]:
-            check_same_spaces(first, self.envs[i], f"env {request.env_ids[0]}", f"env {i}", same)
+            check_same_spaces(first, self.envs[i], describe(request.env_ids[0]), describe(i), same)
         self._batcher = ObsBatcher(first.observation_space)
         return Built(
             first.observation_space,
@@ -140,39 +154,45 @@ class EnvWorker:
         )
 
     def _reset(self, request: Reset) -> Batch:
-        obs, infos = [], []
-        for i, seed, options in zip(request.env_ids, request.seeds, request.options):
-            o, info = self._reset_one(i, seed, options)
-            obs.append(o)
-            infos.append(info)
+        plans = [self._reset_plan(i, s, o) for i, s, o in zip(request.env_ids, request.seeds, request.options)]
+        if self._overlap is not None:
+            results = self._overlap.run_all([(plan, self._awaited[i]) for plan, i in zip(plans, request.env_ids)])
+        else:
+            results = [drive(plan) for plan in plans]
         n = len(request.env_ids)
+        obs, infos = [o for o, _ in results], [info for _, info in results]
         return Batch(list(request.env_ids), self._pack(obs), [0.0] * n, [False] * n, [False] * n, infos)
 
     def _reset_one(
         self, i: int, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
+        return drive(self._reset_plan(i, seed, options))
+
+    def _reset_plan(
+        self, i: int, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> Plan[tuple[Any, dict[str, Any]]]:
         try:
-            o, info = self._reset_env(i, seed, options)
+            o, info = yield from self._reset_env(i, seed, options)
         except Exception as e:
             if self._on_error == "raise" or self._factory is None:
                 raise
             # A reset that raises leaves the env in an unknown state: build it afresh and try once more.
             self._close_env(i)
             self.envs[i] = self._build(i)
-            o, info = self._reset_env(i, seed, options)
+            o, info = yield from self._reset_env(i, seed, options)
             info = {**info, "error": error_info(e)}
         self._needs_reset[i] = False
         self._last_obs[i] = o
         return o, info
 
-    def _reset_env(self, i: int, seed: int | None, options: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    def _reset_env(self, i: int, seed: int | None, options: dict[str, Any] | None) -> Plan[tuple[Any, dict[str, Any]]]:
         env = self.envs[i]
         if self._record:  # where the episode starts, for the caller's trajectory record
             before = rng.before_reset(env, seed)
-            o, info = call_reset(env.reset, seed, options)
+            o, info = yield lambda: call_reset(env.reset, seed, options)
             start = rng.episode_start(env, seed, options, before)
             return o, {**info, "episode_start": json.dumps(to_json(start))}  # a str: infos batch it as is
-        return call_reset(env.reset, seed, options)
+        return (yield lambda: call_reset(env.reset, seed, options))
 
     def _own(self, i: int) -> Any:
         """Env `i`, with Python's `random` its own (GEM envs draw from it) for a call into it."""
@@ -208,6 +228,9 @@ class EnvWorker:
         actions = request.actions
         if isinstance(actions, np.ndarray) and actions.ndim == 1 and actions.dtype.kind in "iub":
             actions = actions.tolist()  # Python scalars: cheaper for envs to check than numpy ones
+        if self._overlap is not None:  # envs that wait: stepped at once
+            yield from self._step_overlapped(list(request.env_ids), actions, request.flush_after)
+            return
         if request.flush_after is None:  # the hot path: one reply for the whole batch
             yield self._step_all(list(request.env_ids), actions)
             return
@@ -222,6 +245,20 @@ class EnvWorker:
                 ids, results = [], []
                 started = time.monotonic()
         yield self._batch(ids, results, final=True)
+
+    def _step_overlapped(self, ids: list[int], actions: Any, flush_after: float | None) -> Iterator[Batch]:
+        """Every env's step at once; one reply in env order, or (send/recv) replies as envs finish."""
+        assert self._overlap is not None
+        awaited = self._awaited
+        if flush_after is None:
+            plans = [(self._step_plan(i, a), awaited[i]) for i, a in zip(ids, actions)]
+            yield self._batch(ids, self._overlap.run_all(plans), final=True)
+            return
+        keyed = [(i, self._step_plan(i, a), awaited[i]) for i, a in zip(ids, actions)]
+        if not keyed:
+            yield self._batch([], [], final=True)
+        for done, results, last in self._overlap.run_each(keyed, flush_after):
+            yield self._batch(done, results, final=last)
 
     def _step_all(self, ids: list[int], actions: Any) -> Batch:
         """`_step_one` for every env, inlined for the common case (an env in mid-episode)."""
@@ -265,17 +302,21 @@ class EnvWorker:
         return Batch(ids, self._pack(list(obs)), list(rewards), list(terms), list(truncs), list(infos), final)
 
     def _step_one(self, i: int, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        return drive(self._step_plan(i, action))
+
+    def _step_plan(self, i: int, action: Any) -> Plan[tuple[Any, float, bool, bool, dict[str, Any]]]:
+        """One env's step with autoreset and error handling; each call into the env is yielded (`overlap`)."""
         env, mode = self.envs[i], self._mode
         if mode is AutoresetMode.NEXT_STEP and self._needs_reset[i]:
-            o, info = self._reset_one(i)
+            o, info = yield from self._reset_plan(i)
             return o, 0.0, False, False, info
         try:
-            o, r, te, tr, info = env.step(action)
+            o, r, te, tr, info = yield lambda: env.step(action)
         except Exception as e:
             o, r, te, tr, info = self._failed_step(i, e)
         if mode is AutoresetMode.SAME_STEP and (te or tr):
             final_obs, final_info = o, info
-            o, info = self._reset_one(i)
+            o, info = yield from self._reset_plan(i)
             info = {"final_obs": final_obs, "final_info": final_info, **info}  # in the order Gymnasium adds them
             if "error" in final_info:  # the error stays visible where the other modes put it
                 info["error"] = final_info["error"]
@@ -311,6 +352,15 @@ class EnvWorker:
                 setattr(target, request.name, value)
         return Values([None] * len(request.env_ids))
 
+    def _on_native(self, native: NativeBlock, request: Request) -> Reply:
+        if isinstance(request, Step):
+            return native.step(request)
+        if isinstance(request, Reset):
+            return native.reset(request)
+        if isinstance(request, Call):
+            raise native.refuse("get_attr" if request.args is None else "call")
+        raise native.refuse(type(request).__name__.lower().replace("setattr", "set_attr"))
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _pack(self, obs: list[Any]) -> Any:
@@ -329,6 +379,11 @@ class EnvWorker:
         for i in list(self.envs):
             self._close_env(i)
         self.envs.clear()
+        if self._native is not None:
+            self._native.close()
+        if self._overlap is not None:
+            self._overlap.close()
+            self._overlap = None
 
 
 __all__ = ["EnvWorker", "Failure"]

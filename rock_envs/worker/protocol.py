@@ -65,6 +65,11 @@ class Make(Message):
     """How the envs are snapshotted (`rock_envs.core.snapshot`): pickle, replay, or auto."""
     record: bool = False
     """Each reset's info carries `episode_start` (its seed or RNG state), for trajectory records."""
+    native: bool = False
+    """`factory(num_envs)` makes one native vector env for all of `env_ids` (vectorize="native")."""
+    worker_threads: int = 1
+    """Threads that step the worker's blocking envs at once (1: one after another). Envs with
+    `async def step/reset` are stepped at once on the worker's asyncio loop whatever this says."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ processes, containers and sandboxes need not import the tests.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import sys
@@ -149,6 +150,85 @@ class NoisyEnv(gymnasium.Env):
         self.t += 1
         value = float(int.from_bytes(os.urandom(4), "big")) if self.t >= self.noisy_from else float(self.t + action)
         return np.array([value]), 1.0, False, self.t >= 50, {}
+
+
+class WaitEnv(gymnasium.Env):
+    """An env whose step waits (a sleep standing in for I/O) a draw of its own generator times
+    `scale` seconds, so envs stepped at once finish in a scrambled order; obs = [draw, steps].
+    An episode lasts 4 steps, 6 after an action 1."""
+
+    observation_space = spaces.Box(0.0, 1e9, (2,), np.float64)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, scale: float = 0.02) -> None:
+        self.scale = scale
+        self.t = 0
+        self.length = 4
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t, self.length = 0, 4
+        return np.array([float(self.np_random.random()), 0.0]), {"where": "reset"}
+
+    def _advance(self, action: int) -> tuple[float, tuple[Any, ...]]:
+        draw = float(self.np_random.random())
+        self.t += 1
+        self.length += 2 * int(action)
+        obs = np.array([draw, float(self.t)])
+        return draw * self.scale, (obs, draw, self.t >= self.length, False, {"t": self.t})
+
+    def step(self, action: int):
+        wait, result = self._advance(action)
+        time.sleep(wait)
+        return result
+
+
+class AsyncWaitEnv(WaitEnv):
+    """`WaitEnv` with `async def step/reset`: it awaits `asyncio.sleep` instead of sleeping."""
+
+    async def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):  # type: ignore[override]
+        await asyncio.sleep(0)
+        return WaitEnv.reset(self, seed=seed, options=options)
+
+    async def step(self, action: int):  # type: ignore[override]
+        wait, result = self._advance(action)
+        await asyncio.sleep(wait)
+        return result
+
+
+class DrawTextEnv:
+    """A text env (GEM-like, so rock-envs gives it its own `random`) that draws from Python's global
+    `random` and waits between draws, so envs on threads interleave their draws."""
+
+    def reset(self, seed: int | None = None):
+        if seed is not None:
+            random.seed(seed)
+        return self._draws(), {}
+
+    def _draws(self) -> str:
+        out = []
+        for _ in range(3):
+            out.append(random.randrange(1000))
+            time.sleep(0.002)
+        return " ".join(map(str, out))
+
+    def step(self, action: str):
+        return f"{action}:{self._draws()}", 0.0, False, False, {}
+
+
+class AsyncProbeEnv(ProbeEnv):
+    """`ProbeEnv` with `async def step`: action 1 awaits `asyncio.sleep(delay)`."""
+
+    async def step(self, action: int):  # type: ignore[override]
+        if action == SLOW:
+            await asyncio.sleep(self.delay)
+            action = NORMAL
+        return ProbeEnv.step(self, action)
+
+
+def sync_cartpoles(num_envs: int, **kwargs: Any) -> gymnasium.vector.VectorEnv:
+    """A plugin's own native vector env (a `vector_entry_point`): CartPoles in a SyncVectorEnv."""
+    return gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("CartPole-v1", **kwargs)] * num_envs)
 
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
