@@ -64,7 +64,7 @@ def create(
 def list_sandboxes(url: str = URL, token: Optional[str] = TOKEN) -> None:
     """List the server's sandboxes."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from rock_envs.sandbox.models import ListRequest
     from rock_envs.sandbox.sdk.http import HttpSandboxAPI
@@ -77,9 +77,17 @@ def list_sandboxes(url: str = URL, token: Optional[str] = TOKEN) -> None:
             await api.aclose()
 
     listed, stats, pools = _run(go())
-    table = Table("id", "status", "runtime", "pool", "ttl", "isolation")
+    # ids are what users copy into the next command: never wrapped or cut; the other cells fold
+    id_width = max((len(sb.id) for sb in listed.sandboxes), default=2)
+    table = Table(
+        Column("id", no_wrap=True, min_width=id_width),
+        *(Column(name, no_wrap=True) for name in ("status", "runtime")),
+        Column("pool", overflow="fold"),
+        Column("ttl", no_wrap=True),
+        Column("isolation", overflow="fold"),
+    )
     for sb in listed.sandboxes:
-        table.add_row(sb.id, sb.status, sb.spec.runtime, sb.pool or "", str(sb.spec.ttl), ",".join(sb.isolation))
+        table.add_row(sb.id, sb.status, sb.spec.runtime, sb.pool or "", str(sb.spec.ttl), ", ".join(sb.isolation))
     Console().print(table)
     typer.echo(
         f"{stats.starting} starting ({stats.waiting_to_start} in line, at most {stats.max_starting} at once), "
