@@ -24,6 +24,7 @@ import time
 
 import httpx
 
+from benchmarks import print_table
 from benchmarks.scraper import scraping
 from rock_envs.sandbox import Sandbox, SandboxConfig
 from rock_envs.sandbox.manager import SandboxManager
@@ -196,15 +197,7 @@ async def main(n: int, mb: int) -> None:
         proc.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    head = ("what", "p50 / rate", "p99", "comparison")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    line = "  ".join("-" * w for w in widths)
-    print(line)
-    for row in [head, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-        if row is head:
-            print(line)
-    print(line)
+    print_table(("what", "p50 / rate", "p99", "comparison"), rows)
     print("targets: create p50 <= 50 ms; `echo hi` through the server p50 <= 3 ms; metrics on/off >= 0.95")
 
 

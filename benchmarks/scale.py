@@ -22,6 +22,7 @@ import tempfile
 import time
 from typing import Any
 
+from benchmarks import print_table
 from benchmarks.sandbox import start_server
 from rock_envs.sandbox import Sandbox, SandboxConfig, SandboxPool
 
@@ -245,18 +246,10 @@ async def main(steps: list[int], docker: bool, image: str | None) -> None:
             )
         )
     shutil.rmtree(workdir, ignore_errors=True)
-    head = ("what", "measured", "goal")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(3)]
-    line = "  ".join("-" * w for w in widths)
     print(
         f"{os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') >> 30} GiB; process runtime, embedded SDK"
     )
-    print(line)
-    for row in [head, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
-        if row is head:
-            print(line)
-    print(line)
+    print_table(("what", "measured", "goal"), rows)
     if stopped:
         print(stopped)
 
