@@ -19,6 +19,7 @@ from tests.support import browser, docker_support
 from tests.support.backends import BACKENDS, Backend
 from tests.support.paths import short_tmp
 from tests.support.processes import agent_pids, settle
+from tests.support.ray_nodes import RayNodes
 from tests.support.server import SERVE_RUNTIMES, ServerProcess
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -84,15 +85,31 @@ def remote_server() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[Any]:
-    """A local Ray cluster started by the test session (so, from the backend's view, by the caller).
+def ray_nodes() -> Iterator[RayNodes]:
+    """A real Ray cluster of three nodes on this machine, each its own `ray start`: `head` (2 CPUs),
+    `node_a` and `node_b` (3 CPUs each); 8 logical CPUs on whatever cores the machine has (actors are
+    mostly idle between requests). Each node has a custom resource named after it. Stopped at the end
+    (only what it started)."""
+    pytest.importorskip("ray")
+    cluster = RayNodes()
+    try:
+        cluster.start_head(num_cpus=2)
+        cluster.add_node("node_a", num_cpus=3)
+        cluster.add_node("node_b", num_cpus=3)
+        yield cluster
+    finally:
+        cluster.stop()
 
-    8 logical CPUs on whatever cores the machine has: actors are mostly idle between requests.
-    """
-    ray = pytest.importorskip("ray")
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_nodes: RayNodes) -> Iterator[Any]:
+    """This process as a driver of the session's multi-node cluster (so, from the backend's view, a
+    cluster the caller started)."""
+    import ray
+
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address=ray_nodes.address, log_to_driver=False, configure_logging=False)
     yield ray
     if started:
         ray.shutdown()

@@ -1,0 +1,207 @@
+"""A real multi-node Ray cluster on this machine: a head and worker nodes, each its own `ray start`.
+
+Every node is a `ray start --block` process in its own session (process group), so the cluster can
+be stopped without touching any other Ray on the machine (`ray stop` would stop them all), and one
+node can be lost for real: its raylet SIGKILLed, or its whole group. Each node gets a custom
+resource named after it (`node_a: 1`), so a test can place an actor on a node and check where
+actors landed. All nodes bind 127.0.0.1 and use the head's temp dir (under /tmp, short: unix socket
+paths must stay under 108 bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from tests.support.paths import PYTHON, short_tmp
+from tests.support.server import free_port
+
+RAY = os.path.join(os.path.dirname(PYTHON), "ray")
+START_TIMEOUT = 120.0
+
+
+@dataclass
+class RayNode:
+    name: str  # also its custom resource: {name: 1}
+    process: subprocess.Popen[bytes]
+    log: str
+    num_cpus: int
+
+    @property
+    def node_id(self) -> str:
+        """Its id in the GCS, as this process (a driver of the cluster) sees it."""
+        import ray
+
+        for n in ray.nodes():
+            if n["Alive"] and n["Resources"].get(self.name):
+                return str(n["NodeID"])
+        raise RuntimeError(f"ray node {self.name} is not alive in the cluster")
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pid  # started with start_new_session: the group is the `ray start` process
+
+    def pids(self) -> set[int]:
+        """The node's processes: its `ray start` group (raylet, agents) and the workers under its raylet."""
+        group = {pid for pid in _all_pids() if _pgid(pid) == self.pgid}
+        return group | {pid for pid in _all_pids() if _ppid(pid) in group}
+
+    def raylet_pid(self) -> int:
+        for pid in self.pids():
+            if _cmdline(pid).startswith(b"/") and b"/raylet/raylet" in _cmdline(pid).split(b"\0")[0]:
+                return pid
+        raise RuntimeError(f"ray node {self.name}: no raylet among its processes (log: {self.log})")
+
+    def agent_pid(self, title: str) -> int:
+        """A Ray agent process of this node by its title: 'DashboardAgent' or 'RuntimeEnvAgent'."""
+        for pid in self.pids():
+            if _cmdline(pid).startswith(f"ray::{title}".encode()):
+                return pid
+        raise RuntimeError(f"ray node {self.name}: no ray::{title} process")
+
+
+@dataclass
+class RayNodes:
+    """Start with `start_head()`, add nodes with `add_node()`, stop all with `stop()`."""
+
+    temp_dir: str = field(default_factory=lambda: short_tmp("ray-"))
+    port: int = field(default_factory=free_port)
+    nodes: list[RayNode] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start_head(self, num_cpus: int = 2, name: str = "head") -> RayNode:
+        head_only = [
+            "--head",
+            "--port",
+            str(self.port),
+            "--temp-dir",
+            self.temp_dir,
+            "--include-dashboard",
+            "false",
+            "--ray-client-server-port",
+            str(free_port()),
+            "--dashboard-port",
+            str(free_port()),
+        ]
+        return self._start(name, num_cpus, head_only)
+
+    def add_node(self, name: str, num_cpus: int = 2) -> RayNode:
+        return self._start(name, num_cpus, ["--address", self.address])
+
+    def _start(self, name: str, num_cpus: int, role: list[str]) -> RayNode:
+        log = os.path.join(self.temp_dir, f"{name}.log")
+        ports = {
+            "--node-manager-port": free_port(),
+            "--object-manager-port": free_port(),
+            "--dashboard-agent-listen-port": free_port(),
+            "--dashboard-agent-grpc-port": free_port(),
+            "--metrics-export-port": free_port(),
+            "--runtime-env-agent-port": free_port(),
+        }
+        command = [RAY, "start", "--block", *role, "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)]
+        command += ["--resources", json.dumps({name: 1}), "--disable-usage-stats"]
+        command += [str(x) for pair in ports.items() for x in pair]
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        with open(log, "wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        node = RayNode(name, process, log, num_cpus)
+        self.nodes.append(node)
+        self._wait_joined(node)
+        return node
+
+    def _wait_joined(self, node: RayNode) -> None:
+        """Wait for `ray start` to say the node is up (it prints that once its raylet registered)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if node.process.poll() is not None:
+                raise RuntimeError(
+                    f"ray node {node.name} exited with {node.process.returncode}; log: {_tail(node.log)}"
+                )
+            with open(node.log, errors="replace") as fh:
+                if "Ray runtime started" in fh.read():
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"ray node {node.name} did not start within {START_TIMEOUT:.0f} s; log: {_tail(node.log)}")
+
+    def node(self, name: str) -> RayNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    def kill(self, node: RayNode, sig: int = signal.SIGKILL) -> None:
+        """Lose a whole node: every process of its group and its workers."""
+        for pid in node.pids():
+            _signal(pid, sig)
+        node.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Stop every node this object started (workers first), then remove the temp dir."""
+        for node in reversed(self.nodes):
+            if node.process.poll() is None:
+                _signal(-node.pgid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for node in reversed(self.nodes):
+            try:
+                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for node in self.nodes:  # what a drain left behind (gcs, raylet, agents, idle workers)
+            for pid in node.pids():
+                _signal(pid, signal.SIGKILL)
+            _signal(-node.pgid, signal.SIGKILL)
+        self.nodes.clear()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def live_pids(self) -> set[int]:
+        return {pid for node in self.nodes for pid in node.pids()}
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _stat(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def _pgid(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[2]) if fields else -1
+
+
+def _ppid(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else -1
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
