@@ -77,6 +77,7 @@ class ModelHub:
         self.pending: dict[str, _Pending] = {}  # trainer-mode calls waiting for an answer, oldest first
         self._changed: asyncio.Condition | None = None
         self._proxy: list[Any] = []
+        self._clients: Any = None
         self._turn = 0
         self.store = TrajectoryStore(store_dir) if store_dir else None
         """Completed calls appended to disk, read back after a restart (``None``: memory only)."""
@@ -151,6 +152,9 @@ class ModelHub:
         for client in self._proxy:
             await client.aclose()
         self._proxy = []
+        if self._clients is not None:
+            self._clients.lean.close()
+            self._clients = None
 
     def sandbox_for_key(self, key: str) -> str | None:
         return self.by_key.get(key)
@@ -241,7 +245,7 @@ class ModelHub:
             if box.spec.mode == "proxy":
                 from .proxy import forward
 
-                reply = await forward(self._proxy_client(box.spec), self.router, box.spec, record, body, headers)
+                reply = await forward(self._upstream_clients(box.spec), self.router, box.spec, record, body, headers)
             else:
                 reply = await self._trainer(box, record)
             return reply
@@ -255,6 +259,13 @@ class ModelHub:
                 reply.stream = self._persist_after(record, box.trajectory_id, reply.stream)
             else:
                 self._persist(record, box.trajectory_id)
+
+    def _upstream_clients(self, spec: ModelServiceSpec) -> Any:
+        if self._clients is None:
+            from .proxy import Clients
+
+            self._clients = Clients(lambda: self._proxy_client(spec))
+        return self._clients
 
     def _proxy_client(self, spec: ModelServiceSpec) -> Any:
         """One of PROXY_POOLS clients, in turn. httpcore scans every connection of a pool for each
