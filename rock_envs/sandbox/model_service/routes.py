@@ -124,15 +124,20 @@ def _hub(request: Request) -> ModelHub:
     return request.app.state.manager.models
 
 
+# The trainer's hot routes answer with the models' own JSON: FastAPI would validate the returned
+# model against `response_model` once more before serialising it, for every call.
+
+
 @trainer_router.post("/model/calls/next", response_model=NextCalls)
-async def next_calls(req: NextCallsRequest, request: Request) -> NextCalls:
+async def next_calls(req: NextCallsRequest, request: Request) -> Response:
     """Long poll: up to ``max_calls`` unanswered calls, each handed out once; ``[]`` after ``timeout``."""
-    return NextCalls(calls=await _hub(request).next_calls(req.sandbox_id, req.max_calls, req.timeout))
+    calls = await _hub(request).next_calls(req.sandbox_id, req.max_calls, req.timeout)
+    return Response(NextCalls(calls=calls).model_dump_json(), media_type="application/json")
 
 
 @trainer_router.post("/model/calls/{call_id}/respond", response_model=CallRecord)
-async def respond(call_id: str, req: RespondRequest, request: Request) -> CallRecord:
-    return _hub(request).respond(call_id, req)
+async def respond(call_id: str, req: RespondRequest, request: Request) -> Response:
+    return Response(_hub(request).respond(call_id, req).model_dump_json(), media_type="application/json")
 
 
 @trainer_router.get("/model/trajectories/{sandbox_id}", response_model=Trajectory)
