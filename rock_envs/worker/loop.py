@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+from rock_envs.core.live_view import FramePublisher
 from rock_envs.worker.env_worker import EnvWorker
 from rock_envs.worker.protocol import Batch, Close, decode, encode
 from rock_envs.worker.shared_obs import SharedObsWriter
@@ -44,9 +45,11 @@ def serve(conn, worker: EnvWorker | None = None) -> None:
     """Answer requests on `conn` until `Close` or EOF.
 
     Array observations go through shared memory when the caller attaches it (subprocess backend).
+    A worker the sandbox server opened also publishes its first env's frame while a page watches.
     """
     worker = worker or EnvWorker()
     shared = SharedObsWriter()
+    frames = FramePublisher.from_env()
     try:
         while True:
             try:
@@ -61,6 +64,8 @@ def serve(conn, worker: EnvWorker | None = None) -> None:
                 conn.send_bytes(encode(reply))
             if isinstance(request, Close):
                 break
+            if frames is not None:
+                frames.after_request(worker.envs)
     finally:
         worker.close()
 

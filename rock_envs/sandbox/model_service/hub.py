@@ -57,6 +57,8 @@ class _Box:
     waiting: int = 0
     removed: bool = False
     tunnel: Any = None
+    trajectory_id: str = ""
+    """The id its calls are kept under: ``spec.trajectory_id`` or the sandbox's own."""
 
 
 @dataclass
@@ -75,6 +77,7 @@ class ModelHub:
         self.pending: dict[str, _Pending] = {}  # trainer-mode calls waiting for an answer, oldest first
         self._changed: asyncio.Condition | None = None
         self._proxy: list[Any] = []
+        self._clients: Any = None
         self._turn = 0
         self.store = TrajectoryStore(store_dir) if store_dir else None
         """Completed calls appended to disk, read back after a restart (``None``: memory only)."""
@@ -88,9 +91,18 @@ class ModelHub:
         """Give the sandbox an endpoint and a key of its own; returns the key."""
         if spec.mode == "proxy" and not spec.upstreams():
             raise oa_invalid("`model_service`: mode 'proxy' needs `upstream_url`, e.g. 'http://host:8000/v1'.")
-        box = _Box(sandbox_id, spec, "sk-rock-" + secrets.token_urlsafe(24))
-        if self.store is not None:  # a sandbox id seen before (a resumed rollout) goes on from its last call
-            box.records = self.store.read(sandbox_id) or []
+        tid = spec.trajectory_id or sandbox_id
+        holder = self._live_box(tid)
+        if holder is not None:
+            raise oa_invalid(
+                f"`model_service.trajectory_id`: sandbox {holder.sandbox_id!r} is writing trajectory {tid!r} "
+                "now; one live sandbox per trajectory. Stop that sandbox first, or give another id."
+            )
+        box = _Box(sandbox_id, spec, "sk-rock-" + secrets.token_urlsafe(24), trajectory_id=tid)
+        if tid in self.retired:  # a rollout resumed: it goes on from its last recorded call
+            box.records = list(self.retired[tid])
+        elif self.store is not None:  # the same, from before a restart
+            box.records = self.store.read(tid) or []
         self.boxes[sandbox_id] = box
         self.by_key[box.key] = sandbox_id
         return box.key
@@ -127,6 +139,8 @@ class ModelHub:
         if box.tunnel is not None:
             await box.tunnel.close()
         self.retired[sandbox_id] = box.records
+        if box.trajectory_id != sandbox_id:
+            self.retired[box.trajectory_id] = box.records
         while len(self.retired) > self.retain:
             gone, _ = self.retired.popitem(last=False)
             self.by_key = {k: v for k, v in self.by_key.items() if v != gone}
@@ -138,6 +152,9 @@ class ModelHub:
         for client in self._proxy:
             await client.aclose()
         self._proxy = []
+        if self._clients is not None:
+            self._clients.lean.close()
+            self._clients = None
 
     def sandbox_for_key(self, key: str) -> str | None:
         return self.by_key.get(key)
@@ -228,7 +245,7 @@ class ModelHub:
             if box.spec.mode == "proxy":
                 from .proxy import forward
 
-                reply = await forward(self._proxy_client(box.spec), self.router, box.spec, record, body, headers)
+                reply = await forward(self._upstream_clients(box.spec), self.router, box.spec, record, body, headers)
             else:
                 reply = await self._trainer(box, record)
             return reply
@@ -239,9 +256,16 @@ class ModelHub:
         finally:
             box.waiting -= 1
             if reply is not None and reply.stream is not None:
-                reply.stream = self._persist_after(record, reply.stream)
+                reply.stream = self._persist_after(record, box.trajectory_id, reply.stream)
             else:
-                self._persist(record)
+                self._persist(record, box.trajectory_id)
+
+    def _upstream_clients(self, spec: ModelServiceSpec) -> Any:
+        if self._clients is None:
+            from .proxy import Clients
+
+            self._clients = Clients(lambda: self._proxy_client(spec))
+        return self._clients
 
     def _proxy_client(self, spec: ModelServiceSpec) -> Any:
         """One of PROXY_POOLS clients, in turn. httpcore scans every connection of a pool for each
@@ -257,19 +281,21 @@ class ModelHub:
         self._turn = (self._turn + 1) % PROXY_POOLS
         return self._proxy[self._turn]
 
-    def _persist(self, record: CallRecord) -> None:
+    def _persist(self, record: CallRecord, trajectory_id: str) -> None:
         """A call completed (a stream: once its last chunk went out): store it and report it."""
         if self.store is not None and record.status != "pending":
-            self.store.append(record)
+            self.store.append(record, trajectory_id)
         if self.on_call is not None:
             self.on_call(record.status, time.time() - record.created_at)
 
-    async def _persist_after(self, record: CallRecord, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _persist_after(
+        self, record: CallRecord, trajectory_id: str, stream: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
         try:
             async for chunk in stream:
                 yield chunk
         finally:
-            self._persist(record)
+            self._persist(record, trajectory_id)
 
     async def _trainer(self, box: _Box, record: CallRecord) -> Reply:
         future: asyncio.Future[tuple[Any, Optional[dict[str, Any]], dict[str, Any]]] = (
@@ -382,8 +408,12 @@ class ModelHub:
         item.future.set_result((answer, usage, {k: v for k, v in given.items() if v is not None}))
         return item.record
 
+    def _live_box(self, trajectory_id: str) -> _Box | None:
+        return next((b for b in self.boxes.values() if b.trajectory_id == trajectory_id), None)
+
     def trajectory(self, sandbox_id: str) -> list[CallRecord]:
-        box = self.boxes.get(sandbox_id)
+        """The calls of a sandbox, or of a trajectory id (``ModelServiceSpec.trajectory_id``)."""
+        box = self.boxes.get(sandbox_id) or self._live_box(sandbox_id)
         if box is not None:
             return list(box.records)
         if sandbox_id in self.retired:

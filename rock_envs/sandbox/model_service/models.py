@@ -34,6 +34,11 @@ class ModelServiceSpec(_Model):
     """Calls one sandbox may make in its life; more get a 429."""
     port: int = Field(0, ge=0, le=65535)
     """The loopback port inside the sandbox; 0 picks a free one (``OPENAI_BASE_URL`` says which)."""
+    trajectory_id: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    """The id this sandbox's trajectory is kept under (``None``: the sandbox's own id). The id of an
+    earlier sandbox resumes its rollout, even one from before a server restart: its recorded calls
+    are read back and come first, and this sandbox's calls are appended after them, so
+    ``trajectory(<that id>)`` (or this sandbox's) reads the whole rollout. One live sandbox per id."""
     capture_tokens: bool = True
     """Proxy mode: ask the upstream for token ids and logprobs (vLLM's ``return_token_ids``,
     ``logprobs``, ``return_tokens_as_token_ids``) and record them; the agent's answer is stripped of

@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import httpx
 
 from . import dialects, infra, tokens
 from . import openai_format as oa
 from .models import CallRecord, ModelServiceSpec
+from .upstream_http import UpstreamPool, is_direct
 from .upstreams import UpstreamRouter
 
 
+class Clients:
+    """The upstream clients of one hub: the lean one for plain-http upstreams (``upstream_http``),
+    and, for https ones or those behind an ``HTTP_PROXY``, httpx (``httpx_client()``, made on first use)."""
+
+    def __init__(self, httpx_client: Callable[[], httpx.AsyncClient]):
+        self.lean = UpstreamPool()
+        self.httpx_client = httpx_client
+        self.direct: dict[str, bool] = {}
+
+    def is_direct(self, base: str) -> bool:
+        known = self.direct.get(base)
+        if known is None:
+            known = self.direct[base] = is_direct(base)
+        return known
+
+
 async def _send(
-    client: httpx.AsyncClient,
+    clients: Clients,
     spec: ModelServiceSpec,
     base: str,
     record: CallRecord,
     body: bytes,
     agent_headers: dict[str, str],
-) -> httpx.Response:
+) -> Any:
     url = base.rstrip("/") + dialects.UPSTREAM_PATHS[record.endpoint]
     headers = {"content-type": "application/json"}
     if record.endpoint == "messages":
@@ -29,18 +46,21 @@ async def _send(
         headers["authorization"] = f"Bearer {spec.upstream_api_key}"
         if record.endpoint == "messages":
             headers["x-api-key"] = spec.upstream_api_key
-    request = client.build_request("POST", url, content=body, headers=headers, timeout=spec.timeout)
     try:
+        if clients.is_direct(base):
+            return await clients.lean.post(url, body, headers, spec.timeout)
+        client = clients.httpx_client()
+        request = client.build_request("POST", url, content=body, headers=headers, timeout=spec.timeout)
         try:
             return await client.send(request, stream=True)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
             # a kept-alive connection the upstream closed while idle (uvicorn does after 5 s): once more, on a new one
             return await client.send(request, stream=True)
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         raise oa.OpenAIError(
             504, f"the upstream {base} did not answer within {spec.timeout} s.", "timeout", code="upstream_timeout"
         ) from None
-    except httpx.TransportError as exc:
+    except (httpx.TransportError, OSError) as exc:
         raise oa.OpenAIError(
             502,
             f"cannot reach the upstream {base} ({type(exc).__name__}: {exc}).",
@@ -50,7 +70,7 @@ async def _send(
 
 
 async def forward(
-    client: httpx.AsyncClient,
+    client: Clients,
     router: UpstreamRouter,
     spec: ModelServiceSpec,
     record: CallRecord,
@@ -126,7 +146,7 @@ async def forward(
             if rewrite is not None and rewrite.buf:
                 yield rewrite.feed(b"\n\n")
             answered(record, assembler.result())
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError) as exc:  # TimeoutError and UpstreamBroken are OSErrors
             _finish(
                 record,
                 "upstream_error",

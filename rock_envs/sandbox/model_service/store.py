@@ -6,7 +6,8 @@ or by anyone replaying it (the house keeps trajectory records as plain JSON Line
 line per call needs no schema, no connection and no lock across processes. A line cut short by a
 crash is skipped on reading; calls still waiting when the server died were never completed and are
 not there. A partial rollout resumes from its last recorded call: its request and answer are the
-conversation so far.
+conversation so far, and a new sandbox with ``model_service.trajectory_id`` set to the old id appends
+its calls to the same file.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class TrajectoryStore:
     def _path(self, sandbox_id: str) -> str | None:
         return os.path.join(self.directory, sandbox_id + ".jsonl") if SAFE_ID.match(sandbox_id) else None
 
-    def append(self, record: CallRecord) -> None:
-        path = self._path(record.sandbox_id)
+    def append(self, record: CallRecord, trajectory_id: str | None = None) -> None:
+        """Append one completed call to the trajectory ``trajectory_id`` (default: its sandbox's)."""
+        path = self._path(trajectory_id or record.sandbox_id)
         if path is None:
             return
         line = record.model_dump_json() + "\n"

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError, SandboxLimitError
 from ..local import LocalSandboxAPI
 from ..manager import SandboxManager
-from ..model_service.routes import agent_router as model_agent_router
+from ..model_service.routes import AgentWire
 from ..model_service.routes import trainer_router as model_trainer_router
 from ..models import PoolRequest
 from . import rock_wire
@@ -209,9 +209,15 @@ def create_app(
     app.include_router(dashboard_api, dependencies=[Depends(require_token)])
     app.include_router(workers_router)  # checks the token itself: WebSockets bypass exception handlers
     app.include_router(model_trainer_router, dependencies=[Depends(require_token)])
-    app.include_router(model_agent_router)  # OpenAI-compatible: a sandbox's own key, checked by the hub
     rock_wire.mount(app, rock or rock_wire.RockWireConfig())
     if metrics:
         app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_body=max_body, max_upload=max_upload)
+    # Outermost: the agents' OpenAI-compatible /v1/* (a sandbox's own key, checked by the hub).
+    requests = app.state.metrics.requests
+
+    def observe(method: str, seconds: float) -> None:
+        requests.labels("/v1/{rest:path}", method).observe(seconds)
+
+    app.add_middleware(AgentWire, hub=lambda: manager.models, max_body=max_body, observe=observe if metrics else None)
     return app

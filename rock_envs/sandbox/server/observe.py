@@ -9,8 +9,9 @@ The manager's own numbers (sandboxes, creates, pools, model calls, cgroups) are 
 - ``rock_envs_file_bytes_total{direction}``: bytes uploaded to and downloaded from sandboxes.
 - ``rock_envs_limit_refusals_total{cap}``: 429s, by the cap that refused (fed by the error handler).
 - ``rock_envs_remote_workers``, ``rock_envs_remote_envs``, ``rock_envs_relay_frames_total{direction}``,
-  ``rock_envs_relay_bytes_total{direction}``: env workers behind ``/workers``, the envs sandboxes
-  declare, and the frames and bytes routed between clients and workers.
+  ``rock_envs_relay_bytes_total{direction}``, ``rock_envs_remote_worker_restarts_total``: env
+  workers behind ``/workers``, the envs sandboxes declare, the frames and bytes routed between
+  clients and workers, and workers opened again in their sandbox.
 
 ``/metrics`` needs the token like every other route unless the server was started with
 ``--metrics-public`` (allowed on a loopback address only).
@@ -36,6 +37,7 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 FILE_ROUTES = ("/files/content", "/files/tar", "/upload", "/download", "/read_file", "/write_file")
 
 router = APIRouter()
+OPENED_CAP = 4096
 
 
 @dataclass
@@ -49,6 +51,25 @@ class RelayCounts:
     bytes_out: int = 0
     open: dict[int, Any] = field(default_factory=dict)
     """The channels open now, by ``id()`` (each counts its own frames), for the dashboard."""
+    serial: int = 0
+    """Workers opened since the server started (each channel's ``key`` is ``w<serial>``)."""
+    opened: dict[str, int] = field(default_factory=dict)
+    """Workers opened in each sandbox: past the first, each is a restart (a worker that died or
+    lost its connection, opened again in its sandbox). The last ``OPENED_CAP`` sandboxes are kept."""
+    restarts: int = 0
+
+    def count_open(self, sandbox_id: str) -> str:
+        """A worker opens in ``sandbox_id``: count it, and return its channel's key."""
+        self.serial += 1
+        seen = self.opened.pop(sandbox_id, 0)  # re-inserted last: the dict stays in order of use
+        self.opened[sandbox_id] = seen + 1
+        self.restarts += seen > 0
+        if len(self.opened) > OPENED_CAP:
+            del self.opened[next(iter(self.opened))]
+        return f"w{self.serial}"
+
+    def restarts_of(self, sandbox_id: str) -> int:
+        return max(0, self.opened.get(sandbox_id, 1) - 1)
 
 
 class CommandHistory:
@@ -91,7 +112,12 @@ class ServerCollector(Collector):
         frames.add_metric(["to_client"], relay.frames_out)
         size.add_metric(["to_worker"], relay.bytes_in)
         size.add_metric(["to_client"], relay.bytes_out)
-        return [workers, envs, frames, size]
+        restarts = CounterMetricFamily(
+            "rock_envs_remote_worker_restarts",
+            "Env workers opened again in a sandbox that had one (the worker died or lost its connection).",
+        )
+        restarts.add_metric([], relay.restarts)
+        return [workers, envs, frames, size, restarts]
 
 
 class ServerMetrics:

@@ -25,19 +25,28 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ...core.frames import U32, FrameTooLargeError, frame, read_frame_async
+from ...core.live_view import FRAME_DIR_ENV
 from ..errors import SandboxError
 from ..local import LocalSandboxAPI
 from ..manager import Entry
 from ..models import WORKER_ARGV, WorkerRequest
 
 router = APIRouter()
+FRAMES = ".rock-envs/frames"
+
+
+def frame_dir(key: str) -> str:
+    """Where the worker of channel ``key`` writes its frame, relative to its sandbox's root."""
+    return f"{FRAMES}/{key}"
+
+
 HIGH_WATER = 16 * 1024 * 1024
 OUTBOX = 1024
 
 
 class _Channel:
-    def __init__(self, cid: int, entry: Entry, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.cid, self.entry, self.reader, self.writer = cid, entry, reader, writer
+    def __init__(self, cid: int, key: str, entry: Entry, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.cid, self.key, self.entry, self.reader, self.writer = cid, key, entry, reader, writer
         self.pump: asyncio.Task[None] | None = None
         self.frames_in = self.frames_out = 0
         self.opened_at = time.monotonic()
@@ -106,8 +115,10 @@ class Router:
         try:
             sid = str(msg.get("sandbox_id"))
             entry = self.manager.hold(sid, "open_worker")
+            key = self.counts.count_open(sid)
             try:
-                req = WorkerRequest(argv=list(msg.get("argv") or WORKER_ARGV), env=msg.get("env"))
+                env = {**(msg.get("env") or {}), FRAME_DIR_ENV: frame_dir(key)}  # its frame, for the dashboard
+                req = WorkerRequest(argv=list(msg.get("argv") or WORKER_ARGV), env=env)
                 sock = await self.api.open_worker_socket(sid, req)
                 reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
             except BaseException:
@@ -116,7 +127,7 @@ class Router:
         except SandboxError as exc:
             await self._say(op="error", channel=cid, type=type(exc).__name__, message=exc.message)
             return
-        channel = _Channel(cid, entry, reader, writer)
+        channel = _Channel(cid, key, entry, reader, writer)
         self.channels[cid] = channel
         self.counts.channels += 1
         self.counts.open[id(channel)] = channel

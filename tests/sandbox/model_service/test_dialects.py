@@ -3,14 +3,15 @@ calls, through the official `openai` and `anthropic` clients running unchanged i
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 
-from rock_envs.sandbox import Sandbox, SandboxConfig
+from rock_envs.sandbox import Sandbox
 from rock_envs.sandbox.model_service import ModelCall
 from tests.sandbox.model_service.agents import run_with_answers, script
-from tests.support import docker_support
+from tests.sandbox.model_service.upstream_stub import Upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -137,12 +138,28 @@ async def test_every_dialect_and_tool_calls_through_the_proxy(make_config, upstr
 
 
 @pytest.mark.docker
-async def test_the_clients_run_unchanged_in_a_docker_sandbox(embedded_dir: str) -> None:
-    image = docker_support.test_image()
-    config = SandboxConfig(runtime="docker", image=image, runtime_dir=embedded_dir, model_service="trainer")
-    async with Sandbox(config) as sb:
+@pytest.mark.parametrize("answered_by", ["trainer", "proxy"])
+async def test_the_clients_run_unchanged_in_a_docker_sandbox(  # type: ignore[no-untyped-def]
+    make_config, image: str, answered_by: str
+) -> None:
+    """The official clients in a container, streaming and not, embedded and through the server."""
+    async with contextlib.AsyncExitStack() as stack:
+        service: str | dict = "trainer"  # type: ignore[type-arg]
+        if answered_by == "proxy":
+            upstream = Upstream()
+            upstream.start()
+            stack.callback(upstream.stop)
+            service = {"mode": "proxy", "upstream_url": upstream.url}
+        sb = await stack.enter_async_context(Sandbox(make_config(runtime="docker", image=image, model_service=service)))
         await sb.write_file("agent.py", AGENT)
-        result = await run_with_answers(sb, "python3 agent.py", policy)
+        result = await run_with_answers(sb, "python3 agent.py", policy if answered_by == "trainer" else None)
         out = json.loads(result.output or "null")
         assert out is not None, result.stderr[-3000:]
-        check(out, "echo: ", "done: moved")
+        if answered_by == "trainer":
+            check(out, "echo: ", "done: moved")
+        else:
+            check(out, "upstream: ", "upstream: moved")
+        records = await sb.model_service.trajectory()
+        assert [r.endpoint for r in records] == ["chat.completions"] * 3 + ["responses"] * 4 + ["messages"] * 4
+        assert [r.stream for r in records] == [False, False, True] + [False, False, True, True] * 2
+        assert all(r.status == "answered" for r in records)

@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from rock_envs.sandbox import Sandbox, SandboxConfig
+from rock_envs.sandbox.errors import InvalidRequestError
 from rock_envs.sandbox.model_service import ModelCall, ModelService
 from tests.sandbox.model_service.agents import run_with_answers, script
 from tests.sandbox.model_service.upstream_stub import Upstream
@@ -79,5 +80,74 @@ async def test_trajectories_survive_a_server_restart() -> None:
             assert seq.token_ids == [7, 1, 2] and seq.drift is not None and seq.drift.index == 1  # [7] does not extend
         with contextlib.suppress(Exception):
             await sb.stop()
+    finally:
+        srv.stop()
+
+
+ROLLOUT = """
+import json, sys, openai
+client = openai.OpenAI(max_retries=0)
+messages = json.load(open("conversation.json"))
+for _ in range(int(sys.argv[1])):
+    messages.append({"role": "user", "content": f"turn {sum(m['role'] == 'user' for m in messages)}"})
+    answer = client.chat.completions.create(model="m", messages=messages).choices[0].message
+    messages.append({"role": "assistant", "content": answer.content})
+print(json.dumps(messages))
+"""
+
+
+async def tokens_by_message(call: ModelCall) -> None:
+    """Token k stands for message k, so each turn's prompt extends the last turn's prompt and answer."""
+    n = len(call.messages)
+    await call.respond(f"answer {n}", prompt_token_ids=list(range(100, 100 + n)), token_ids=[100 + n])
+
+
+async def roll(sb: Sandbox, conversation: list, turns: int) -> list:  # type: ignore[type-arg]
+    await sb.write_file("conversation.json", json.dumps(conversation))
+    result = await run_with_answers(sb, await script(sb, "rollout.py", ROLLOUT) + f" {turns}", tokens_by_message)
+    assert result.exit_code == 0, result.stderr[-3000:]
+    return json.loads(result.output)  # type: ignore[no-any-return]
+
+
+async def test_a_partial_rollout_resumes_from_its_last_recorded_call_after_a_server_restart() -> None:
+    srv = ServerProcess().start()
+    try:
+        first = await Sandbox(SandboxConfig(base_url=srv.url, token=srv.token, model_service="trainer")).start()
+        assert len(await roll(first, [], 2)) == 4
+        srv.stop(signal.SIGKILL)  # mid-rollout: the sandbox dies with the server
+        srv.start()
+        async with ModelService(base_url=srv.url, token=srv.token) as service:
+            before = await service.trajectory(first.id)
+        last = before[-1]  # the conversation so far: the last call's request and its answer
+        conversation = [*last.request["messages"], {"role": "assistant", "content": "answer 3"}]
+        assert last.response["choices"][0]["message"]["content"] == "answer 3"  # type: ignore[index]
+
+        spec = {"mode": "trainer", "trajectory_id": first.id}
+        async with Sandbox(SandboxConfig(base_url=srv.url, token=srv.token, model_service=spec)) as second:
+            with pytest.raises(InvalidRequestError, match="one live sandbox per trajectory"):
+                await Sandbox(SandboxConfig(base_url=srv.url, token=srv.token, model_service=spec)).start()
+            final = await roll(second, conversation, 2)
+            assert [m["content"] for m in final] == ["turn 0", "answer 1", "turn 1", "answer 3"] + [
+                "turn 2",
+                "answer 5",
+                "turn 3",
+                "answer 7",
+            ]
+            mine = await second.model_service.trajectory()
+        async with ModelService(base_url=srv.url, token=srv.token) as service:
+            whole = await service.trajectory(first.id)
+            seq = await service.trajectory(first.id, as_tokens=True)
+        assert [r.model_dump() for r in whole] == [r.model_dump() for r in mine]
+        assert [r.index for r in whole] == [0, 1, 2, 3]
+        assert [r.model_dump() for r in whole[:2]] == [r.model_dump() for r in before]  # the old calls, untouched
+        assert [r.sandbox_id for r in whole] == [first.id] * 2 + [second.id] * 2  # each made where it ran
+        assert whole[2].request["messages"][:4] == conversation  # the new calls go on from the last recorded one
+        assert seq.drift is None and seq.token_ids == list(range(100, 108))
+        assert seq.loss_mask == [0, 1, 0, 1, 0, 1, 0, 1]
+        stored = os.path.join(srv.runtime_dir, "trajectories", first.id + ".jsonl")
+        assert [json.loads(line)["index"] for line in open(stored)] == [0, 1, 2, 3]  # one file for the rollout
+        assert not os.path.exists(os.path.join(srv.runtime_dir, "trajectories", second.id + ".jsonl"))
+        with contextlib.suppress(Exception):
+            await first.stop()
     finally:
         srv.stop()

@@ -6,14 +6,18 @@ Set ``ROCK_ENVS_DASHBOARD_SHOTS=docs`` to write the README's screenshots (one pe
 from __future__ import annotations
 
 import os
+import signal
+import time
 from typing import Iterator
 
 import httpx
+import numpy as np
 import pytest
 
 import rock_envs
 from tests.support import browser as support
 from tests.support.paths import PYTHON
+from tests.support.processes import worker_pids
 from tests.support.server import ServerProcess, free_port
 
 SHOTS = os.environ.get("ROCK_ENVS_DASHBOARD_SHOTS")
@@ -157,6 +161,70 @@ def test_the_model_and_worker_pages_show_calls_and_workers(
     assert browser.console_errors() == []
     client.delete(f"/sandboxes/{sid}")
     client.close()
+
+
+FRAME_SUM = """
+const img = document.querySelector(`img[data-worker-frame="${arguments[0]}"]`);
+if (!img || !img.complete || !img.naturalWidth) return null;
+const canvas = document.createElement('canvas');
+canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+const ctx = canvas.getContext('2d');
+ctx.drawImage(img, 0, 0);
+const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+let sum = 0;
+for (let k = 0; k < px.length; k++) if (k % 4 !== 3) sum += px[k];
+return [canvas.width, canvas.height, sum];
+"""
+RESTARTS = "const e = document.querySelector(`[data-restarts]`); return e && e.innerText === arguments[0];"
+
+
+def test_the_live_view_shows_a_remote_workers_frame_and_the_workers_page_its_restarts(
+    browser: support.Browser, srv: ServerProcess, tmp_path: object
+) -> None:
+    venv = rock_envs.make_vec(
+        "CartPole-v1", 2, backend="remote", url=srv.url, token=srv.token, num_workers=1, render_mode="rgb_array"
+    )
+    try:
+        venv.reset(seed=0)
+        browser.open(srv.url + "/dashboard")
+        browser.type("#token", srv.token)
+        browser.click("#login-button")
+        browser.open(srv.url + "/dashboard#envs")
+        browser.wait_for(ON_PAGE, "no frame yet")  # nobody had asked for one: the worker drew none
+        (key,) = [
+            c["key"] for c in httpx.get(srv.url + "/dashboard/api/workers", headers=srv.headers).json()["channels"]
+        ]
+        deadline = time.monotonic() + 60
+        while browser.js(FRAME_SUM, key) is None:  # the page asks; the worker draws after its next step
+            assert time.monotonic() < deadline, "no frame reached the page"
+            venv.step(np.zeros(2, dtype=np.int64))
+            time.sleep(0.1)
+        time.sleep(0.6)  # past the worker's next look at the page's ask: the step below draws a frame
+        venv.step(np.ones(2, dtype=np.int64))
+        expected = venv.call("render")[0]  # env 0 as it is now: what that frame shows
+        height, width = expected.shape[:2]
+        want = [width, height, int(expected.astype(np.int64).sum())]
+        browser.wait_for(f"const s = (() => {{{FRAME_SUM}}})(); return s && s[2] === {want[2]} && s;", key)
+        assert browser.js(FRAME_SUM, key) == want
+        shot(browser, "frame", str(tmp_path))
+
+        browser.open(srv.url + "/dashboard#workers")
+        browser.wait_for(RESTARTS, "0")
+        (sid,) = venv.group.sandbox_ids()
+        (pid,) = worker_pids(srv.runtime_dir, sid)
+        os.kill(pid, signal.SIGKILL)  # a real worker process, killed by a real signal
+        infos = venv.step(np.zeros(2, dtype=np.int64))[4]
+        assert infos["_worker_restarted"].tolist() == [True, True]
+        browser.wait_for(RESTARTS, "1")
+        assert browser.text("#restarts") == "1"
+        metrics = httpx.get(srv.url + "/metrics", headers=srv.headers).text
+        assert "rock_envs_remote_worker_restarts_total 1.0" in metrics
+        assert browser.console_errors() == []
+    finally:
+        venv.close()
+    with httpx.Client(base_url=srv.url, headers=srv.headers) as client:
+        assert client.get("/dashboard/api/workers/w999/frame").status_code == 404  # never opened
+        assert client.get(f"/dashboard/api/workers/{key}/frame").status_code == 204  # closed
 
 
 def test_rock_envs_dashboard_prints_the_page_or_says_no_server_answers(srv: ServerProcess) -> None:

@@ -20,8 +20,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from ....core.live_view import FRAME_FILE, WANTED_FILE
 from ...errors import SandboxError, SandboxFileNotFoundError
 from ...metrics import cgroup_usage
+from ..workers import frame_dir
 from . import views
 
 page_router = APIRouter(include_in_schema=False)
@@ -145,6 +147,33 @@ async def model(request: Request) -> dict[str, Any]:
 async def workers(request: Request) -> dict[str, Any]:
     state = _state(request)
     return {"channels": views.channel_rows(state.relay), "relay": views.relay_totals(state.relay)}
+
+
+@api_router.get("/workers/{key}/frame")
+async def worker_frame(key: str, request: Request) -> Response:
+    """The live frame of worker ``key`` (``image/png``), asking it to keep publishing (see
+    :mod:`rock_envs.core.live_view`); 204 while there is none: its envs' ``render_mode`` is not
+    ``rgb_array``, it has not answered a request since it was asked, or it closed meanwhile."""
+    from ... import models as m
+
+    state = _state(request)
+    relay = state.relay
+    if not (key.startswith("w") and key[1:].isdigit() and 0 < int(key[1:]) <= relay.serial):
+        raise SandboxFileNotFoundError(
+            f"`GET /dashboard/api/workers/{key}/frame`: no worker {key!r} was opened here; "
+            "take keys from `GET /dashboard/api/workers`."
+        )
+    channel = next((c for c in list(relay.open.values()) if c.key == key), None)
+    if channel is None:
+        return Response(status_code=204)
+    where = frame_dir(key)
+    try:
+        await state.api.write_file(channel.entry.id, m.UploadRequest(path=f"{where}/{WANTED_FILE}"), b"")
+        chunks = await state.api.download(channel.entry.id, m.DownloadRequest(path=f"{where}/{FRAME_FILE}"))
+        data = b"".join([chunk async for chunk in chunks])
+    except SandboxError:  # no frame yet, or the sandbox went away meanwhile
+        return Response(status_code=204)
+    return Response(data, media_type="image/png", headers={"cache-control": "no-store"})
 
 
 @api_router.get("/envs")

@@ -110,6 +110,7 @@ def relay_totals(relay: Any) -> dict[str, int]:
         "frames_out": relay.frames_out,
         "bytes_in": relay.bytes_in,
         "bytes_out": relay.bytes_out,
+        "restarts": relay.restarts,
     }
 
 
@@ -119,8 +120,10 @@ def channel_rows(relay: Any) -> list[dict[str, Any]]:
     for channel in list(relay.open.values()):
         rows.append(
             {
+                "key": channel.key,
                 "sandbox_id": channel.entry.id,
                 "envs": channel.entry.spec.labels.get("envs"),
+                "restarts": relay.restarts_of(channel.entry.id),
                 "frames_in": channel.frames_in,
                 "frames_out": channel.frames_out,
                 "seconds": now - channel.opened_at,

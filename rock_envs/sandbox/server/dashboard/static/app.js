@@ -4,7 +4,7 @@
 const KEY = "rock-envs-token";
 const TICK_MS = 1000;
 const esc = Charts.esc;
-const view = { job: null, jobLog: "", jobOffset: 0, jobSandbox: null, filesPath: "." };
+const view = { job: null, jobLog: "", jobOffset: 0, jobSandbox: null, filesPath: ".", frames: {} };
 let last = null; // the previous overview, for rates
 
 function token() { return localStorage.getItem(KEY); }
@@ -152,17 +152,18 @@ function lastMessage(request) {
 }
 
 function workers(data) {
-  const rows = data.channels.map((c) => [`<code>${esc(c.sandbox_id)}</code>`, fmt.num(c.envs === null ? null : Number(c.envs)), c.frames_in, c.frames_out, fmt.secs(c.seconds)]);
+  const rows = data.channels.map((c) => [`<code>${esc(c.sandbox_id)}</code>`, fmt.num(c.envs === null ? null : Number(c.envs)), c.frames_in, c.frames_out, `<span data-restarts="${esc(c.key)}">${c.restarts}</span>`, fmt.secs(c.seconds)]);
   const r = data.relay;
   return `<h2>Env workers</h2>
     <div class="cards">${card("workers", r.channels, "workers")}${card("frames to workers", r.frames_in, "frames-in")}
-      ${card("frames to clients", r.frames_out, "frames-out")}${card("bytes routed", fmt.bytes(r.bytes_in + r.bytes_out), "bytes")}</div>
+      ${card("frames to clients", r.frames_out, "frames-out")}${card("bytes routed", fmt.bytes(r.bytes_in + r.bytes_out), "bytes")}
+      ${card("restarts", r.restarts, "restarts")}</div>
     ${Charts.svg("frames", "steps/s (frames to workers)")}
-    <h3>Workers</h3>${table(["sandbox", "envs", "frames in", "frames out", "open for"], rows)}`;
+    <h3>Workers</h3>${table(["sandbox", "envs", "frames in", "frames out", "restarts", "open for"], rows)}`;
 }
 
-function envs(data) {
-  if (!data.envs.length) return `<h2>Live env</h2><p class="muted">No env is hosted here yet: make one over GEM's wire (<code>POST /apis/v1/envs/gem/make</code>).</p>`;
+function envs(data, workers) {
+  if (!data.envs.length && !workers.channels.length) return `<h2>Live env</h2><p class="muted">No env is hosted here yet: make one over GEM's wire (<code>POST /apis/v1/envs/gem/make</code>) or a vector env with <code>backend="remote"</code>.</p>`;
   const cards = data.envs.map((e) => {
     const o = e.observation;
     let shown = '<p class="muted">not reset yet</p>';
@@ -171,7 +172,25 @@ function envs(data) {
     if (o.kind === "image") shown = `<canvas class="frame" width="${o.width}" height="${o.height}" data-frame="${esc(e.id)}"></canvas>`;
     return `<div class="card env" data-env="${esc(e.id)}"><div class="label">${esc(e.env_id)} · <code>${esc(e.id)}</code> · step ${e.steps} · reward ${fmt.num(e.reward)}</div>${shown}</div>`;
   });
-  return `<h2>Live env</h2><div class="envs">${cards.join("")}</div>`;
+  const frames = workers.channels.map((c) => {
+    const url = view.frames[c.key];
+    const shown = url ? `<img class="frame" alt="frame of worker ${esc(c.key)}" src="${url}" data-worker-frame="${esc(c.key)}">`
+      : '<p class="muted">no frame yet: its envs need <code>render_mode="rgb_array"</code>, and it draws one after its next step</p>';
+    return `<div class="card env" data-worker="${esc(c.key)}"><div class="label">env worker · <code>${esc(c.sandbox_id)}</code> · its first env</div>${shown}</div>`;
+  });
+  return `<h2>Live env</h2><div class="envs">${cards.join("")}${frames.join("")}</div>`;
+}
+
+async function fetchFrames(workers) {
+  const open = new Set(workers.channels.map((c) => c.key));
+  for (const key of Object.keys(view.frames)) if (!open.has(key)) { URL.revokeObjectURL(view.frames[key]); delete view.frames[key]; }
+  await Promise.all(workers.channels.map(async (c) => {
+    const response = await api(`/dashboard/api/workers/${encodeURIComponent(c.key)}/frame`);
+    if (response.status !== 200) return;
+    const before = view.frames[c.key];
+    view.frames[c.key] = URL.createObjectURL(await response.blob());
+    if (before) URL.revokeObjectURL(before);
+  }));
 }
 
 function paintFrames(data) {
@@ -198,7 +217,9 @@ async function render() {
   else if (name === "workers") html = workers(await (await api("/dashboard/api/workers")).json());
   else if (name === "envs") {
     const data = await (await api("/dashboard/api/envs")).json();
-    document.getElementById("main").innerHTML = envs(data);
+    const open = await (await api("/dashboard/api/workers")).json();
+    await fetchFrames(open);
+    document.getElementById("main").innerHTML = envs(data, open);
     paintFrames(data);
     return;
   } else html = overview(o);
