@@ -13,21 +13,80 @@ Each call is handed to one consumer only; one nobody answers fails for the agent
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Literal, overload
 
 import httpx
 
 from ..errors import SandboxNotFoundError
 from . import dialects, tokens
-from .models import CallRecord, Endpoint, NextCalls, RespondRequest, TokenTrajectory, Trajectory
+from .models import (
+    CallRecord,
+    Endpoint,
+    NextCalls,
+    RespondedMany,
+    RespondItem,
+    RespondMany,
+    RespondOutcome,
+    RespondRequest,
+    TokenTrajectory,
+    Trajectory,
+)
 
 if TYPE_CHECKING:
     from ..sdk.server_client import ServerClient
     from .hub import ModelHub
 
 POLL = 10.0
+MAX_ANSWERS = 1024  # per request
+
+
+class _Answers:
+    """Answers on their way to the server, sent together. The first goes out at once; those given
+    while a request is out wait for it and go in the next one, so a trainer answering 256 agents at
+    once pays for a few requests, not 256, and a lone answer waits for nothing."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, send: Callable[[list[RespondItem]], Awaitable[list[RespondOutcome]]]
+    ):
+        self.loop, self.send = loop, send
+        self.waiting: list[tuple[RespondItem, asyncio.Future[RespondOutcome]]] = []
+        self.sending: asyncio.Task[None] | None = None
+
+    async def submit(self, item: RespondItem) -> None:
+        from ..errors import from_wire
+
+        done: asyncio.Future[RespondOutcome] = self.loop.create_future()
+        self.waiting.append((item, done))
+        if self.sending is None:
+            self.sending = self.loop.create_task(self._drain())
+        outcome = await done
+        if outcome.error_type is not None:
+            raise from_wire(outcome.error_type, outcome.message or "")
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:MAX_ANSWERS], self.waiting[MAX_ANSWERS:]
+                try:
+                    outcomes = await self.send([item for item, _ in batch])
+                except Exception as exc:  # the request failed: every answer in it failed with it
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                except BaseException:  # cancelled (the loop is closing): nobody is left waiting
+                    for _, done in batch + self.waiting:
+                        done.cancel()
+                    self.waiting = []
+                    raise
+                for (_, done), outcome in zip(batch, outcomes):
+                    if not done.done():
+                        done.set_result(outcome)
+        finally:
+            self.sending = None
 
 
 @dataclass
@@ -100,6 +159,7 @@ class ModelService:
         self.sandbox_id, self.hub, self.base_url = sandbox_id, hub, base_url
         self._client, self._own_client = client, False
         self._token, self._request_timeout = token, request_timeout
+        self._answers: _Answers | None = None
 
     def _server(self) -> ServerClient:
         if self._client is None:
@@ -145,21 +205,27 @@ class ModelService:
     async def _respond(self, call_id: str, req: RespondRequest) -> None:
         if self.hub is not None:
             self.hub.respond(call_id, req)
-        else:
-            from ..errors import CallNotFoundError, ServerUnreachableError
+            return
+        loop = asyncio.get_running_loop()
+        if self._answers is None or self._answers.loop is not loop:
+            self._answers = _Answers(loop, self._send_answers)
+        await self._answers.submit(RespondItem(call_id=call_id, **req.model_dump()))
 
-            url = f"/model/calls/{call_id}/respond"
-            try:
-                await self._json("POST", url, "respond", body=req)
-            except ServerUnreachableError as exc:
-                # The server closed an idle kept-alive connection (uvicorn does after 5 s) as the
-                # answer went out: once more. If the first did land, the call is answered already.
-                if not isinstance(exc.__cause__, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
-                    raise
-                try:
-                    await self._json("POST", url, "respond", body=req)
-                except CallNotFoundError:
-                    pass
+    async def _send_answers(self, items: list[RespondItem]) -> list[RespondOutcome]:
+        from ..errors import ServerUnreachableError
+
+        body = RespondMany(answers=items)
+        try:
+            response = await self._json("POST", "/model/calls/respond", "respond", body=body)
+        except ServerUnreachableError as exc:
+            # The server closed an idle kept-alive connection (uvicorn does after 5 s) as the
+            # answers went out: once more. Answers that did land are then not found: landed.
+            if not isinstance(exc.__cause__, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+                raise
+            response = await self._json("POST", "/model/calls/respond", "respond", body=body)
+            outcomes = RespondedMany.model_validate_json(response.content).outcomes
+            return [RespondOutcome(call_id=o.call_id) if o.error_type == "CallNotFoundError" else o for o in outcomes]
+        return RespondedMany.model_validate_json(response.content).outcomes
 
     # ---- trajectories ---------------------------------------------------------------------------
 

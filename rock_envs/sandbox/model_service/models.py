@@ -131,6 +131,30 @@ class RespondRequest(_Model):
     """Instead of an answer: fail the call with this message (the agent gets a 500)."""
 
 
+class RespondItem(RespondRequest):
+    call_id: str
+
+
+class RespondMany(_Model):
+    """Answers to several waiting calls in one request (what the SDK sends when answers come together)."""
+
+    answers: list[RespondItem] = Field(max_length=4096)
+
+
+class RespondOutcome(_Model):
+    """How one answer of a :class:`RespondMany` went: no ``error_type`` means it landed."""
+
+    call_id: str
+    error_type: Optional[str] = None
+    """The error's class name (as the single ``respond`` route would have raised it)."""
+    message: Optional[str] = None
+
+
+class RespondedMany(_Model):
+    outcomes: list[RespondOutcome]
+    """One per answer, in order."""
+
+
 class Trajectory(_Model):
     sandbox_id: str
     records: list[CallRecord]

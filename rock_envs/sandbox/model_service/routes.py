@@ -16,9 +16,19 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..errors import SandboxError
 from . import openai_format as oa
 from .hub import ModelHub, Reply, error_reply
-from .models import CallRecord, NextCalls, NextCallsRequest, RespondRequest, Trajectory
+from .models import (
+    CallRecord,
+    NextCalls,
+    NextCallsRequest,
+    RespondedMany,
+    RespondMany,
+    RespondOutcome,
+    RespondRequest,
+    Trajectory,
+)
 
 AGENT_PREFIX = "/v1/"
 
@@ -133,6 +143,19 @@ async def next_calls(req: NextCallsRequest, request: Request) -> Response:
     """Long poll: up to ``max_calls`` unanswered calls, each handed out once; ``[]`` after ``timeout``."""
     calls = await _hub(request).next_calls(req.sandbox_id, req.max_calls, req.timeout)
     return Response(NextCalls(calls=calls).model_dump_json(), media_type="application/json")
+
+
+@trainer_router.post("/model/calls/respond", response_model=RespondedMany)
+async def respond_many(req: RespondMany, request: Request) -> Response:
+    """Several answers at once; each lands or fails on its own (a bad one never holds up the others)."""
+    hub, outcomes = _hub(request), []
+    for item in req.answers:
+        try:
+            hub.respond(item.call_id, item)
+            outcomes.append(RespondOutcome(call_id=item.call_id))
+        except SandboxError as exc:
+            outcomes.append(RespondOutcome(call_id=item.call_id, error_type=type(exc).__name__, message=exc.message))
+    return Response(RespondedMany(outcomes=outcomes).model_dump_json(), media_type="application/json")
 
 
 @trainer_router.post("/model/calls/{call_id}/respond", response_model=CallRecord)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -106,3 +107,45 @@ async def test_the_trainer_can_fail_a_call(make_config) -> None:  # type: ignore
         assert result.output.strip() == "500 policy crashed", result.stderr
         (record,) = await sb.model_service.trajectory()
         assert record.status == "trainer_error"
+
+
+CONCURRENT = """
+import json, openai
+from concurrent.futures import ThreadPoolExecutor
+client = openai.OpenAI(max_retries=0)
+ask = lambda i: client.chat.completions.create(model="p", messages=[{"role": "user", "content": f"q{i}"}])
+with ThreadPoolExecutor(16) as pool:
+    print(json.dumps([r.choices[0].message.content for r in pool.map(ask, range(16))]))
+"""
+
+
+async def test_answers_given_together_go_together_and_each_lands_or_fails_alone(make_config, mode) -> None:  # type: ignore[no-untyped-def]
+    from rock_envs.sandbox.errors import CallNotFoundError, InvalidRequestError
+
+    async with Sandbox(make_config()) as sb:
+        service = sb.model_service
+        run = asyncio.ensure_future(sb.arun(await script(sb, "agent.py", CONCURRENT), timeout=120))
+        calls: list[ModelCall] = []
+        while len(calls) < 16:
+            calls += await service.next_calls(timeout=30)
+        batches: list[int] = []
+        if mode == "server":  # a spy on the one request per batch (the real route answers it)
+            send = service._send_answers
+
+            async def counted(items):  # type: ignore[no-untyped-def]
+                batches.append(len(items))
+                return await send(items)
+
+            service._send_answers = counted  # type: ignore[method-assign]
+        bad, good = calls[0], calls[1:]
+        answers = [c.respond(f"a{c.messages[-1]['content']}") for c in good]
+        results = await asyncio.gather(bad.respond({"choices": "not a list"}), *answers, return_exceptions=True)
+        assert isinstance(results[0], InvalidRequestError) and results[1:] == [None] * 15
+        with pytest.raises(CallNotFoundError):
+            await good[0].respond("twice")
+        await bad.respond(f"a{bad.messages[-1]['content']}")  # the bad answer left its call waiting
+        result = await run
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.output) == [f"aq{i}" for i in range(16)]
+        if mode == "server":
+            assert sum(batches) == 18 and len(batches) < 16, batches  # 16 answers at once: a few requests
