@@ -25,9 +25,8 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ...core.frames import U32, FrameTooLargeError, frame, read_frame_async
+from ..agent_api import AgentSandboxAPI
 from ..errors import SandboxError
-from ..local import LocalSandboxAPI
-from ..manager import Entry
 from ..models import WORKER_ARGV, WorkerRequest
 
 router = APIRouter()
@@ -36,16 +35,16 @@ OUTBOX = 1024
 
 
 class _Channel:
-    def __init__(self, cid: int, entry: Entry, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.cid, self.entry, self.reader, self.writer = cid, entry, reader, writer
+    def __init__(self, cid: int, held: object, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.cid, self.held, self.reader, self.writer = cid, held, reader, writer
         self.pump: asyncio.Task[None] | None = None
         self.frames_in = self.frames_out = 0
         self.opened_at = time.monotonic()
 
 
 class Router:
-    def __init__(self, ws: WebSocket, api: LocalSandboxAPI):
-        self.ws, self.api, self.manager = ws, api, api.manager
+    def __init__(self, ws: WebSocket, api: AgentSandboxAPI):
+        self.ws, self.api = ws, api
         self.channels: dict[int, _Channel] = {}
         self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(OUTBOX)
         self.counts = ws.app.state.relay
@@ -105,18 +104,18 @@ class Router:
             return
         try:
             sid = str(msg.get("sandbox_id"))
-            entry = self.manager.hold(sid, "open_worker")
+            held = self.api.hold(sid, "open_worker")  # in use (never reaped) while the channel is open
             try:
                 req = WorkerRequest(argv=list(msg.get("argv") or WORKER_ARGV), env=msg.get("env"))
                 sock = await self.api.open_worker_socket(sid, req)
                 reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
             except BaseException:
-                self.manager.release(entry)
+                self.api.release(held)
                 raise
         except SandboxError as exc:
             await self._say(op="error", channel=cid, type=type(exc).__name__, message=exc.message)
             return
-        channel = _Channel(cid, entry, reader, writer)
+        channel = _Channel(cid, held, reader, writer)
         self.channels[cid] = channel
         self.counts.channels += 1
         self.counts.open[id(channel)] = channel
@@ -134,7 +133,6 @@ class Router:
         if channel is None:
             await self._say(op="error", channel=cid, type="InvalidRequestError", message=f"channel {cid} is not open.")
             return
-        channel.entry.last_used_at = time.time()
         self.counts.frames_in += 1
         channel.frames_in += 1
         self.counts.bytes_in += len(data) - 4
@@ -169,7 +167,7 @@ class Router:
         self.counts.open.pop(id(channel), None)
         if channel.pump is not None and not from_pump:
             channel.pump.cancel()
-        self.manager.release(channel.entry)
+        self.api.release(channel.held)
         return True
 
 
