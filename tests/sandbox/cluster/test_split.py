@@ -96,10 +96,11 @@ async def test_the_sdk_spreads_sandboxes_over_the_replicas_and_never_execs_on_th
 ) -> None:
     config = SandboxConfig(base_url=cluster.control.url, data_urls=cluster.data_urls, token=cluster.control.token)
     execs = control_execs(cluster)
-    boxes = [await Sandbox(config).start() for _ in range(8)]
+    boxes: list[Sandbox] = []
     try:
-        serving = {box._api.replica_for(box.id) for box in boxes}  # type: ignore[union-attr]
-        assert len(serving) >= 2, serving  # 8 ids over 3 replicas land on one with odds (1/3)^7
+        while len({box._api.replica_for(box.id) for box in boxes}) < 2 and len(boxes) < 30:  # type: ignore[union-attr]
+            boxes.append(await Sandbox(config).start())  # ids are random: the hash spreads them
+        assert len({box._api.replica_for(box.id) for box in boxes}) == 2  # type: ignore[union-attr]
         for box in boxes:
             assert (await box.arun(f"echo {box.id}")).output == f"{box.id}\n"
             assert (await box.status()).status == "running"
