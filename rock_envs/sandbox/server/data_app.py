@@ -63,6 +63,10 @@ def create_data_app(
     async def health() -> dict[str, Any]:
         return {"ok": True, "role": "data", "control": control_url}
 
+    @app.get("/cluster", tags=["health"], dependencies=[Depends(require_token)])
+    async def cluster_info() -> dict[str, Any]:
+        return {"role": "data", "control": control_url}
+
     app.include_router(router, dependencies=[Depends(require_token)])
     app.include_router(workers_router)  # checks the token itself
     app.include_router(model_forward.router)  # the control plane checks keys and tokens
