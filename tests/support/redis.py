@@ -1,69 +1,11 @@
-"""A real ``redis-server`` (Debian's) on 127.0.0.1 at a free port, in its own temp dir, stopped at the end.
-
-``./run test`` installs the package before the suite (``scripts/redis.sh``), where apt-get can;
-where it is still missing, :func:`redis_problem` says why and the tests skip with one loud line,
-or fail when ``CI`` is set.
-"""
+"""The cluster tests' redis-server (see :mod:`rock_envs.sandbox.cluster.local_redis`) and why they skipped."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
-from dataclasses import dataclass, field
+from rock_envs.sandbox.cluster.local_redis import LocalRedis as RedisProcess
+from rock_envs.sandbox.cluster.local_redis import redis_problem
 
-from tests.support.server import free_port
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 SKIPPED: set[str] = set()
+"""Why the cluster tests skipped (one loud line at the end of the session)."""
 
-
-def redis_problem() -> str | None:
-    if not os.access(REDIS_SERVER, os.X_OK):
-        return f"{REDIS_SERVER} is missing: `apt-get install -y redis-server` (./run test does it where apt-get can)"
-    return None
-
-
-@dataclass
-class RedisProcess:
-    """One redis-server: no persistence, no other listener, its files in ``dir`` (removed by ``stop``)."""
-
-    port: int = field(default_factory=free_port)
-    dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="rock-envs-redis-"))
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisProcess:
-        cmd = [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir]
-        cmd += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", os.path.join(self.dir, "log")]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}; see {self.dir}/log")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on 127.0.0.1:{self.port} within 30 s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+__all__ = ["SKIPPED", "RedisProcess", "redis_problem"]
