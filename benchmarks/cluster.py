@@ -150,7 +150,9 @@ async def create_rate(config: SandboxConfig, count: int, at_once: int = 8) -> fl
 
 
 async def create_rows(sides: Sides, count: int, rounds: int) -> list[list[str]]:
-    best = await alternate({k: lambda k=k: create_rate(sides.config(k), count) for k in (0, 3)}, rounds)
+    control = SandboxConfig(base_url=sides.control.url, token=sides.control.token)  # creates need no replica
+    configs = {0: sides.config(0), 3: control}
+    best = await alternate({k: lambda c=c: create_rate(c, count) for k, c in configs.items()}, rounds)
     return [
         ["creates/s, 8 at once", "single server", f"{best[0]:.1f}/s", "1.00"],
         ["", "control plane (Redis)", f"{best[3]:.1f}/s", f"{best[3] / best[0]:.2f}"],

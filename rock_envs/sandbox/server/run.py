@@ -147,7 +147,10 @@ def serve_data(
     extra = tuple(app_options.get("extra_tokens", ()))
     app = create_data_app(control, token, redis, namespace, extra_tokens=extra)
     print(f"rock-envs data replica listening on http://{host}:{port} (control {control})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio")
+    # Keep idle connections longer than its clients do (httpx drops them after 5 s): with equal
+    # timeouts a client may send on a connection the server is closing, and a cut-off exec is
+    # never sent again (it may have run), so the SDK would report the replica gone.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws="websockets-sansio", timeout_keep_alive=30)
 
 
 def is_loopback(host: str) -> bool:
