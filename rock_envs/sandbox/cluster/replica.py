@@ -37,6 +37,7 @@ class ReplicaSandboxAPI(AgentSandboxAPI):
         self.busy: collections.Counter[str] = collections.Counter()
         self.used: dict[str, float] = {}
         self._reporter: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # agent pools being closed (held: tasks are weak)
 
     def start(self) -> None:
         if self._reporter is None:
@@ -69,7 +70,9 @@ class ReplicaSandboxAPI(AgentSandboxAPI):
     def _forget(self, sandbox_id: str) -> None:
         agent = self.agents.pop(sandbox_id, None)
         if agent is not None:
-            asyncio.get_running_loop().create_task(agent.close())
+            task = asyncio.get_running_loop().create_task(agent.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     @contextlib.asynccontextmanager
     async def use(self, sandbox_id: str, call: str) -> AsyncIterator[AgentClient]:
