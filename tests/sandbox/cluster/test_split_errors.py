@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
+import httpx
 import pytest
 
 from rock_envs.sandbox import SandboxConfig
@@ -11,7 +12,7 @@ from rock_envs.sandbox.errors import InvalidRequestError
 from rock_envs.sandbox.sdk.sandbox import Sandbox
 from tests.sandbox.cluster.conftest import Cluster
 from tests.support.paths import PYTHON
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port
 
 
 def serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,3 +67,9 @@ def test_the_typer_cli_checks_the_role_too() -> None:
 async def test_data_urls_without_a_control_plane_are_refused() -> None:
     with pytest.raises(InvalidRequestError, match="pass `base_url=` the control plane's URL"):
         await Sandbox(SandboxConfig(data_urls=["http://127.0.0.1:1"])).start()
+
+
+def test_a_single_server_needs_no_redis(server: ServerProcess) -> None:
+    assert httpx.get(server.url + "/cluster", headers=server.headers).json() == {"role": "single"}
+    code = "import sys, rock_envs.sandbox.server.app, rock_envs.sandbox.server.run; sys.exit('redis' in sys.modules)"
+    assert subprocess.run([PYTHON, "-c", code], timeout=60).returncode == 0  # the client is imported only by a split
