@@ -14,14 +14,10 @@ from abc import ABC, abstractmethod
 
 from pydantic import BaseModel
 
-from ..errors import SandboxError
+from ..errors import StoreUnreachableError
 from ..models import SandboxInfo
 
-
-class StoreUnreachableError(SandboxError, ConnectionError):
-    """The shared store (Redis) did not answer."""
-
-    status = 503
+__all__ = ["MemoryStore", "SandboxRecord", "SandboxStore", "StoreUnreachableError"]
 
 
 class SandboxRecord(BaseModel):
