@@ -35,8 +35,9 @@ OUTBOX = 1024
 
 
 class _Channel:
-    def __init__(self, cid: int, held: object, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.cid, self.held, self.reader, self.writer = cid, held, reader, writer
+    def __init__(self, cid: int, held: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.cid, self.reader, self.writer = cid, reader, writer
+        self.entry = held  # what the api's hold() gave: the manager's Entry (the dashboard reads it), or an id
         self.pump: asyncio.Task[None] | None = None
         self.frames_in = self.frames_out = 0
         self.opened_at = time.monotonic()
@@ -167,7 +168,7 @@ class Router:
         self.counts.open.pop(id(channel), None)
         if channel.pump is not None and not from_pump:
             channel.pump.cancel()
-        self.api.release(channel.held)
+        self.api.release(channel.entry)
         return True
 
 

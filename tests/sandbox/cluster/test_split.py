@@ -119,8 +119,8 @@ async def test_a_sandbox_busy_only_through_a_replica_is_not_reaped_for_idleness(
     control = HttpSandboxAPI.connect(cluster.control.url, cluster.control.token)
     (api, *rest) = replica_apis(cluster)
     try:
-        sid = (await control.create(m.SandboxSpec(ttl=2))).id
-        for _ in range(5):  # 5 s of use, none of it seen by the control plane itself
+        sid = (await control.create(m.SandboxSpec(ttl=3))).id
+        for _ in range(6):  # 6 s of use (twice the TTL), none of it seen by the control plane itself
             assert (await api.run(sid, m.RunRequest(cmd="sleep 1"))).exit_code == 0
         assert (await control.info(sid)).status == "running"
         began = time.monotonic()
