@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.support import browser, docker_support
+from tests.support import browser, docker_support, redis
 from tests.support.backends import BACKENDS, Backend
 from tests.support.paths import short_tmp
 from tests.support.processes import agent_pids, settle
@@ -30,6 +30,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"ROCK-ENVS DOCKER TESTS SKIPPED: {why}", red=True, bold=True)
     for why in sorted(browser.SKIPPED):
         terminalreporter.write_line(f"ROCK-ENVS BROWSER TESTS SKIPPED: {why}", red=True, bold=True)
+    for why in sorted(redis.SKIPPED):
+        terminalreporter.write_line(f"ROCK-ENVS CLUSTER TESTS SKIPPED: {why}", red=True, bold=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -147,7 +147,10 @@ class RemoteOptions(BackendOptions):
     backend: ClassVar[str] = "remote"
 
     url: str | None = None
-    """The rock-envs server, e.g. "http://127.0.0.1:8080" (required)."""
+    """The rock-envs server, e.g. "http://127.0.0.1:8080" (required); with ``data_urls``, its control plane."""
+    data_urls: list[str] | None = None
+    """A split server's data replicas: each worker's frames go through one of them (by its sandbox id;
+    the next if that one goes away), sandboxes are made and removed on ``url``."""
     token: str | None = None
     """Its bearer token (default: ROCK_ENVS_TOKEN, else the CLI's saved one)."""
     runtime: Literal["process", "docker"] = "process"
@@ -174,6 +177,13 @@ class RemoteOptions(BackendOptions):
         if self.runtime not in SANDBOX_RUNTIMES:
             raise EnvArgumentError(f"`make_vec(runtime=...)`: expected 'process' or 'docker', got {self.runtime!r}.")
         _positive("make_vec", "envs_per_sandbox", self.envs_per_sandbox)
+        if self.data_urls is not None and (
+            isinstance(self.data_urls, str) or not all(isinstance(u, str) and u for u in self.data_urls)
+        ):
+            raise EnvArgumentError(
+                "`make_vec(backend='remote')`: data_urls must be a list of data replica URLs, e.g. "
+                f"data_urls=['http://127.0.0.1:8081', 'http://127.0.0.1:8082']; got {self.data_urls!r}."
+            )
         self.sandbox_spec()
 
     def sandbox_spec(self) -> Any:

@@ -22,6 +22,12 @@ their last seeds and flagged ``worker_restarted`` in info):
 | the server restarts (same url)          | as a drop; sandboxes died with the old server, so new ones are created |
 | the server stays away                   | ``restart`` retries for ``reconnect_timeout`` seconds, then raises ``RemoteBackendError`` |
 
+A split server (``url`` its control plane, ``data_urls`` its replicas): sandboxes are made and removed
+on ``url``; each worker's frames go over the WebSocket of one replica, its sandbox's own by
+rendezvous hashing of the sandbox id. A replica killed is as a dropped connection for its workers:
+``restart`` reopens them in the same sandboxes through the next replica (one that cannot be reached is
+passed over for a few seconds), so the vector env goes on with the rest.
+
 While a channel is open the server never reaps its sandbox; ``ttl`` only counts once the client is
 gone (it crashed, or lost its connection), so an abandoned vector env frees the server by itself.
 """
@@ -43,6 +49,7 @@ from rock_envs.worker.protocol import Make, Reply, Request, decode, encode
 
 T = TypeVar("T")
 STARTUP_TIMEOUT = 120.0
+REPLICA_SKIP = 5.0  # seconds a data replica that could not be reached is passed over
 _GONE = object()
 
 
@@ -51,11 +58,13 @@ class RemoteGroup(WorkerGroup):
 
     def __init__(self, num_workers: int, options: RemoteOptions):
         from rock_envs.sandbox.config import SandboxConfig
+        from rock_envs.sandbox.model_service.upstreams import UpstreamRouter
 
         super().__init__(num_workers)
         self.options = options
         assert options.url is not None  # RemoteOptions checks it
         self.url = options.url.rstrip("/")
+        self.data_urls = [u.rstrip("/") for u in options.data_urls or [self.url]]
         self.token = SandboxConfig(base_url=self.url, token=options.token).resolve_token()
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.spec = options.sandbox_spec()
@@ -68,13 +77,14 @@ class RemoteGroup(WorkerGroup):
         self._opening = [False] * num_workers
         self._lock = threading.Lock()
         self._open_tasks: set[asyncio.Task[Any]] = set()
-        self._connecting: asyncio.Lock | None = None
+        self._connecting: dict[str, asyncio.Lock] = {}
+        self._muxes: dict[str, Any] = {}  # by data URL
+        self._replicas = UpstreamRouter(skip_for=REPLICA_SKIP)
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
         self._outbox: deque[tuple[Any, bytes]] = deque()
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: LoopThread | None = None
-        self._mux: Any = None
         self._http: Any = None
 
     # ---- the loop thread --------------------------------------------------------------------------
@@ -94,46 +104,60 @@ class RemoteGroup(WorkerGroup):
         self._http = ServerClient(self.url, self.token, timeout=STARTUP_TIMEOUT, max_connections=32)
         self._sender = asyncio.run_coroutine_threadsafe(self._send_loop(), self._loop)
         try:
-            self._run(self._connect())
+            self._run(self._connect(""))
         except BaseException:
             self.close()
             raise
 
-    async def _connect(self) -> None:
-        """A (new) mux connection, retried for `reconnect_timeout` seconds while the server is away."""
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:  # workers reopening at once share one new connection
-            await self._reconnect()
+    @property
+    def _mux(self) -> Any:
+        """The first data URL's connection (the only one against a single server)."""
+        return self._muxes.get(self.data_urls[0])
 
-    async def _reconnect(self) -> None:
+    async def _connect(self, sandbox_id: str) -> Any:
+        """The mux of the sandbox's data URL (the next one while that is away), retried for
+        `reconnect_timeout` seconds while none can be reached."""
         from rock_envs.sandbox.errors import AuthenticationError, SandboxError
-        from rock_envs.sandbox.sdk.mux import WorkerMux
 
-        if self._mux is not None and self._mux.connected:
-            return
-        if self._mux is not None:
-            try:
-                await asyncio.wait_for(self._mux.close(), 5)
-            except Exception:  # noqa: BLE001 - it is dead either way
-                pass
         deadline = time.monotonic() + self.reconnect_timeout
         while True:
-            mux = WorkerMux(self.url, self.headers)
-            try:
-                await mux.connect()
-                self._mux = mux
-                return
-            except AuthenticationError as exc:
-                raise RemoteBackendError(f"`make_vec(backend='remote')`: {exc}") from exc
-            except SandboxError as exc:
-                if time.monotonic() > deadline:
-                    raise RemoteBackendError(
-                        f"`make_vec(backend='remote')`: the server at {self.url} is unreachable "
-                        f"for {self.reconnect_timeout:.0f} s ({exc}); start it (`rock-envs serve`) "
-                        "and make a new vector env."
-                    ) from exc
-                await asyncio.sleep(0.2)
+            for url in self._replicas.order(self.data_urls, sandbox_id):
+                try:
+                    return await self._connected(url)
+                except AuthenticationError as exc:
+                    raise RemoteBackendError(f"`make_vec(backend='remote')`: {exc}") from exc
+                except SandboxError as exc:
+                    self._replicas.failed(url)
+                    failure = exc
+            if time.monotonic() > deadline:
+                where = (
+                    self.url if self.data_urls == [self.url] else f"every data replica ({', '.join(self.data_urls)})"
+                )
+                raise RemoteBackendError(
+                    f"`make_vec(backend='remote')`: the server at {where} is unreachable "
+                    f"for {self.reconnect_timeout:.0f} s ({failure}); start it (`rock-envs serve`) "
+                    "and make a new vector env."
+                ) from failure
+            await asyncio.sleep(0.2)
+
+    async def _connected(self, url: str) -> Any:
+        """The connection to `url`, opened again if it dropped; workers reopening at once share one."""
+        from rock_envs.sandbox.sdk.mux import WorkerMux
+
+        async with self._connecting.setdefault(url, asyncio.Lock()):
+            mux = self._muxes.get(url)
+            if mux is not None and mux.connected:
+                return mux
+            if mux is not None:
+                try:
+                    await asyncio.wait_for(mux.close(), 5)
+                except Exception:  # noqa: BLE001 - it is dead either way
+                    pass
+            mux = WorkerMux(url, self.headers)
+            await mux.connect()
+            self._muxes[url] = mux
+            self._replicas.worked(url)
+            return mux
 
     async def _http_call(self, method: str, path: str, call: str, json: Any = None) -> Any:
         from rock_envs.sandbox.errors import ServerUnreachableError
@@ -164,22 +188,34 @@ class RemoteGroup(WorkerGroup):
     async def _open(self, w: int, fresh: bool) -> Any:
         """Open worker `w`: in its sandbox if that still answers (unless `fresh`), else in a new one."""
         from rock_envs.sandbox.errors import SandboxDiedError, SandboxNotFoundError
-        from rock_envs.sandbox.models import WORKER_ARGV
 
-        await self._connect()
         sid = self._sandboxes[w]
         if sid is not None and not fresh:
             try:
-                return self._attached(
-                    w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w))
-                )
+                return self._attached(w, await self._open_in(w, sid))
             except (SandboxNotFoundError, SandboxDiedError):
                 await self._delete(sid)  # dead or reaped: replace it
                 self._sandboxes[w] = None
         sid = self._sandboxes[w] = await self._create(w)
-        return self._attached(
-            w, await self._mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w))
-        )
+        return self._attached(w, await self._open_in(w, sid))
+
+    async def _open_in(self, w: int, sid: str) -> Any:
+        """Worker `w` in sandbox `sid`, over its data URL's connection; if that connection drops while
+        the worker opens (a replica killed), over the next one's."""
+        from websockets.exceptions import ConnectionClosed
+
+        from rock_envs.sandbox.errors import SandboxDiedError
+        from rock_envs.sandbox.models import WORKER_ARGV
+
+        for _ in range(len(self.data_urls)):
+            mux = await self._connect(sid)
+            try:
+                return await mux.open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w))
+            except (ConnectionClosed, SandboxDiedError):
+                if mux.connected:
+                    raise  # the sandbox's own failure, not the connection's
+                self._replicas.failed(next(u for u, m in self._muxes.items() if m is mux))
+        return await (await self._connect(sid)).open(sid, list(WORKER_ARGV), None, STARTUP_TIMEOUT, self._deliver_to(w))
 
     def _deliver_to(self, w: int) -> Any:
         """Worker `w`'s frames straight into the group's reply queue, tagged with the channel's generation."""
@@ -331,8 +367,8 @@ class RemoteGroup(WorkerGroup):
         self.reconnect_timeout = min(self.reconnect_timeout, 5.0)
         if self._open_tasks:  # let sandboxes being made get their ids, so they are deleted below
             await asyncio.wait(list(self._open_tasks), timeout=STARTUP_TIMEOUT)
-        if self._mux is not None:
-            await self._mux.close()  # ends every worker at once
+        for mux in list(self._muxes.values()):
+            await mux.close()  # ends every worker at once
         sids = [sid for sid in self._sandboxes if sid is not None]
         self._sandboxes = [None] * self.num_workers
         await asyncio.gather(*(self._delete(sid) for sid in sids), return_exceptions=True)

@@ -34,11 +34,23 @@ def serve(
         False, help="Serve GET /metrics without the token (Prometheus on the same machine); loopback only."
     ),
     metrics: bool = typer.Option(True, help="Serve GET /metrics and time every request (--no-metrics: neither)."),
+    role: str = typer.Option(
+        "single",
+        help="single: one server (needs nothing else). control: owns create/delete and publishes its sandboxes "
+        "to --redis. data: a replica serving exec, files, jobs and env frames of --control's sandboxes.",
+    ),
+    control: Optional[str] = typer.Option(None, help="--role data: the control plane's URL."),
+    redis: Optional[str] = typer.Option(
+        None, help="--role control: the Redis its data replicas read, e.g. redis://127.0.0.1:6379/0."
+    ),
+    namespace: str = typer.Option("rock-envs", help="The prefix of this cluster's keys in Redis."),
 ) -> None:
     """Start the sandbox server. Every route but /health needs the token: `Authorization: Bearer <token>`
     (ROCK's wire under /apis/ also takes XRL-Authorization, X-Key, or HTTP Basic with the token as password)."""
     if runtime not in ("process", "docker"):
         raise typer.BadParameter(f"expected process or docker, got {runtime!r}", param_hint="--runtime")
+    if role not in ("single", "control", "data"):
+        raise typer.BadParameter(f"expected single, control or data, got {role!r}", param_hint="--role")
     from rock_envs.sandbox.errors import InvalidRequestError
     from rock_envs.sandbox.server.run import limit_options, rock_options, start_options
     from rock_envs.sandbox.server.run import serve as run
@@ -60,4 +72,8 @@ def serve(
         **rock_options(runtime, image_map),
         metrics_public=metrics_public,
         metrics=metrics,
+        role=role,
+        control=control,
+        redis=redis,
+        namespace=namespace,
     )

@@ -25,7 +25,10 @@ class SandboxConfig(SandboxSpec):
     """
 
     base_url: Optional[str] = None
-    """``http://127.0.0.1:8080`` for a server; ``None`` for embedded."""
+    """``http://127.0.0.1:8080`` for a server; ``None`` for embedded. With ``data_urls``: the control plane."""
+    data_urls: Optional[list[str]] = None
+    """A split server's data replicas (``rock-envs serve --role data``): every call on the sandbox goes to
+    one of them (its own by hashing its id; the next if it is away), lifecycle calls to ``base_url``."""
     token: Optional[str] = None
     """Bearer token for the server; ``None`` reads ``ROCK_ENVS_TOKEN`` or the token file."""
     request_timeout: float = Field(30.0, gt=0)

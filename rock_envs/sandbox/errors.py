@@ -22,7 +22,8 @@
         │                                                     work here; the message says why
         ├── SandboxClosedError(SandboxError, RuntimeError)    a call on a stopped `Sandbox`
         ├── AgentError(SandboxError, RuntimeError)            500: a bug inside the agent (carries its traceback)
-        └── ServerUnreachableError(SandboxError, ConnectionError)  the SDK found no server at ``base_url``
+        ├── ServerUnreachableError(SandboxError, ConnectionError)  the SDK found no server at ``base_url``
+        └── StoreUnreachableError(SandboxError, ConnectionError)   503: a split server's Redis did not answer
 
 The agent and the server send errors as ``{"type": name, "message": text}``; :func:`from_wire`
 turns them back into these classes on the caller's side, so embedded and server mode raise alike.
@@ -133,6 +134,12 @@ class ServerUnreachableError(SandboxError, ConnectionError):
     status = 503
 
 
+class StoreUnreachableError(SandboxError, ConnectionError):
+    """The shared store of a control plane and its data replicas (Redis) did not answer."""
+
+    status = 503
+
+
 _BY_NAME: dict[str, type[SandboxError]] = {
     cls.__name__: cls
     for cls in (
@@ -156,6 +163,7 @@ _BY_NAME: dict[str, type[SandboxError]] = {
         SandboxDiedError,
         SandboxClosedError,
         AgentError,
+        StoreUnreachableError,
     )
 }
 

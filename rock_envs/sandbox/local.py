@@ -1,30 +1,21 @@
-"""The local implementation of :class:`SandboxAPI`: a manager in this process, and the only code that
-talks to a sandbox's agent. The embedded SDK calls it directly; the server's routes are one line each
-over it. A request model goes to the agent as it is: ``{"op": name, **model}``, the same keys."""
+"""The local implementation of :class:`SandboxAPI`: a manager in this process. The embedded SDK calls it
+directly; the server's routes are one line each over it. What goes to a sandbox's agent is written
+once, in :class:`~rock_envs.sandbox.agent_api.AgentSandboxAPI`; this class reaches agents through the
+manager, which owns them (and their lifelines)."""
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import contextlib
-import socket
 import weakref
-from typing import Any, AsyncIterator
-
-from pydantic import BaseModel
+from typing import AsyncContextManager
 
 from . import models as m
-from .api import SandboxAPI
-from .errors import SandboxDiedError
-from .manager import AGENT_GRACE, SandboxManager
-from .sdk.worker import SocketChannel, WorkerChannel
+from .agent_api import AgentSandboxAPI
+from .agent_client import AgentClient
+from .manager import Entry, SandboxManager
 
 
-def _header(op: str, req: BaseModel | None = None) -> dict[str, Any]:
-    return {"op": op, **(req.model_dump(exclude_none=True) if req is not None else {})}
-
-
-class LocalSandboxAPI(SandboxAPI):
+class LocalSandboxAPI(AgentSandboxAPI):
     """Sandboxes of ``manager`` (one of its own when none is given: closed by :meth:`aclose`)."""
 
     def __init__(self, manager: SandboxManager | None = None, runtime_dir: str | None = None):
@@ -49,11 +40,15 @@ class LocalSandboxAPI(SandboxAPI):
             api._handles += 1
         return api
 
-    async def _call(
-        self, sandbox_id: str, op: str, req: BaseModel | None = None, body: bytes = b"", timeout: float = 0.0
-    ) -> tuple[dict[str, Any], bytes]:
-        async with self.manager.use(sandbox_id, op) as agent:
-            return await agent.call(_header(op, req), body, timeout=timeout + AGENT_GRACE)
+    def use(self, sandbox_id: str, call: str) -> AsyncContextManager[AgentClient]:
+        return self.manager.use(sandbox_id, call)
+
+    def hold(self, sandbox_id: str, call: str) -> Entry:
+        return self.manager.hold(sandbox_id, call)
+
+    def release(self, held: object) -> None:
+        assert isinstance(held, Entry)  # what hold() gave
+        self.manager.release(held)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -96,108 +91,6 @@ class LocalSandboxAPI(SandboxAPI):
     async def stats(self) -> m.ManagerStats:
         return self.manager.stats()
 
-    # ---- sessions and commands ----------------------------------------------------------------
-
-    async def create_session(self, sandbox_id: str, req: m.SessionRequest) -> m.SessionRef:
-        await self._call(sandbox_id, "session.create", req)
-        return m.SessionRef(session=req.session)
-
-    async def close_session(self, sandbox_id: str, req: m.SessionRef) -> m.SessionRef:
-        await self._call(sandbox_id, "session.close", req)
-        return req
-
-    async def run(self, sandbox_id: str, req: m.RunRequest) -> m.CommandResult:
-        msg, _ = await self._call(sandbox_id, "exec", req, timeout=req.timeout)
-        return _result(msg)
-
-    async def run_stream(self, sandbox_id: str, req: m.RunRequest) -> AsyncIterator[m.CommandEvent]:
-        stack = contextlib.AsyncExitStack()
-        agent = await stack.enter_async_context(self.manager.use(sandbox_id, "stream"))
-        replies = agent.messages({**_header("exec", req), "stream": True}, timeout=req.timeout + AGENT_GRACE)
-        stack.push_async_callback(replies.aclose)
-        decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")}
-
-        async def events() -> AsyncIterator[m.CommandEvent]:
-            async with stack:
-                async for msg, data in replies:
-                    if msg.get("t") == "chunk":
-                        stream = str(msg.get("stream"))
-                        if text := decoders[stream].decode(data):
-                            yield {"type": "chunk", "stream": stream, "data": text}
-                    elif msg.get("t") == "result":
-                        yield {"type": "result", **_result(msg).model_dump()}
-                        return
-                raise SandboxDiedError(f"`stream`: sandbox {sandbox_id!r} ended the output without a result.")
-
-        return events()
-
-    # ---- jobs ---------------------------------------------------------------------------------
-
-    async def start_job(self, sandbox_id: str, req: m.JobRequest) -> m.JobInfo:
-        return _job((await self._call(sandbox_id, "job.start", req))[0])
-
-    async def job(self, sandbox_id: str, req: m.JobRef) -> m.JobInfo:
-        return _job((await self._call(sandbox_id, "job.info", req))[0])
-
-    async def list_jobs(self, sandbox_id: str) -> m.JobList:
-        msg, _ = await self._call(sandbox_id, "job.list")
-        return m.JobList(jobs=[_job(j) for j in msg["jobs"]])
-
-    async def wait_job(self, sandbox_id: str, req: m.WaitJobRequest) -> m.JobInfo:
-        return _job((await self._call(sandbox_id, "job.wait", req, timeout=req.timeout))[0])
-
-    async def job_logs(self, sandbox_id: str, req: m.JobLogsRequest) -> m.JobLogs:
-        msg, data = await self._call(sandbox_id, "job.logs", req)
-        return m.JobLogs(
-            job=_job(msg),
-            stream=req.stream,
-            offset=msg["offset"],
-            next_offset=msg["next_offset"],
-            data=data.decode("utf-8", errors="replace"),
-        )
-
-    async def kill_job(self, sandbox_id: str, req: m.JobRef) -> m.JobInfo:
-        return _job((await self._call(sandbox_id, "job.kill", req))[0])
-
-    # ---- files --------------------------------------------------------------------------------
-
-    async def list_files(self, sandbox_id: str, req: m.FileQuery) -> m.FileList:
-        msg, _ = await self._call(sandbox_id, "file.list", req)
-        return m.FileList(entries=[m.FileEntry(**e) for e in msg["entries"]])
-
-    async def delete_file(self, sandbox_id: str, req: m.FileQuery) -> m.TransferResult:
-        await self._call(sandbox_id, "file.delete", req)
-        return m.TransferResult(path=req.path, size=0)
-
-    async def write_file(self, sandbox_id: str, req: m.UploadRequest, data: bytes) -> m.TransferResult:
-        msg, _ = await self._call(sandbox_id, "file.write", req, data)  # one message: no stream needed
-        return m.TransferResult(path=req.path, size=msg["size"])
-
-    async def upload(self, sandbox_id: str, req: m.UploadRequest, chunks: AsyncIterator[bytes]) -> m.TransferResult:
-        async with self.manager.use(sandbox_id, "upload") as agent:
-            msg = await agent.upload(_header("upload", req), chunks)
-        return m.TransferResult(path=req.path, size=msg["size"])
-
-    async def download(self, sandbox_id: str, req: m.DownloadRequest) -> AsyncIterator[bytes]:
-        stack = contextlib.AsyncExitStack()
-        agent = await stack.enter_async_context(self.manager.use(sandbox_id, "download"))
-        replies = agent.messages(_header("download", req))
-        stack.push_async_callback(replies.aclose)
-        try:
-            first = await replies.__anext__()  # a missing file raises here, before any chunk
-        except BaseException:
-            await stack.aclose()
-            raise
-
-        async def chunks() -> AsyncIterator[bytes]:
-            async with stack:
-                msg, data = first
-                while msg.get("t") == "data":
-                    yield data
-                    msg, data = await replies.__anext__()
-
-        return chunks()
-
     # ---- snapshots ----------------------------------------------------------------------------
 
     async def snapshot(self, sandbox_id: str, req: m.SnapshotRequest) -> m.SandboxSnapshot:
@@ -211,22 +104,6 @@ class LocalSandboxAPI(SandboxAPI):
 
     async def delete_snapshot(self, snapshot_id: str) -> m.SandboxSnapshot:
         return await self.manager.delete_snapshot(snapshot_id)
-
-    # ---- env hosting --------------------------------------------------------------------------
-
-    async def open_worker_socket(self, sandbox_id: str, req: m.WorkerRequest) -> socket.socket:
-        """The worker's end of a socketpair, for callers that relay frames themselves (the server)."""
-        async with self.manager.use(sandbox_id, "open_worker") as agent:
-            return await agent.open_worker(req.argv, req.env)
-
-    async def open_worker(self, sandbox_id: str, req: m.WorkerRequest) -> WorkerChannel:
-        entry = self.manager.hold(sandbox_id, "open_worker")
-        try:
-            sock = await self.open_worker_socket(sandbox_id, req)
-        except BaseException:
-            self.manager.release(entry)
-            raise
-        return SocketChannel(sock, on_close=lambda: self.manager.release(entry))
 
     async def aclose(self) -> None:
         self._handles -= 1
@@ -242,19 +119,3 @@ class LocalSandboxAPI(SandboxAPI):
 _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str | None, LocalSandboxAPI]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def _result(msg: dict[str, Any]) -> m.CommandResult:
-    return m.CommandResult(
-        output=msg["output"],
-        stderr=msg["stderr"],
-        exit_code=msg["exit_code"],
-        timed_out=msg["timed_out"],
-        truncated=msg.get("truncated", False),
-        syntax_error=msg.get("syntax_error", False),
-        note=msg.get("note", ""),
-    )
-
-
-def _job(msg: dict[str, Any]) -> m.JobInfo:
-    return m.JobInfo(**{k: msg[k] for k in m.JobInfo.model_fields})

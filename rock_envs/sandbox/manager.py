@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator
 
 from ..core.cores import usable_cores
 from .agent_client import AgentClient
+from .cluster.store import MemoryStore, SandboxRecord, SandboxStore, StoreUnreachableError
 from .errors import InvalidRequestError, SandboxDiedError, SandboxError, SandboxLimitError, SandboxNotFoundError
 from .metrics import SandboxMetrics
 from .model_service.hub import ModelHub
@@ -90,6 +91,7 @@ class SandboxManager:
         reap_interval: float = 1.0,
         allowed_runtimes: tuple[str, ...] | None = None,
         max_starting: int | None = None,
+        store: SandboxStore | None = None,
     ):
         self.state = StateDir(runtime_dir or default_runtime_dir())
         probe = os.path.join(self.state.sandbox_dir("sb-" + "0" * 12), "agent.sock")
@@ -120,6 +122,8 @@ class SandboxManager:
         self.metrics = SandboxMetrics(self)
         """Its Prometheus registry (``metrics.registry``): what ``GET /metrics`` serves."""
         self.models.on_call = self.metrics.model_call_done
+        self.store = store or MemoryStore()
+        """Where each running sandbox is, for data replicas (see ``cluster/store.py``); in memory by default."""
 
     @property
     def owner(self) -> str:
@@ -131,6 +135,8 @@ class SandboxManager:
         if self._started:
             return
         self._started = True
+        for stale in await self.store.all():  # an earlier manager's, whose sandboxes died with it
+            await self.store.remove(stale.info.id)
         await self.reap_leftovers()
         self._reaper = asyncio.create_task(self._reap_loop())
 
@@ -246,6 +252,8 @@ class SandboxManager:
                 await self.models.attach(entry.id, spec.model_service, entry.placement.socket)
             entry.status = "pooled" if pool else "running"
             entry.last_used_at = time.time()
+            if pool is None:
+                await self._publish(entry)
         except BaseException:
             self._start_slots.release()
             await self.delete(entry.id)
@@ -289,9 +297,10 @@ class SandboxManager:
     async def claim(self, req: ClaimRequest) -> SandboxInfo:
         return await self.pool(req.pool, "claim").claim(req)
 
-    def rekey(self, entry: Entry, pooled: bool = False) -> None:
+    async def rekey(self, entry: Entry, pooled: bool = False) -> None:
         """Give ``entry`` a new id (a claim, or a member back in its pool): the old id no longer reaches it."""
         self.sandboxes.pop(entry.id, None)
+        await self.store.remove(entry.id)
         entry.id = "sb-" + secrets.token_hex(6)
         if entry.agent is not None:
             entry.agent.sandbox_id = entry.id
@@ -305,6 +314,7 @@ class SandboxManager:
             await self.models.attach(entry.id, entry.spec.model_service, entry.placement.socket)
         entry.status, entry.last_used_at = "running", time.time()
         self._renew(entry)
+        await self._publish(entry)
         return entry.info()
 
     async def reset_member(self, entry: Entry) -> bool:
@@ -365,6 +375,11 @@ class SandboxManager:
         if entry is None:
             raise self._unknown(sandbox_id, "delete")
         entry.status = "stopped"
+        unlisted: StoreUnreachableError | None = None
+        try:  # before the kill: once `delete` returns, no data replica finds it
+            await self.store.remove(sandbox_id)
+        except StoreUnreachableError as exc:
+            unlisted = exc  # the sandbox is removed all the same; the caller hears the store failed
         if entry.pool in self.pools:
             self.pools[str(entry.pool)].forget(entry)
         await self.models.detach(sandbox_id)
@@ -373,6 +388,8 @@ class SandboxManager:
         if entry.placement is not None:
             await entry.runtime.kill(entry.placement)
         await asyncio.to_thread(self.state.forget, entry.home or sandbox_id)
+        if unlisted is not None:
+            raise unlisted
         return entry.info()
 
     # ---- snapshots ----------------------------------------------------------------------------
@@ -482,8 +499,10 @@ class SandboxManager:
                 if entry.status in ("starting", "pooled"):  # a pool looks after its own members
                     continue
                 if entry.status == "running" and entry.agent is not None and not entry.agent.alive:
-                    self._died(entry)
+                    await self._died(entry)
                 idle = entry.spec.ttl and entry.busy == 0 and now - entry.last_used_at > entry.spec.ttl
+                if idle:  # busy through a data replica counts too
+                    idle = not await self._used_elsewhere(entry, now)
                 lapsed = entry.lease_until is not None and now > entry.lease_until
                 if idle or lapsed or entry.status == "dead" and entry.busy == 0 and now - entry.last_used_at > 60:
                     try:
@@ -512,7 +531,7 @@ class SandboxManager:
         try:
             yield entry.agent
         except SandboxDiedError:
-            self._died(entry)
+            await self._died(entry)
             raise
         finally:
             self.release(entry)
@@ -526,10 +545,27 @@ class SandboxManager:
         entry.last_used_at = time.time()
         return entry
 
-    def _died(self, entry: Entry) -> None:
+    async def _died(self, entry: Entry) -> None:
         if entry.status != "dead":
             entry.status = "dead"
             self.metrics.agent_deaths.inc()
+            await self._publish(entry)
+
+    # ---- what data replicas read (cluster/store.py) -----------------------------------------------
+
+    async def _publish(self, entry: Entry) -> None:
+        assert entry.placement is not None  # only started sandboxes are published
+        await self.store.put(SandboxRecord(info=entry.info(), socket=entry.placement.socket, owner=self.owner))
+
+    async def _used_elsewhere(self, entry: Entry, now: float) -> bool:
+        """True if a data replica used ``entry`` within its TTL (its idle clock then moves up to that use)."""
+        try:
+            used = (await self.store.last_used([entry.id])).get(entry.id)
+        except StoreUnreachableError:
+            return True  # not known: a sandbox is never reaped for idleness on a guess
+        if used is not None and used > entry.last_used_at:
+            entry.last_used_at = used
+        return now - entry.last_used_at <= entry.spec.ttl
 
     def release(self, entry: Entry) -> None:
         entry.busy -= 1

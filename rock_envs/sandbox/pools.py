@@ -128,7 +128,7 @@ class Pool:
                 await asyncio.wait_for(self.changed.wait(), left)
             except asyncio.TimeoutError:
                 pass
-        self.manager.rekey(entry)  # a new id: nothing that knew the member before can reach it
+        await self.manager.rekey(entry)  # a new id: nothing that knew the member before can reach it
         self.claimed.add(entry.id)
         self.refill()
         return await self.manager.hand_out(entry, {k: getattr(req, k) for k in PER_CLAIM})
@@ -162,7 +162,7 @@ class Pool:
         if self.closed or len(self.ready) >= (self.req.max_size or 2 * self.req.size):
             await self.manager.delete(entry.id)  # more ready than the pool may ever need
             return True
-        self.manager.rekey(entry, pooled=True)
+        await self.manager.rekey(entry, pooled=True)
         self.ready.append(entry)
         self.recycled += 1
         self.changed.set()

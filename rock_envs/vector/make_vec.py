@@ -61,6 +61,7 @@ def make_vec(
     ray_address: str | None = None,
     placement: Any = None,
     url: str | None = None,
+    data_urls: list[str] | None = None,
     token: str | None = None,
     runtime: Literal["process", "docker"] | None = None,
     envs_per_sandbox: int | None = None,

@@ -16,7 +16,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ...core.frames import U32
-from ..errors import AuthenticationError, SandboxClosedError, SandboxDiedError, SandboxError, from_wire
+from ..errors import (
+    AuthenticationError,
+    SandboxClosedError,
+    SandboxDiedError,
+    SandboxError,
+    ServerUnreachableError,
+    from_wire,
+)
 from .worker import WorkerChannel
 
 _CLOSED = object()
@@ -96,8 +103,9 @@ class WorkerMux:
     async def connect(self) -> None:
         """Open the WebSocket if it is not open; every `open` calls this first."""
         async with self.lock:
-            if self.conn is not None:
+            if self.conn is not None and self.connected:
                 return
+            self.conn = None  # never opened, or it closed (its channels were told): open a new one
             try:
                 self.conn = await connect(self.url, additional_headers=self.headers, max_size=None, compression=None)
             except InvalidStatus as exc:
@@ -105,7 +113,7 @@ class WorkerMux:
                     f"`open_worker`: the server refused the WebSocket ({exc}); check the token."
                 ) from exc
             except OSError as exc:
-                raise SandboxError(f"`open_worker`: cannot reach {self.url} ({exc}).") from exc
+                raise ServerUnreachableError(f"`open_worker`: cannot reach {self.url} ({exc}).") from exc
             self.reader = asyncio.create_task(self._read())
 
     async def open(

@@ -424,6 +424,11 @@ def _api_for(config: SandboxConfig) -> SandboxAPI:
     """The API ``config`` says: embedded without ``base_url`` (one manager for the running loop's
     sandboxes on ``runtime_dir``), else the server's."""
     if config.base_url is None:
+        if config.data_urls:
+            raise InvalidRequestError(
+                "`Sandbox`: `data_urls` are a split server's replicas, which need its control plane too; "
+                "pass `base_url=` the control plane's URL (`rock-envs serve --role control`)."
+            )
         from ..local import LocalSandboxAPI
 
         return LocalSandboxAPI.shared(config.runtime_dir)
@@ -443,4 +448,10 @@ def _http_api(config: SandboxConfig) -> SandboxAPI:
     from .http import HttpSandboxAPI
 
     assert config.base_url is not None  # the callers checked
+    if config.data_urls:
+        from .cluster import ClusterSandboxAPI
+
+        return ClusterSandboxAPI.connect(
+            config.base_url, config.data_urls, config.resolve_token(), timeout=config.request_timeout
+        )
     return HttpSandboxAPI.connect(config.base_url, config.resolve_token(), timeout=config.request_timeout)

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..cluster.store import SandboxStore
 from ..errors import AuthenticationError, PayloadTooLargeError, SandboxError, SandboxLimitError
 from ..local import LocalSandboxAPI
 from ..manager import SandboxManager
@@ -112,6 +113,48 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+def token_checks(token: str, extra_tokens: tuple[str, ...] = ()) -> tuple[Any, Any]:
+    """``check_token(header) -> bool`` and the FastAPI dependency that raises 401 without one."""
+
+    def check_token(header: str) -> bool:
+        scheme, _, given = header.partition(" ")
+        given_bytes = given.strip().encode()
+        return scheme.lower() == "bearer" and any(
+            [secrets.compare_digest(given_bytes, t.encode()) for t in (token, *extra_tokens)]
+        )
+
+    async def require_token(request: HTTPConnection) -> None:
+        if not check_token(request.headers.get("authorization", "")):
+            raise AuthenticationError(
+                "missing or wrong bearer token; send `Authorization: Bearer <token>` "
+                "with the token `rock-envs serve` printed (also in its token file)."
+            )
+
+    return check_token, require_token
+
+
+def install_error_handlers(app: FastAPI, on_refusal: Any = None) -> None:
+    """Every error as ``{"error": {"type", "message"}}`` with its status; ``on_refusal(cap)`` counts 429s."""
+
+    @app.exception_handler(SandboxError)
+    async def sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
+        if isinstance(exc, SandboxLimitError) and on_refusal is not None:
+            on_refusal(exc.cap)
+        return _error(exc.status, type(exc).__name__, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:10]:
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg')}")
+        return _error(422, "InvalidRequestError", "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "HTTPError", str(exc.detail))
+
+
 def create_app(
     token: str | None = None,
     manager: SandboxManager | None = None,
@@ -128,6 +171,8 @@ def create_app(
     metrics_public: bool = False,
     metrics: bool = True,
     own_manager: bool = True,
+    store: SandboxStore | None = None,
+    cluster: dict[str, Any] | None = None,
 ) -> FastAPI:
     """A sandbox server app. ``token=None`` generates one (read it from ``app.state.token``).
 
@@ -139,10 +184,16 @@ def create_app(
     ``GET /metrics`` (Prometheus; see :mod:`.observe`) needs the token unless ``metrics_public``;
     ``metrics=False`` serves no ``/metrics`` and times no requests (what benchmarks compare against).
     ``own_manager=False``: the app never closes ``manager`` (an embedded one it only looks at).
+    ``store``: where the manager publishes its sandboxes (a Redis one for a control plane; default in
+    memory); ``cluster`` is what ``GET /cluster`` tells data replicas (``{"role", "store", "namespace"}``).
     """
     token = token or secrets.token_urlsafe(32)
     manager = manager or SandboxManager(
-        runtime_dir=runtime_dir, allowed_runtimes=runtimes, runtime_options=runtime_options, max_starting=max_starting
+        runtime_dir=runtime_dir,
+        allowed_runtimes=runtimes,
+        runtime_options=runtime_options,
+        max_starting=max_starting,
+        store=store,
     )
 
     @asynccontextmanager
@@ -156,51 +207,29 @@ def create_app(
             await rock_wire.close(app)
             if own_manager:
                 await manager.close()
+                await manager.store.aclose()
 
-    def check_token(header: str) -> bool:
-        scheme, _, given = header.partition(" ")
-        given_bytes = given.strip().encode()
-        return scheme.lower() == "bearer" and any(
-            [secrets.compare_digest(given_bytes, t.encode()) for t in (token, *extra_tokens)]
-        )
-
-    async def require_token(request: HTTPConnection) -> None:
-        if not check_token(request.headers.get("authorization", "")):
-            raise AuthenticationError(
-                "missing or wrong bearer token; send `Authorization: Bearer <token>` "
-                "with the token `rock-envs serve` printed (also in its token file)."
-            )
-
+    check_token, require_token = token_checks(token, extra_tokens)
     app = FastAPI(title="rock-envs sandbox server", version="1", lifespan=lifespan)
     app.state.token = token
     app.state.manager = manager
     app.state.api = LocalSandboxAPI(manager)  # what every route calls; the lifespan owns the manager
     app.state.check_token = check_token
-    app.state.quota = Quota(limits or Limits())
+    app.state.quota = Quota(limits or Limits(), manager)
     app.state.metrics = ServerMetrics(app, manager.metrics)
     app.state.metrics_public = metrics_public
 
-    @app.exception_handler(SandboxError)
-    async def sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
-        if isinstance(exc, SandboxLimitError):
-            app.state.metrics.refusals.labels(exc.cap).inc()
-        return _error(exc.status, type(exc).__name__, exc.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors()[:10]:
-            where = ".".join(str(p) for p in err.get("loc", ()))
-            parts.append(f"{where}: {err.get('msg')}")
-        return _error(422, "InvalidRequestError", "invalid request: " + "; ".join(parts))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "HTTPError", str(exc.detail))
+    install_error_handlers(app, on_refusal=lambda cap: app.state.metrics.refusals.labels(cap).inc())
+    app.state.cluster = cluster
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, Any]:
         return {"ok": True, "sandboxes": len(manager.sandboxes)}
+
+    @app.get("/cluster", tags=["health"], dependencies=[Depends(require_token)])
+    async def cluster_info() -> dict[str, Any]:
+        """What a data replica needs to serve this server's sandboxes: the store it reads them from."""
+        return cluster or {"role": "single"}
 
     if metrics:
         app.include_router(metrics_router)  # checks the token itself, unless metrics_public

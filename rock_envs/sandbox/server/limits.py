@@ -52,15 +52,16 @@ def declared_envs(spec: SandboxSpec) -> int:
 class Quota:
     """The server's ledger: which token holds which sandbox and how many envs."""
 
-    def __init__(self, limits: Limits):
-        self.limits = limits
+    def __init__(self, limits: Limits, manager: SandboxManager | None = None):
+        self.limits, self.manager = limits, manager  # a data replica has no manager, and creates nothing
         self.held: dict[str, tuple[str, int]] = {}  # sandbox id -> (token id, envs)
         self.reserved: dict[int, tuple[str, int]] = {}  # creates in flight
         self._tickets = itertools.count()
 
-    def usage(self, manager: SandboxManager, token: str | None = None) -> tuple[int, int]:
+    def usage(self, token: str | None = None) -> tuple[int, int]:
         """(sandboxes, envs) held now, by everyone or by ``token`` (a token id)."""
-        for sid in [sid for sid in self.held if sid not in manager.sandboxes]:
+        live = self.manager.sandboxes if self.manager is not None else {}
+        for sid in [sid for sid in self.held if sid not in live]:
             del self.held[sid]  # deleted, reaped by TTL, or died
         rows = [*self.held.values(), *self.reserved.values()]
         if token is not None:
@@ -68,7 +69,7 @@ class Quota:
         return len(rows), sum(envs for _, envs in rows)
 
     @contextmanager
-    def admit(self, manager: SandboxManager, authorization: str, spec: SandboxSpec) -> Iterator[dict[str, str]]:
+    def admit(self, authorization: str, spec: SandboxSpec) -> Iterator[dict[str, str]]:
         """Reserve room for one sandbox or raise 429; put its id in the yielded dict once created."""
         tok, envs = token_id(authorization), declared_envs(spec)
         checks = [
@@ -76,7 +77,7 @@ class Quota:
             (tok, " per token", self.limits.max_sandboxes_per_token, self.limits.max_envs_per_token),
         ]
         for who, scope, max_sandboxes, max_envs in checks:
-            sandboxes, held_envs = self.usage(manager, who)
+            sandboxes, held_envs = self.usage(who)
             holder = "this server holds" if who is None else "this token holds"
             if max_sandboxes is not None and sandboxes + 1 > max_sandboxes:
                 raise SandboxLimitError(

@@ -101,7 +101,7 @@ class ServerCollector(Collector):
         workers = GaugeMetricFamily("rock_envs_remote_workers", "Env workers open behind /workers.")
         workers.add_metric([], relay.channels)
         envs = GaugeMetricFamily("rock_envs_remote_envs", "Envs the server's sandboxes declare (label `envs`).")
-        envs.add_metric([], self.state.quota.usage(self.state.manager)[1])
+        envs.add_metric([], self.state.quota.usage()[1])
         frames = CounterMetricFamily(
             "rock_envs_relay_frames",
             "Frames routed by /workers: to_worker from clients, to_client from workers.",

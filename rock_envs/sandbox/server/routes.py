@@ -14,8 +14,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 
 from .. import models as m
-from ..errors import InvalidRequestError, SandboxError
-from ..local import LocalSandboxAPI
+from ..api import SandboxAPI
+from ..errors import InvalidRequestError, SandboxError, SandboxNotFoundError
 
 router = APIRouter()
 Path = Annotated[str, Query(min_length=1, max_length=4096, description="path relative to the sandbox root")]
@@ -24,14 +24,14 @@ JobId = Annotated[str, PathParam(min_length=1, max_length=128)]
 SnapshotId = Annotated[str, PathParam(min_length=1, max_length=64)]
 
 
-def _api(request: Request) -> LocalSandboxAPI:
+def _api(request: Request) -> SandboxAPI:
     return request.app.state.api
 
 
 @router.post("/sandboxes", status_code=201, response_model=m.SandboxInfo, tags=["sandboxes"])
 async def create_sandbox(spec: m.SandboxSpec, request: Request) -> m.SandboxInfo:
     api = _api(request)
-    with request.app.state.quota.admit(api.manager, request.headers.get("authorization", ""), spec) as created:
+    with request.app.state.quota.admit(request.headers.get("authorization", ""), spec) as created:
         info = await api.create(spec)
         created["id"] = info.id
     return info
@@ -81,8 +81,12 @@ async def delete_pool(name: str, request: Request) -> m.PoolStats:
 @router.post("/pools/{name}/claim", status_code=201, response_model=m.SandboxInfo, tags=["pools"])
 async def claim(name: str, req: m.ClaimRequest, request: Request) -> m.SandboxInfo:
     api = _api(request)
-    spec = api.manager.pool(name, "claim").req.spec
-    with request.app.state.quota.admit(api.manager, request.headers.get("authorization", ""), spec) as created:
+    pools = {pool.name: pool.spec for pool in (await api.list_pools()).pools}
+    if name not in pools:
+        raise SandboxNotFoundError(
+            f"`claim`: no pool {name!r} on this server (pools: {', '.join(sorted(pools)) or 'none'})."
+        )
+    with request.app.state.quota.admit(request.headers.get("authorization", ""), pools[name]) as created:
         info = await api.claim(req.model_copy(update={"pool": name}))
         created["id"] = info.id
     return info

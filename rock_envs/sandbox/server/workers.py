@@ -26,9 +26,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from ...core.frames import U32, FrameTooLargeError, frame, read_frame_async
 from ...core.live_view import FRAME_DIR_ENV
+from ..agent_api import AgentSandboxAPI
 from ..errors import SandboxError
-from ..local import LocalSandboxAPI
-from ..manager import Entry
 from ..models import WORKER_ARGV, WorkerRequest
 
 router = APIRouter()
@@ -45,16 +44,17 @@ OUTBOX = 1024
 
 
 class _Channel:
-    def __init__(self, cid: int, key: str, entry: Entry, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.cid, self.key, self.entry, self.reader, self.writer = cid, key, entry, reader, writer
+    def __init__(self, cid: int, key: str, held: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.cid, self.key, self.reader, self.writer = cid, key, reader, writer
+        self.entry = held  # what the api's hold() gave: the manager's Entry (the dashboard reads it), or an id
         self.pump: asyncio.Task[None] | None = None
         self.frames_in = self.frames_out = 0
         self.opened_at = time.monotonic()
 
 
 class Router:
-    def __init__(self, ws: WebSocket, api: LocalSandboxAPI):
-        self.ws, self.api, self.manager = ws, api, api.manager
+    def __init__(self, ws: WebSocket, api: AgentSandboxAPI):
+        self.ws, self.api = ws, api
         self.channels: dict[int, _Channel] = {}
         self.outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(OUTBOX)
         self.counts = ws.app.state.relay
@@ -114,7 +114,7 @@ class Router:
             return
         try:
             sid = str(msg.get("sandbox_id"))
-            entry = self.manager.hold(sid, "open_worker")
+            held = self.api.hold(sid, "open_worker")  # in use (never reaped) while the channel is open
             key = self.counts.count_open(sid)
             try:
                 env = {**(msg.get("env") or {}), FRAME_DIR_ENV: frame_dir(key)}  # its frame, for the dashboard
@@ -122,12 +122,12 @@ class Router:
                 sock = await self.api.open_worker_socket(sid, req)
                 reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
             except BaseException:
-                self.manager.release(entry)
+                self.api.release(held)
                 raise
         except SandboxError as exc:
             await self._say(op="error", channel=cid, type=type(exc).__name__, message=exc.message)
             return
-        channel = _Channel(cid, key, entry, reader, writer)
+        channel = _Channel(cid, key, held, reader, writer)
         self.channels[cid] = channel
         self.counts.channels += 1
         self.counts.open[id(channel)] = channel
@@ -145,7 +145,6 @@ class Router:
         if channel is None:
             await self._say(op="error", channel=cid, type="InvalidRequestError", message=f"channel {cid} is not open.")
             return
-        channel.entry.last_used_at = time.time()
         self.counts.frames_in += 1
         channel.frames_in += 1
         self.counts.bytes_in += len(data) - 4
@@ -180,7 +179,7 @@ class Router:
         self.counts.open.pop(id(channel), None)
         if channel.pump is not None and not from_pump:
             channel.pump.cancel()
-        self.manager.release(channel.entry)
+        self.api.release(channel.entry)
         return True
 
 

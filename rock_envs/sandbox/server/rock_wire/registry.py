@@ -124,7 +124,7 @@ class Registry:
             else f"the process runtime runs the host's own system; image {box.image!r} is not used"
         )
         try:
-            with self.quota.admit(self.api.manager, authorization, spec) as created:
+            with self.quota.admit(authorization, spec) as created:
                 box.phases["docker_run"]["status"] = "running"
                 info = await self.api.create(spec, timeout=min(600.0, box.request.startup_timeout or 120.0))
                 created["id"] = info.id
