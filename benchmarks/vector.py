@@ -14,7 +14,8 @@ Targets (2 cores): CartPole at 64 envs >= 5x Async and >= 1.3x Sync; Sokoban at 
 (benchmarks/vector_native.py): CartPole x 64 and x 1,024 with `vectorize="native"` beside Gymnasium's
 own CartPoleVectorEnv and EnvPool (its column only where it installs). A third
 (benchmarks/vector_wait.py): 256 envs whose step waits 50 ms, on 2 workers, overlapped on threads
-and as async envs (>= 4,000 steps/s) beside the sequential worker.
+and as async envs (>= 4,000 steps/s) beside the sequential worker; and 64 `code:RockTasks-v0` envs
+checked in sandboxes, sequential and overlapped.
 """
 
 from __future__ import annotations
@@ -275,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     vector_native.print_rows(vector_native.rows(seconds, rounds))
     print()
     vector_wait.print_rows(vector_wait.rows(0.5 if args.quick else 2.0))
+    print()
+    vector_wait.print_code_rows(vector_wait.code_rows(1 if args.quick else 3))
 
 
 def _rock(table: list, env_id: str, n: int) -> Result:

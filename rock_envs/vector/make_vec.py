@@ -80,8 +80,10 @@ def make_vec(
     resetting them. `metrics=True` puts `venv.stats()` on prometheus_client's default registry
     (serve it with `rock_envs.serve_metrics(port)`) until the vector env is closed.
     `worker_threads=K` steps up to K blocking envs of each worker at once, on
-    threads (for envs that wait on I/O; default 1: one after another); envs with `async def
-    step/reset` are stepped at once on each worker's asyncio loop without it. `vectorize="native"`
+    threads (for envs that wait on I/O; default: the spec's `worker_threads`, else what the envs
+    declare with a `worker_threads` class attribute, as `code:RockTasks-v0` and the sandboxed GEM
+    tools do, else 1: one after another); envs with `async def step/reset` are stepped at once on
+    each worker's asyncio loop without it. `vectorize="native"`
     hosts one native vector env per worker for its block (Gymnasium's `vector_entry_point`, e.g.
     CartPole's), "auto" where the env has one, "per_env" (default) one env object per slot.
 
@@ -182,7 +184,7 @@ def make_vec(
         snapshot_mode=snapshot_mode,
         record=None if record is None else os.fspath(record),
         restore=restore,
-        worker_threads=worker_threads or 1,
+        worker_threads=worker_threads,
         native=native,
     )
     if metrics:

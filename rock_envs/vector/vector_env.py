@@ -84,7 +84,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         snapshot_mode: SnapshotMode = "auto",
         record: str | None = None,
         restore: str = "reset",
-        worker_threads: int = 1,
+        worker_threads: int | None = None,
         env_specs: list[Any] | None = None,
         native: bool = False,
     ):
