@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     vector_wait.print_rows(vector_wait.rows(0.5 if args.quick else 2.0))
     print()
-    vector_wait.print_code_rows(vector_wait.code_rows(1 if args.quick else 3))
+    vector_wait.print_code_rows(vector_wait.code_rows(1 if args.quick else 2))
 
 
 def _rock(table: list, env_id: str, n: int) -> Result:
