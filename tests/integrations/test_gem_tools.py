@@ -61,13 +61,13 @@ def tool_env(config: SandboxConfig) -> Any:
     return ToolEnvWrapper(CodeTaskEnv(task="add", config=config), tools=[SandboxBashTool(config=config)])
 
 
-TIMED_SLEEP = "<bash>date +%s.%N; sleep 0.3; date +%s.%N</bash>"
+TIMED_SLEEP = "<bash>date +%s.%N; sleep 1; date +%s.%N</bash>"
 
 
 @pytest.mark.parametrize("worker_threads", [None, 1])
 def test_a_batch_of_tool_envs_runs_its_tool_calls_at_once(worker_threads: int | None, embedded_dir: str) -> None:
     """Envs built by a plain callable: the tools' own `worker_threads` has the worker step its four
-    envs at once, so every sandboxed `sleep 0.3` is running at one instant; worker_threads=1 says
+    envs at once, so every sandboxed `sleep 1` is running at one instant; worker_threads=1 says
     one after another, and each starts after the one before ended."""
     config = SandboxConfig(runtime_dir=embedded_dir, memory="256m", pids_limit=64)
     with rock_envs.make_vec(

@@ -40,7 +40,7 @@ def test_code_tasks_are_registered_ids() -> None:
 
 # A right answer to `add` whose import records when its sandboxed test run started and ended.
 TIMED_ADD = (
-    "```python\nimport time\nprint('ran', time.time(), end=' ')\ntime.sleep(0.3)\nprint(time.time())\n"
+    "```python\nimport time\nprint('ran', time.time(), end=' ')\ntime.sleep(1.0)\nprint(time.time())\n"
     + CODE_SOLUTIONS["add"]
     + "```"
 )
