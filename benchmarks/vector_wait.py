@@ -7,6 +7,13 @@ sequential worker: rows of `python -m benchmarks.vector`, or on their own:
 figure, one vector step timed: it takes 128 x 50 ms), on 128 threads per worker
 (`worker_threads=128`), and as `async def step` envs on each worker's asyncio loop. The ideal is
 256 / 0.05 s = 5,120 steps/s; the target is >= 4,000 (0.8 of it).
+
+A second table: 64 `code:RockTasks-v0` envs (task `add`, a right answer every step, autoreset in
+the same step) on 2 subprocess workers, each step checked in a process sandbox of its own:
+sequential (`worker_threads=1`) beside the default (the spec's 16 threads per worker), both alive
+at once and timed in turn, steps/s and the seconds one vector step takes; once with tests that
+only run (their CPU is the bound: the sandboxes share the 2 cores with everything else) and once
+with tests that also wait 0.2 s, as tests waiting on I/O do.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 import rock_envs
+from benchmarks import print_table
 
 WAIT, ENVS, WORKERS = 0.05, 256, 2
 IDEAL = ENVS / WAIT
@@ -78,6 +86,59 @@ def rows(seconds: float = 2.0) -> list[tuple[str, float]]:
     return out
 
 
+CODE_ENVS = 64
+ADD = "def add(a, b):\n    return a + b\n"
+ANSWERS = {
+    "tests run": f"```python\n{ADD}```",
+    "tests wait 0.2 s": f"```python\nimport time\ntime.sleep(0.2)\n{ADD}```",  # as tests that wait on I/O
+}
+
+
+def code_rows(rounds: int = 2) -> list[tuple[str, str, float]]:
+    """`(answer, how, steps/s)` of 64 code:RockTasks-v0 envs, sequential and overlapped (the
+    default), both alive at once and timed one vector step at a time in turn; each keeps its best."""
+    out = []
+    for answer, text in ANSWERS.items():
+        venvs = {}
+        try:
+            for how, threads in [("sequential", 1), ("overlapped (default 16)", None)]:
+                venvs[how] = rock_envs.make_vec(
+                    "code:RockTasks-v0",
+                    CODE_ENVS,
+                    backend="subprocess",
+                    num_workers=WORKERS,
+                    worker_threads=threads,
+                    autoreset_mode="same_step",
+                    task="add",
+                )
+                venvs[how].reset(seed=0)
+                venvs[how].step([text] * CODE_ENVS)  # warm: every sandbox started
+            best = dict.fromkeys(venvs, 0.0)
+            for r in range(rounds):
+                for how in list(venvs) if r % 2 == 0 else reversed(list(venvs)):
+                    started = time.perf_counter()
+                    _, rewards, *_ = venvs[how].step([text] * CODE_ENVS)
+                    best[how] = max(best[how], CODE_ENVS / (time.perf_counter() - started))
+                    assert rewards.all(), "a right answer failed its tests"
+        finally:
+            for venv in venvs.values():
+                venv.close()
+        out += [(answer, how, rate) for how, rate in best.items()]
+    return out
+
+
+def print_code_rows(table: list[tuple[str, str, float]]) -> None:
+    sequential = {answer: rate for answer, how, rate in table if how == "sequential"}
+    print(f"code:RockTasks-v0: {CODE_ENVS} envs, every step runs its tests in a process sandbox, {WORKERS} workers")
+    print_table(
+        ["answer", "how", "steps/s", "s per vector step", "x sequential"],
+        [
+            [answer, how, f"{rate:,.1f}", f"{CODE_ENVS / rate:.2f}", f"{rate / sequential[answer]:.1f}"]
+            for answer, how, rate in table
+        ],
+    )
+
+
 def print_rows(table: list[tuple[str, float]]) -> bool:
     """Print the rows; True when the target is met by both ways of overlapping."""
     sequential = table[0][1]
@@ -100,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="shorter bursts")
     args = parser.parse_args(argv)
     print_rows(rows(0.5 if args.quick else 2.0))
+    print()
+    print_code_rows(code_rows(1 if args.quick else 2))
 
 
 if __name__ == "__main__":

@@ -56,12 +56,17 @@ def backend_option_names(backend: str) -> tuple[str, ...]:
     return OPTIONS[backend].names() if backend in OPTIONS else ()
 
 
-def create_group(backend: str, num_workers: int, options: BackendOptions | None = None) -> WorkerGroup:
-    """The worker group of `backend` (not started), with its options (default: the backend's defaults)."""
+def create_group(
+    backend: str, num_workers: int, options: BackendOptions | None = None, images: list[str | None] | None = None
+) -> WorkerGroup:
+    """The worker group of `backend` (not started), with its options (default: the backend's
+    defaults); `images`: worker w's container image, for a docker mix of images."""
     if backend not in _GROUPS:
         raise EnvArgumentError(f"`make_vec`: unknown backend {backend!r}; expected one of {list(_GROUPS)}.")
     module_name, class_name = _GROUPS[backend]
     group_class = getattr(importlib.import_module(module_name), class_name)
+    if images is not None:
+        return group_class(num_workers, options or OPTIONS[backend](), images=images)
     return group_class(num_workers, options or OPTIONS[backend]())
 
 

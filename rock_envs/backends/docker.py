@@ -10,8 +10,10 @@ process), and the image check.
 
 ``make_vec(..., backend="docker", image=..., envs_per_container=...)``: the default packs the envs
 onto as many containers as there are cores; ``envs_per_container=1`` gives each env its own
-container and filesystem. ``cpus`` and ``memory`` limit each container. ``kill(w)`` is a
-``docker kill`` of worker ``w``'s container.
+container and filesystem. ``cpus`` and ``memory`` limit each container. A mixed batch whose env
+specs name different images (and no ``image=`` of the caller's) gets ``images``, worker ``w``'s
+image each: its envs all have that image (``rock_envs.vector.blocks``), and a restarted worker
+comes back on it. ``kill(w)`` is a ``docker kill`` of worker ``w``'s container.
 """
 
 from __future__ import annotations
@@ -30,11 +32,21 @@ STARTUP_TIMEOUT = 120.0
 class DockerGroup(SocketWorkers):
     name = "docker"
 
-    def __init__(self, num_workers: int, options: DockerOptions | None = None, runtime_dir: str | None = None):
+    def __init__(
+        self,
+        num_workers: int,
+        options: DockerOptions | None = None,
+        runtime_dir: str | None = None,
+        images: list[str | None] | None = None,
+    ):
         super().__init__(num_workers)
         self.options = options or DockerOptions()
         self.image = self.options.image
         self.spec = self.options.sandbox_spec()
+        if images is not None and len(images) != num_workers:
+            raise ValueError(f"DockerGroup: {len(images)} images for {num_workers} workers")
+        self.images = images or [self.image] * num_workers
+        """Worker w's image (None: the engine's default for rock-envs, `DockerRuntime.image`)."""
         client = self.options.docker_client
         self.runtime_options = {"client": client} if client is not None else {}
         self.runtime_dir = runtime_dir
@@ -76,7 +88,8 @@ class DockerGroup(SocketWorkers):
     async def _open(self, w: int) -> tuple[str, Any]:
         from rock_envs.sandbox.models import WorkerRequest
 
-        info = await self._api.create(self.spec, STARTUP_TIMEOUT)
+        spec = self.spec if self.images[w] == self.image else self.spec.model_copy(update={"image": self.images[w]})
+        info = await self._api.create(spec, STARTUP_TIMEOUT)
         self._sandboxes[w], self._containers[w] = info.id, info.container or ""
         return info.id, await self._api.open_worker_socket(info.id, WorkerRequest())
 
@@ -130,7 +143,12 @@ class DockerGroup(SocketWorkers):
                 pass  # already gone
 
     def describe(self, w: int) -> dict[str, Any]:
-        return {"sandbox": self._sandboxes[w], "container": self._container(w), "host": os.uname().nodename}
+        return {
+            "sandbox": self._sandboxes[w],
+            "container": self._container(w),
+            "image": self.images[w],
+            "host": os.uname().nodename,
+        }
 
 
 __all__ = ["DockerGroup"]

@@ -26,6 +26,7 @@ class _SharedObs:
 
     def __init__(self, env_ids: list[int], batcher: ObsBatcher):
         self.rows = {i: r for r, i in enumerate(env_ids)}
+        self.every = list(env_ids)
         self.batcher = batcher
         self.layout = batcher.leaf_layout(len(env_ids))
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
@@ -34,7 +35,7 @@ class _SharedObs:
 
     def read(self, env_ids: list[int]) -> Any:
         """A copy of the rows of `env_ids` (the worker overwrites them on their next step)."""
-        rows: slice | list[int] = rows_of(self.rows, env_ids) if env_ids else slice(0, 0)
+        rows: slice | list[int] = rows_of(self.rows, env_ids, self.every) if env_ids else slice(0, 0)
         return self.batcher.from_leaves([leaf[rows].copy() for leaf in self.leaves])
 
     def free(self) -> None:

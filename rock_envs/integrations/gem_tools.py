@@ -12,7 +12,9 @@ Each tool starts one sandbox on first use (``config``: runtime, memory, cpus, pi
 default) and keeps it, so files and installed state persist between calls of one episode; ``reset``
 wipes its working directory. A call runs with ``timeout`` seconds and ``max_output`` bytes per stream;
 its stdout (and stderr) come back as the tool observation, GEM's ``(is_valid, has_error, observation,
-parsed_action)``. ``close()`` stops the sandbox; safe to call twice.
+parsed_action)``. ``close()`` stops the sandbox; safe to call twice. A vector env of such envs steps
+16 of them at once in each worker (the tools declare ``worker_threads``), so their sandbox calls
+overlap.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def first_block(action: str, patterns: tuple[str, ...]) -> tuple[str | None, str
 class _SandboxTool(LazySandbox, BaseTool):
     tool_type = "sandbox"
     patterns: tuple[str, ...] = ()
+    worker_threads = 16
+    """A worker hosting envs with this tool steps 16 at once (see `rock_envs.worker.overlap`): a
+    tool call mostly waits on its sandbox."""
 
     def __init__(
         self,

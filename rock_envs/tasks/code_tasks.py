@@ -81,6 +81,10 @@ def extract_code(action: str) -> str:
 class CodeTaskEnv(LazySandbox, Env):
     """One task per episode (``task=None``: drawn with the reset's seed), checked in a sandbox."""
 
+    worker_threads = 16
+    """A worker hosting these envs steps 16 at once (`rock_envs.worker.overlap.declared_threads`):
+    each step mostly waits on its sandbox."""
+
     def __init__(
         self,
         task: Optional[str] = None,

@@ -34,6 +34,9 @@ class Assembler:
         """Rows `ids` from whole batches (and per-env results of rebuilt envs), as Gymnasium returns them."""
         n = self.num_envs
         got = [i for b in batches for i in b.env_ids]
+        if not ready and got != ids and len(batches) > 1:  # workers answer in any order; their blocks are contiguous
+            batches = sorted(batches, key=lambda b: b.env_ids[0] if b.env_ids else -1)
+            got = [i for b in batches for i in b.env_ids]
         if not ready and got == ids:  # the hot path: batches cover `ids` in order
             obs: Any = self.obs.join([b.obs for b in batches])
             infos_list = [info for b in batches for info in b.infos]

@@ -1,6 +1,6 @@
 """The request ledger under the vector engine: what is in flight on each worker, and where replies go.
 
-Env `i` lives on worker `worker_of[i]`; envs are split in contiguous blocks. Each request sent to a
+Env `i` lives on worker `worker_of[i]`; envs are split in contiguous blocks (`rock_envs.vector.blocks`). Each request sent to a
 worker is a `Pending` in that worker's queue (workers answer in order), tagged with what it is
 for. Replies are filed as they come: whole batches for the current call, per-env results for
 send/recv, or results of envs being rebuilt after their worker died. A worker that dies is
@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple
 from rock_envs.backends.base import WorkerGone, WorkerGroup
 from rock_envs.core.errors import RemoteError, WorkerDiedError, WorkerTimeoutError
 from rock_envs.core.snapshot import EnvSnapshot
+from rock_envs.vector.blocks import even_blocks
 from rock_envs.vector.stats import StatsLedger
 from rock_envs.worker.protocol import Batch, Built, Failure, Make, Reset, Restore, Values
 
@@ -81,9 +82,17 @@ class Dispatcher:
     in flight; an interrupted wait (Ctrl-C) is drained by `drain_interrupted` before the next call.
     """
 
-    def __init__(self, group: WorkerGroup, num_envs: int, make: Make, restore: str = "reset"):
+    def __init__(
+        self,
+        group: WorkerGroup,
+        num_envs: int,
+        make: Make,
+        restore: str = "reset",
+        blocks: list[list[int]] | None = None,
+    ):
         """`make`: the `Make` every worker gets (and gets again when restarted), with its own env ids;
-        `restore`: how a restarted worker's envs come back ("reset", or "snapshot": their last one)."""
+        `restore`: how a restarted worker's envs come back ("reset", or "snapshot": their last one);
+        `blocks`: worker w's env ids, contiguous (default: the envs split evenly)."""
         self.group = group
         self.num_envs = num_envs
         self.make_request = make
@@ -91,7 +100,8 @@ class Dispatcher:
         self.snapshots: dict[int, EnvSnapshot] = {}  # restore="snapshot": each env's last one
         self.on_rebuilt: Callable[[list[int]], None] | None = None  # told which envs a rebuild reset
         m = group.num_workers
-        self.blocks = [list(range(w * num_envs // m, (w + 1) * num_envs // m)) for w in range(m)]
+        self.blocks = blocks if blocks is not None else even_blocks(num_envs, m)
+        assert len(self.blocks) == m and [i for b in self.blocks for i in b] == list(range(num_envs))
         self.bounds = [(block[0], block[-1] + 1) for block in self.blocks]
         self.worker_of = [w for w, block in enumerate(self.blocks) for _ in block]
         self.pending: list[deque[Pending]] = [deque() for _ in range(m)]

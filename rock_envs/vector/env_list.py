@@ -3,7 +3,8 @@
 `make_vec` takes one env id for every env, or a mix: a list of ids (env i is `ids[i]`), a dict
 `{id: count}` (its envs in the dict's order), or one id with `env_kwargs=[{...}, ...]` (env i gets
 `env_kwargs[i]`). `expand` turns any of them into one `(EnvSpec, kwargs)` per env; the spec
-defaults of a mix (backend, image, cpus, memory) are read by `common_default`.
+defaults of a mix (backend, image, cpus, memory) are read by `common_default`, except the images
+of a docker mix, each env's own (`images_of`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ def common_default(per_env: PerEnv, field: str) -> Any:
     )
 
 
+def images_of(per_env: PerEnv) -> list[str | None] | None:
+    """Env i's spec image, where the specs of a mix name two or more (else None: one image serves)."""
+    images = [s.image for s, _ in per_env]
+    return images if len({image for image in images if image is not None}) > 1 else None
+
+
 def _bytes(value: int | str) -> int:
     if isinstance(value, int):
         return value
@@ -104,4 +111,4 @@ def distinct_ids(per_env: Sequence[tuple[EnvSpec, Any]]) -> list[str]:
     return list(dict.fromkeys(s.id for s, _ in per_env))
 
 
-__all__ = ["PerEnv", "common_default", "distinct_ids", "expand", "is_id_list"]
+__all__ = ["PerEnv", "common_default", "distinct_ids", "expand", "images_of", "is_id_list"]

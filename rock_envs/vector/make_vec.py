@@ -15,7 +15,8 @@ from rock_envs.core.spaces import ObservationMode, check_observation_mode
 from rock_envs.core.trajectory import check_json
 from rock_envs.registry import EnvSpec
 from rock_envs.registry import spec as find_spec
-from rock_envs.vector.env_list import common_default, distinct_ids, expand
+from rock_envs.vector.blocks import keyed_blocks
+from rock_envs.vector.env_list import common_default, distinct_ids, expand, images_of
 from rock_envs.vector.native import Vectorize, use_native
 from rock_envs.vector.stats import VectorCollector
 from rock_envs.vector.vector_env import RockVectorEnv
@@ -72,7 +73,9 @@ def make_vec(
     """`num_envs` envs of `env_id` (an id, a spec, or a callable returning an env) on `backend`
     (default: the spec's `backend`, else "subprocess"). Gymnasium's `env_fns` work too: a list of
     callables, env i made by `env_fns[i]()` (`num_envs` defaults to its length). The spec's `image`, `cpus` and `memory` are
-    the defaults of the backends that take them (docker, remote).
+    the defaults of the backends that take them (docker, remote); on docker, a mix whose specs name
+    several images puts each env in a container of its own spec's image (envs of one image share
+    containers, never two images one).
 
     `snapshot_mode` picks how `venv.snapshot()` captures each env ("pickle", "replay", or "auto":
     pickle where it pickles); `record="DIR"` writes every episode to DIR as JSON Lines (replay them
@@ -81,8 +84,10 @@ def make_vec(
     resetting them. `metrics=True` puts `venv.stats()` on prometheus_client's default registry
     (serve it with `rock_envs.serve_metrics(port)`) until the vector env is closed.
     `worker_threads=K` steps up to K blocking envs of each worker at once, on
-    threads (for envs that wait on I/O; default 1: one after another); envs with `async def
-    step/reset` are stepped at once on each worker's asyncio loop without it. `vectorize="native"`
+    threads (for envs that wait on I/O; default: the spec's `worker_threads`, else what the envs
+    declare with a `worker_threads` class attribute, as `code:RockTasks-v0` and the sandboxed GEM
+    tools do, else 1: one after another); envs with `async def step/reset` are stepped at once on
+    each worker's asyncio loop without it. `vectorize="native"`
     hosts one native vector env per worker for its block (Gymnasium's `vector_entry_point`, e.g.
     CartPole's), "auto" where the env has one, "per_env" (default) one env object per slot.
 
@@ -144,7 +149,11 @@ def make_vec(
     name: str = backend or spec_default("backend") or "subprocess"
     if name not in BACKENDS:
         raise EnvArgumentError(f"`make_vec`: unknown backend {name!r}; expected one of {list(BACKENDS)}.")
+    # a docker mix of images: each env in a container of its spec's image (the default one where it names none)
+    images = images_of(per_env) if per_env is not None and name == "docker" and "image" not in given else None
     for option in SPEC_DEFAULTS:  # the specs' container defaults, where the backend takes them and the caller gave none
+        if option == "image" and images is not None:
+            continue
         if option in OPTIONS[name].names() and option not in given and spec_default(option) is not None:
             given[option] = spec_default(option)
     options = options_for(name, given)
@@ -167,7 +176,12 @@ def make_vec(
     workers = num_workers if num_workers is not None else options.default_workers(num_envs)
     if not isinstance(workers, int) or not 1 <= workers <= num_envs:
         raise EnvArgumentError(f"`make_vec`: num_workers must be in 1..num_envs ({num_envs}), got {workers!r}.")
-    group = create_group(name, workers, options)
+    blocks = worker_images = None
+    if images is not None:  # no container holds envs of two images
+        per_container = getattr(options, "envs_per_container", None) if num_workers is None else None
+        blocks = keyed_blocks(images, num_workers, options.default_workers(num_envs), per_container)
+        workers, worker_images = len(blocks), [images[block[0]] for block in blocks]
+    group = create_group(name, workers, options, worker_images)
     venv = RockVectorEnv(
         group,
         factory,
@@ -183,8 +197,9 @@ def make_vec(
         snapshot_mode=snapshot_mode,
         record=None if record is None else os.fspath(record),
         restore=restore,
-        worker_threads=worker_threads or 1,
+        worker_threads=worker_threads,
         native=native,
+        blocks=blocks,
     )
     if metrics:
         label = env_spec.id if env_spec is not None else "mixed" if per_env is not None else "callable"

@@ -84,9 +84,10 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         snapshot_mode: SnapshotMode = "auto",
         record: str | None = None,
         restore: str = "reset",
-        worker_threads: int = 1,
+        worker_threads: int | None = None,
         env_specs: list[Any] | None = None,
         native: bool = False,
+        blocks: list[list[int]] | None = None,
     ):
         self.num_envs = num_envs
         self.group = group
@@ -114,7 +115,7 @@ class RockVectorEnv(SnapshotOps, VectorEnv):
         )
         self.vectorize = "native" if native else "per_env"
         """How the envs are hosted: "native" (one native vector env per worker) or "per_env"."""
-        self._d = Dispatcher(group, num_envs, make, restore)
+        self._d = Dispatcher(group, num_envs, make, restore, blocks)
         self.metrics: VectorCollector | None = None  # make_vec(..., metrics=True) sets it
         self._factory = factory
         self.env_specs = env_specs

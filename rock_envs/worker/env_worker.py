@@ -30,7 +30,7 @@ from rock_envs.core.resets import call_reset
 from rock_envs.core.spaces import check_same_spaces
 from rock_envs.core.trajectory import to_json
 from rock_envs.worker.native import NativeBlock
-from rock_envs.worker.overlap import Overlap, Plan, drive, is_async_env
+from rock_envs.worker.overlap import Overlap, Plan, declared_threads, drive, is_async_env
 from rock_envs.worker.protocol import (
     Apply,
     AutoresetMode,
@@ -131,8 +131,11 @@ class EnvWorker:
             self._needs_reset[i] = False
         made = [user_env(self.envs[i]) for i in request.env_ids]
         self._awaited = {i: is_async_env(env) for i, env in zip(request.env_ids, made)}
-        if self._overlap is None and (request.worker_threads > 1 or any(self._awaited.values())):
-            self._overlap = Overlap(request.worker_threads)
+        threads = request.worker_threads
+        if threads is None:  # neither the caller nor the spec said: the envs' own word
+            threads = max(declared_threads(env) for env in made)
+        if self._overlap is None and (threads > 1 or any(self._awaited.values())):
+            self._overlap = Overlap(threads)
         if len({id(env) for env in made}) < len(made):
             raise EnvArgumentError(
                 "`make_vec`: the env factory returned the same env object for several envs "

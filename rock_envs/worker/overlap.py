@@ -48,6 +48,22 @@ def is_async_env(env: Any) -> bool:
     return any(inspect.iscoroutinefunction(getattr(env, name, None)) for name in ("step", "reset"))
 
 
+def declared_threads(env: Any) -> int:
+    """The threads `env` asks of its worker: the largest `worker_threads` class attribute of the env,
+    its wrappers (through `.env`) and the tools of a GEM `ToolEnvWrapper` (`.tools`), which an env
+    or tool whose calls wait on a sandbox sets; 1 where none does."""
+    threads, layer, seen = 1, env, set()
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        tools = vars(layer).get("tools") if hasattr(layer, "__dict__") else None
+        for part in [layer, *(tools if isinstance(tools, (list, tuple)) else ())]:
+            declared = getattr(type(part), "worker_threads", None)
+            if isinstance(declared, int) and not isinstance(declared, bool):
+                threads = max(threads, declared)
+        layer = vars(layer).get("env") if hasattr(layer, "__dict__") else None
+    return threads
+
+
 class Overlap:
     """Runs many plans at once: a blocking env's plan on one of `threads` threads (`drive` there, so
     its calls cost no hand-over), an async env's plan (or every plan when `threads` is 1) as a
@@ -133,4 +149,4 @@ class Overlap:
         self._loop.close()
 
 
-__all__ = ["Overlap", "Plan", "drive", "is_async_env"]
+__all__ = ["Overlap", "Plan", "declared_threads", "drive", "is_async_env"]

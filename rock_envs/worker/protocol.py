@@ -67,9 +67,10 @@ class Make(Message):
     """Each reset's info carries `episode_start` (its seed or RNG state), for trajectory records."""
     native: bool = False
     """`factory(num_envs)` makes one native vector env for all of `env_ids` (vectorize="native")."""
-    worker_threads: int = 1
-    """Threads that step the worker's blocking envs at once (1: one after another). Envs with
-    `async def step/reset` are stepped at once on the worker's asyncio loop whatever this says."""
+    worker_threads: int | None = None
+    """Threads that step the worker's blocking envs at once (1: one after another; None: what the
+    envs declare, `rock_envs.worker.overlap.declared_threads`, else 1). Envs with `async def
+    step/reset` are stepped at once on the worker's asyncio loop whatever this says."""
 
 
 @dataclass

@@ -57,8 +57,11 @@ def map_leaves(
     return buffer, leaves
 
 
-def rows_of(rows: dict[int, int], env_ids: list[int]) -> slice | list[int]:
-    """The rows of `env_ids`: a slice when they are consecutive (the common case), else a list."""
+def rows_of(rows: dict[int, int], env_ids: list[int], every: list[int] | None = None) -> slice | list[int]:
+    """The rows of `env_ids`: a slice when they are consecutive (the common case), else a list.
+    `every`: all env ids in row order, which a whole step's batch is (one list compare, in C)."""
+    if every is not None and env_ids == every:
+        return slice(0, len(every))
     first = rows[env_ids[0]]
     last = rows[env_ids[-1]]
     if last - first == len(env_ids) - 1 and all(rows[i] == first + k for k, i in enumerate(env_ids)):
@@ -73,6 +76,7 @@ class SharedObsWriter:
         self.leaves: list[np.ndarray] | None = None
         self.buffer: Any = None
         self.rows: dict[int, int] = {}
+        self.every: list[int] = []  # the env ids in row order
 
     def on_other(self, request: object) -> bool:
         if isinstance(request, AttachObs):
@@ -81,6 +85,7 @@ class SharedObsWriter:
                 request.path, [(tuple(shape), dtype) for shape, dtype in request.layout], create=False
             )
             self.rows = request.rows
+            self.every = sorted(self.rows, key=self.rows.__getitem__)
             # Both sides have it mapped now: the name can go, so nothing is left in /dev/shm even if
             # the caller is killed (the mappings live on until both processes end).
             try:
@@ -92,7 +97,7 @@ class SharedObsWriter:
 
     def on_batch(self, batch: Batch) -> None:
         if self.leaves is not None and isinstance(batch.obs, (np.ndarray, dict, tuple)) and batch.env_ids:
-            rows = rows_of(self.rows, batch.env_ids)
+            rows = rows_of(self.rows, batch.env_ids, self.every)
             for dest, src in zip(self.leaves, tree_leaves(batch.obs)):
                 dest[rows] = src
             batch.obs = None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any, Iterator
 
 import pytest
 from gem.tools.tool_env_wrapper import ToolEnvWrapper
 
+import rock_envs
 from rock_envs.integrations.gem_tools import SandboxBashTool, SandboxPythonTool
 from rock_envs.sandbox import SandboxConfig
 from rock_envs.tasks.code_tasks import CodeTaskEnv
@@ -52,3 +55,32 @@ def test_a_tool_call_without_code_is_invalid_and_runs_nothing(tools: list[Any]) 
     is_valid, has_error, observation, _ = tools[0].execute_action("no code here")
     assert (is_valid, has_error, observation) == (False, True, "")
     assert tools[0]._sandbox is None  # nothing started
+
+
+def tool_env(config: SandboxConfig) -> Any:
+    return ToolEnvWrapper(CodeTaskEnv(task="add", config=config), tools=[SandboxBashTool(config=config)])
+
+
+TIMED_SLEEP = "<bash>date +%s.%N; sleep 1; date +%s.%N</bash>"
+
+
+@pytest.mark.parametrize("worker_threads", [None, 1])
+def test_a_batch_of_tool_envs_runs_its_tool_calls_at_once(worker_threads: int | None, embedded_dir: str) -> None:
+    """Envs built by a plain callable: the tools' own `worker_threads` has the worker step its four
+    envs at once, so every sandboxed `sleep 1` is running at one instant; worker_threads=1 says
+    one after another, and each starts after the one before ended."""
+    config = SandboxConfig(runtime_dir=embedded_dir, memory="256m", pids_limit=64)
+    with rock_envs.make_vec(
+        functools.partial(tool_env, config), 4, num_workers=1, worker_threads=worker_threads
+    ) as venv:
+        venv.reset(seed=0)
+        obs, _, terminated, _, infos = venv.step([TIMED_SLEEP] * 4)
+        assert not terminated.any() and list(infos["tool_type"]) == ["bash"] * 4, obs
+        runs = sorted(
+            (float(start), float(end))
+            for start, end in (re.search(r"(\d+\.\d+)\s+(\d+\.\d+)", text).groups() for text in obs)  # type: ignore[union-attr]
+        )
+    if worker_threads is None:
+        assert max(start for start, _ in runs) < min(end for _, end in runs), runs
+    else:
+        assert all(later[0] >= earlier[1] for earlier, later in zip(runs, runs[1:])), runs
