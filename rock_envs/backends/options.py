@@ -164,6 +164,11 @@ class RemoteOptions(BackendOptions):
     """Seconds a sandbox outlives a lost connection before the server reaps it."""
     reconnect_timeout: float = 30.0
     """Seconds to win back a dropped connection before its workers count as gone."""
+    sandbox_placement: Literal["local", "ray"] = "local"
+    """Where the server starts each sandbox: on its own machine, or on a Ray node (the server is a Ray
+    driver: RAY_ADDRESS); steps then go from the server to the sandbox's node through its relay."""
+    sandbox_resources: dict[str, float] | None = None
+    """Ray custom resources each sandbox's node must have (with sandbox_placement="ray")."""
 
     def __post_init__(self) -> None:
         if not self.url:
@@ -184,6 +189,8 @@ class RemoteOptions(BackendOptions):
             ttl=self.ttl,
             cpus=self.cpus,
             memory=self.memory,
+            placement=self.sandbox_placement,
+            resources=self.sandbox_resources,
         )
 
     def default_workers(self, num_envs: int) -> int:

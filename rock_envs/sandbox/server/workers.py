@@ -109,7 +109,7 @@ class Router:
             try:
                 req = WorkerRequest(argv=list(msg.get("argv") or WORKER_ARGV), env=msg.get("env"))
                 sock = await self.api.open_worker_socket(sid, req)
-                reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
+                reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
             except BaseException:
                 self.manager.release(entry)
                 raise
