@@ -20,7 +20,11 @@ The caller's side is :func:`rock_envs.sandbox.agent_client.dial`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import os
+import socket
+import threading
 from collections import Counter
 from typing import Any
 
@@ -98,10 +102,63 @@ class Relay:
         except SandboxError as exc:
             await _refuse(writer, type(exc).__name__, exc.message)
             return
-        sock.setblocking(False)
-        worker_reader, worker_writer = await asyncio.open_unix_connection(sock=sock, limit=wire.READ_LIMIT)
+        # Frames then flow on two threads of plain blocking copies, not through this event loop:
+        # about a third less per round trip here. Reading is paused first, so no frame the caller
+        # sends after the result can land in the stream's buffer instead of the thread's socket.
+        writer.transport.pause_reading()
         wire.write_message(writer, {"t": "result"})
-        await _splice(reader, writer, worker_reader, worker_writer)
+        await writer.drain()
+        tcp = socket.socket(fileno=os.dup(writer.get_extra_info("socket").fileno()))
+        writer.transport.abort()
+        tcp.setblocking(True)
+        sock.setblocking(True)
+        await _pump_threads(tcp, sock)
+
+
+async def _pump_threads(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes a->b and b->a on a thread each until either side ends (or this is cancelled);
+    then close both. Threads of their own: a pool's few would run out under many workers."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    left = [2]
+
+    def copy(src: socket.socket, dst: socket.socket) -> None:
+        buf = bytearray(PIPE_READ)
+        view = memoryview(buf)
+        try:
+            while n := src.recv_into(buf):
+                dst.sendall(view[:n])
+        except OSError:
+            pass
+        finally:
+            for end in (a, b):  # wakes the other thread
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            loop.call_soon_threadsafe(_one_left, left, done)
+
+    threads = [threading.Thread(target=copy, args=pair, daemon=True) for pair in ((a, b), (b, a))]
+    for thread in threads:
+        thread.start()
+    try:
+        await done.wait()
+    finally:
+        for end in (a, b):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+        def join() -> None:
+            for thread in threads:
+                thread.join(10)
+
+        await asyncio.to_thread(join)
+        a.close()
+        b.close()
+
+
+def _one_left(left: list[int], done: asyncio.Event) -> None:
+    left[0] -= 1
+    if left[0] == 0:
+        done.set()
 
 
 async def _refuse(writer: asyncio.StreamWriter, type_name: str, message: str) -> None:
