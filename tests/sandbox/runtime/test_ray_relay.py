@@ -288,3 +288,23 @@ def test_a_lost_node_takes_its_sandbox_with_a_clear_error_and_the_manager_forget
             return not any(n["Alive"] for n in ray_cluster.nodes() if n["NodeID"] == node_id)
 
         assert settle(marked_dead, timeout=120, interval=0.5)
+
+
+def test_the_relay_lost_on_a_live_node_ends_its_sandbox_with_a_clear_error(ray_cluster, ray_nodes):
+    """The SandboxHost actor (the relay) killed, its node alive: the lifeline through it closed, so
+    the agent exits; the next call names the node; nothing is left."""
+
+    async def scenario(api: LocalSandboxAPI, runtime_dir: str, tmp: str) -> None:
+        api.manager.dead_retention = 1.0
+        sb = await Sandbox(SandboxConfig(placement="ray", resources={"node_b": 0.01}, runtime_dir=runtime_dir)).start()
+        entry = api.manager.get(sb.id)
+        assert entry.placement is not None
+        agent_pid = int(entry.placement.extra["inner"]["pid"])
+        ray_cluster.kill(ray_cluster.get_actor(f"rock-envs-{sb.id}", namespace=NAMESPACE), no_restart=True)
+        assert await asyncio.to_thread(settle, lambda: not os.path.exists(f"/proc/{agent_pid}"), 30)
+        with pytest.raises(SandboxDiedError, match=f"on Ray node {ray_nodes.node('node_b').node_id}"):
+            await asyncio.wait_for(sb.arun("echo never", timeout=10), 60)
+        assert await asyncio.to_thread(settle, lambda: sb.id not in api.manager.sandboxes, 30)
+        await sb.stop()
+
+    run_embedded(scenario)
