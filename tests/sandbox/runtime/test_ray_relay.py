@@ -53,6 +53,11 @@ def relay_counts(ray: Any, sandbox_id: str) -> dict[str, int]:
     return dict(ray.get(host.relay_counts.remote(), timeout=30))
 
 
+def sandbox_hosts(ray: Any) -> list[str]:
+    """The names of the SandboxHost actors alive in the cluster."""
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == NAMESPACE]
+
+
 def actor_gone(ray: Any, sandbox_id: str) -> bool:
     try:
         ray.get_actor(f"rock-envs-{sandbox_id}", namespace=NAMESPACE)
@@ -308,3 +313,30 @@ def test_the_relay_lost_on_a_live_node_ends_its_sandbox_with_a_clear_error(ray_c
         await sb.stop()
 
     run_embedded(scenario)
+
+
+@pytest.mark.docker
+def test_docker_backend_workers_in_containers_on_node_a_step_through_the_relay(ray_cluster, ray_nodes, image):
+    """make_vec(backend='docker', sandbox_placement='ray'): this process's poll loop talks to each
+    worker over a TCP byte pipe to its node; trajectories equal the local backend's."""
+    import numpy as np
+
+    import rock_envs
+    from rock_envs.core.errors import EnvArgumentError
+
+    place = {"sandbox_placement": "ray", "sandbox_resources": {"node_a": 0.01}}
+    far = rock_envs.make_vec("CartPole-v1", num_envs=2, backend="docker", image=image, num_workers=1, **place)
+    near = rock_envs.make_vec("CartPole-v1", num_envs=2, backend="local")
+    try:
+        assert np.array_equal(far.reset(seed=5)[0], near.reset(seed=5)[0])
+        for _ in range(20):
+            actions = np.array([1, 0])
+            assert np.array_equal(far.step(actions)[0], near.step(actions)[0])
+        (sid,) = [name[len("rock-envs-") :] for name in sandbox_hosts(ray_cluster)]
+        assert relay_counts(ray_cluster, sid)["worker"] == 1
+    finally:
+        far.close()
+        near.close()
+    assert settle(lambda: not sandbox_hosts(ray_cluster), timeout=30)
+    with pytest.raises(EnvArgumentError, match="drop `docker_client`"):
+        rock_envs.make_vec("CartPole-v1", 2, backend="docker", docker_client=object(), **place)
