@@ -258,7 +258,6 @@ def test_a_lost_node_takes_its_sandbox_with_a_clear_error_and_the_manager_forget
     node_id = node.node_id
 
     async def scenario(api: LocalSandboxAPI, runtime_dir: str, tmp: str) -> None:
-        api.manager.dead_retention = 1.0
         sb = await Sandbox(
             SandboxConfig(placement="ray", resources={"node_lost": 0.01}, runtime_dir=runtime_dir)
         ).start()
@@ -271,6 +270,7 @@ def test_a_lost_node_takes_its_sandbox_with_a_clear_error_and_the_manager_forget
         ray_nodes.kill(node)
         with pytest.raises(SandboxDiedError, match=f"on Ray node {node_id}"):
             await asyncio.wait_for(sb.arun("echo never", timeout=10), 60)
+        api.manager.dead_retention = 1.0  # from here on a dead sandbox is removed at the reaper's next look
         with pytest.raises(SandboxDiedError):  # the worker's pipe went with the node
             await worker.request(encode(Reset([0], [0], [None])), timeout=30)
         await worker.aclose()
@@ -300,7 +300,6 @@ def test_the_relay_lost_on_a_live_node_ends_its_sandbox_with_a_clear_error(ray_c
     the agent exits; the next call names the node; nothing is left."""
 
     async def scenario(api: LocalSandboxAPI, runtime_dir: str, tmp: str) -> None:
-        api.manager.dead_retention = 1.0
         sb = await Sandbox(SandboxConfig(placement="ray", resources={"node_b": 0.01}, runtime_dir=runtime_dir)).start()
         entry = api.manager.get(sb.id)
         assert entry.placement is not None
@@ -309,6 +308,7 @@ def test_the_relay_lost_on_a_live_node_ends_its_sandbox_with_a_clear_error(ray_c
         assert await asyncio.to_thread(settle, lambda: not os.path.exists(f"/proc/{agent_pid}"), 30)
         with pytest.raises(SandboxDiedError, match=f"on Ray node {ray_nodes.node('node_b').node_id}"):
             await asyncio.wait_for(sb.arun("echo never", timeout=10), 60)
+        api.manager.dead_retention = 1.0  # from here on a dead sandbox is removed at the reaper's next look
         assert await asyncio.to_thread(settle, lambda: sb.id not in api.manager.sandboxes, 30)
         await sb.stop()
 
