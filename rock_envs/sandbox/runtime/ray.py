@@ -28,6 +28,7 @@ Snapshots of Ray-placed sandboxes are refused: their files live on their node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -46,6 +47,13 @@ NAMESPACE = "rock-envs"
 def default_node_dir() -> str:
     """Where a node keeps its sandboxes' directories: short, since unix socket paths must stay under 108 bytes."""
     return os.path.join(tempfile.gettempdir(), f"rock-envs-node-{os.getuid()}")
+
+
+def remove_sandbox_dir(base: str) -> None:
+    """A sandbox's directory on its node, and the node's folder once it holds no other."""
+    shutil.rmtree(base, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(base))
 
 
 class SandboxHost:
@@ -80,6 +88,7 @@ class SandboxHost:
             "extra": placement.extra,
             "node_id": node_id,
             "node_ip": ip,
+            "base": self.base,
             "pid": os.getpid(),
         }
 
@@ -93,7 +102,7 @@ class SandboxHost:
         await self.runtime.kill(Placement(sandbox_id, "", "", [], extra))
         await self.runtime.close()
         if self.base:
-            await asyncio.to_thread(shutil.rmtree, self.base, True)
+            await asyncio.to_thread(remove_sandbox_dir, self.base)
 
 
 class RayPlacedRuntime(Runtime):
@@ -168,6 +177,7 @@ class RayPlacedRuntime(Runtime):
             "node_id": placed["node_id"],
             "node_ip": placed["node_ip"],
             "host_pid": placed["pid"],
+            "base": placed["base"],
             "actor": f"rock-envs-{sandbox_id}",
         }
         if placed["extra"].get("container"):  # docker: `SandboxInfo.container`, for `docker logs` on the node
@@ -194,9 +204,22 @@ class RayPlacedRuntime(Runtime):
             return
         try:
             await asyncio.wait_for(actor.kill.remote(placement.sandbox_id, placement.extra.get("inner", {})), 60)
-        except Exception:  # the actor (or its node) is gone: what it started went with it, or the reaper takes it
-            pass
+        except Exception:  # the actor (or its node) is gone: what it started went with it
+            await self._sweep(placement.extra)
         self._forget(placement.sandbox_id)
+
+    async def _sweep(self, extra: dict[str, Any]) -> None:
+        """The directory a lost actor left on its node, removed by a task there if the node is alive
+        (Ray fails a task pinned to a dead node at once; a dead node's disk went with it)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if not extra.get("base") or not extra.get("node_id"):
+            return
+        pinned = NodeAffinitySchedulingStrategy(str(extra["node_id"]), soft=False)
+        task = ray.remote(remove_sandbox_dir).options(num_cpus=0, scheduling_strategy=pinned)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task.remote(str(extra["base"])), 30)
 
     def _forget(self, sandbox_id: str) -> None:
         import ray

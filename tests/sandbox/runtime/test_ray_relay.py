@@ -137,8 +137,12 @@ async def placed_and_relayed(
         assert entry.placement.socket.startswith("tcp://127.0.0.1:")
         # the agent's socket is on the node's side, where the manager never looks
         assert glob.glob(os.path.join(str(config.runtime_dir), "**", "agent.sock"), recursive=True) == []
+        assert os.path.exists(os.path.join(entry.placement.extra["base"], "agent.sock"))
         await every_operation(sb, ray, tmp)
-        return sb.id, int(entry.placement.extra["inner"].get("pid") or 0)
+        base = entry.placement.extra["base"]
+        agent_pid = int(entry.placement.extra["inner"].get("pid") or 0)
+    assert await asyncio.to_thread(settle, lambda: not os.path.exists(base), 30)  # the node's dir went too
+    return sb.id, agent_pid
 
 
 def test_every_operation_goes_through_the_relay_of_a_sandbox_on_node_a(ray_cluster, ray_nodes):
@@ -256,6 +260,7 @@ def test_through_a_real_server_a_sandbox_on_node_b_and_remote_env_steps(ray_clus
 def test_a_lost_node_takes_its_sandbox_with_a_clear_error_and_the_manager_forgets_it(ray_cluster, ray_nodes):
     node = ray_nodes.add_node("node_lost", num_cpus=1)
     node_id = node.node_id
+    lost_disk: list[str] = []
 
     async def scenario(api: LocalSandboxAPI, runtime_dir: str, tmp: str) -> None:
         sb = await Sandbox(
@@ -265,6 +270,7 @@ def test_a_lost_node_takes_its_sandbox_with_a_clear_error_and_the_manager_forget
         assert entry.placement is not None
         agent_pid = int(entry.placement.extra["inner"]["pid"])
         assert entry.placement.extra["node_id"] == node_id
+        lost_disk.append(entry.placement.extra["base"])  # on a real cluster it goes with the machine
         worker = await sb.open_worker()
         decode(await worker.request(encode(Make([0], cloudpickle.dumps(cartpole))), timeout=120))
         ray_nodes.kill(node)
@@ -288,6 +294,8 @@ def test_a_lost_node_takes_its_sandbox_with_a_clear_error_and_the_manager_forget
     finally:  # a lost node is no longer one of the cluster's (other tests walk `ray_nodes.nodes`)
         ray_nodes.kill(node)
         ray_nodes.nodes.remove(node)
+        for path in lost_disk:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
         def marked_dead() -> bool:  # so later tests' actors are never scheduled onto it
             return not any(n["Alive"] for n in ray_cluster.nodes() if n["NodeID"] == node_id)
@@ -310,6 +318,8 @@ def test_the_relay_lost_on_a_live_node_ends_its_sandbox_with_a_clear_error(ray_c
             await asyncio.wait_for(sb.arun("echo never", timeout=10), 60)
         api.manager.dead_retention = 1.0  # from here on a dead sandbox is removed at the reaper's next look
         assert await asyncio.to_thread(settle, lambda: sb.id not in api.manager.sandboxes, 30)
+        # the node is alive: the directory its lost actor left is removed there
+        assert await asyncio.to_thread(settle, lambda: not os.path.exists(entry.placement.extra["base"]), 60)
         await sb.stop()
 
     run_embedded(scenario)
