@@ -77,7 +77,22 @@ def _sandbox_spec(call: str, **fields: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class DockerOptions(BackendOptions):
+class SandboxPlacement(BackendOptions):
+    """Where the sandboxes of the backends that make them (docker, remote) are started."""
+
+    sandbox_placement: Literal["local", "ray"] = "local"
+    """On the sandbox manager's machine, or on a Ray node (the manager, this process for docker and
+    the server for remote, is a Ray driver: `ray.init` or RAY_ADDRESS); each worker's frames then go
+    to the sandbox's node through its relay, a byte pipe there."""
+    sandbox_resources: dict[str, float] | None = None
+    """Ray custom resources each sandbox's node must have (with sandbox_placement="ray")."""
+
+    def placement_fields(self) -> dict[str, Any]:
+        return {"placement": self.sandbox_placement, "resources": self.sandbox_resources}
+
+
+@dataclass(frozen=True)
+class DockerOptions(SandboxPlacement):
     backend: ClassVar[str] = "docker"
 
     image: str | None = None
@@ -93,11 +108,22 @@ class DockerOptions(BackendOptions):
 
     def __post_init__(self) -> None:
         _positive("make_vec", "envs_per_container", self.envs_per_container)
+        if self.docker_client is not None and self.sandbox_placement == "ray":
+            raise EnvArgumentError(
+                "`make_vec(backend='docker', sandbox_placement='ray')`: `docker_client` is this process's, "
+                "but the containers start on Ray nodes, each with its own engine; drop `docker_client`."
+            )
         self.sandbox_spec()
 
     def sandbox_spec(self) -> Any:
         return _sandbox_spec(
-            "make_vec(backend='docker')", runtime="docker", image=self.image, cpus=self.cpus, memory=self.memory, ttl=0
+            "make_vec(backend='docker')",
+            runtime="docker",
+            image=self.image,
+            cpus=self.cpus,
+            memory=self.memory,
+            ttl=0,
+            **self.placement_fields(),
         )
 
     def default_workers(self, num_envs: int) -> int:
@@ -143,7 +169,7 @@ class RayOptions(BackendOptions):
 
 
 @dataclass(frozen=True)
-class RemoteOptions(BackendOptions):
+class RemoteOptions(SandboxPlacement):
     backend: ClassVar[str] = "remote"
 
     url: str | None = None
@@ -194,6 +220,7 @@ class RemoteOptions(BackendOptions):
             ttl=self.ttl,
             cpus=self.cpus,
             memory=self.memory,
+            **self.placement_fields(),
         )
 
     def default_workers(self, num_envs: int) -> int:

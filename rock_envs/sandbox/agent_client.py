@@ -1,4 +1,9 @@
-"""The host's side of the agent protocol: a small pool of persistent unix-socket connections.
+"""The host's side of the agent protocol: a small pool of persistent connections to the agent.
+
+The agent is reached at an *address*: a unix socket path (the sandbox runs where this process
+does), or ``tcp://host:port`` plus the sandbox's secret: the relay on the sandbox's node
+(``runtime/relay.py``), which pipes each connection to the agent's socket there. Both speak the
+same protocol; only :func:`dial` and :meth:`AgentClient.open_worker` know the difference.
 
 One request at a time per connection (the agent serves connections concurrently), so a slow call
 never holds up a fast one and a streamed transfer gets the socket's own back-pressure. A connection
@@ -20,6 +25,41 @@ from .errors import CommandTimeoutError, SandboxDiedError, SandboxError, from_wi
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 POOL = 8
+TCP = "tcp://"
+
+
+def relay_hello(secret: str, mode: str, **fields: Any) -> dict[str, Any]:
+    """The first message of every relay connection (see ``runtime/relay.py``)."""
+    return {"op": "relay", "secret": secret, "mode": mode, **fields}
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address[len(TCP) :].rpartition(":")
+    return host, int(port)
+
+
+def tune(target: socket.socket | asyncio.StreamWriter) -> None:
+    """A relay connection (TCP): no Nagle delay on small frames, and keepalive probes, so a peer
+    machine gone without a word is noticed within about 10 s. Unix sockets are left alone."""
+    sock = target.get_extra_info("socket") if isinstance(target, asyncio.StreamWriter) else target
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 4), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+async def dial(address: str, secret: str = "") -> Conn:
+    """A new connection to an agent: its unix socket, or ``tcp://host:port`` through its relay."""
+    if not address.startswith(TCP):
+        return await asyncio.open_unix_connection(address, limit=wire.READ_LIMIT)
+    host, port = _host_port(address)
+    reader, writer = await asyncio.open_connection(host, port, limit=wire.READ_LIMIT)
+    tune(writer)
+    wire.write_message(writer, relay_hello(secret, "agent"))  # no round trip: a refusal is the first reply
+    return reader, writer
 
 
 @dataclass
@@ -29,8 +69,13 @@ class _Lease:
 
 
 class AgentClient:
-    def __init__(self, socket_path: str, sandbox_id: str):
-        self.path = socket_path
+    """The agent at ``address`` (a unix path, or ``tcp://host:port`` with ``secret``); ``where`` says
+    where the sandbox runs, for error messages (e.g. ``on Ray node ...``)."""
+
+    def __init__(self, address: str, sandbox_id: str, secret: str = "", where: str = ""):
+        self.path = address
+        self.secret = secret
+        self.where = where
         self.sandbox_id = sandbox_id
         self.idle: list[Conn] = []
         self.lifeline: Conn | None = None
@@ -44,20 +89,29 @@ class AgentClient:
     def _died(self, call: str, exc: BaseException | None = None) -> SandboxDiedError:
         why = f" ({type(exc).__name__}: {exc})" if exc else ""
         return SandboxDiedError(
-            f"`{call}`: the agent of sandbox {self.sandbox_id!r} is gone{why}; it was killed, ran out of memory, "
-            "or was stopped. Create a new sandbox."
+            f"`{call}`: the agent of sandbox {self.sandbox_id!r}{self.where} is gone{why}; it was killed, ran out "
+            "of memory, was stopped, or its node was lost. Create a new sandbox."
         )
 
     async def hello(self) -> dict[str, Any]:
         """Open the lifeline and return the agent's self-description."""
         try:
-            reader, writer = await asyncio.open_unix_connection(self.path, limit=wire.READ_LIMIT)
+            reader, writer = await self.connect()
         except OSError as exc:
             raise self._died("start", exc) from exc
         self.lifeline = (reader, writer)
         wire.write_message(writer, {"op": "hello", "lifeline": True})
-        header, _ = await wire.read_message(reader)
+        try:
+            header, _ = await wire.read_message(reader)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise self._died("start", exc) from exc
+        if header.get("t") == "error":  # the relay refused (a wrong secret)
+            raise from_wire(str(header.get("type")), str(header.get("message")))
         return header
+
+    async def connect(self) -> Conn:
+        """A new connection of the agent protocol (for a channel that takes one over: the model tunnel)."""
+        return await dial(self.path, self.secret)
 
     async def _take(self, call: str) -> Conn:
         if self.closed:
@@ -67,7 +121,7 @@ class AgentClient:
             if not conn[1].is_closing() and not conn[0].at_eof():
                 return conn
         try:
-            return await asyncio.open_unix_connection(self.path, limit=wire.READ_LIMIT)
+            return await self.connect()
         except OSError as exc:
             raise self._died(call, exc) from exc
 
@@ -163,7 +217,25 @@ class AgentClient:
             return msg
 
     async def open_worker(self, argv: list[str], env: dict[str, str] | None) -> socket.socket:
-        """Start ``argv`` in the sandbox with one end of a socketpair as ``{fd}``; return the other end."""
+        """Start ``argv`` in the sandbox with one end of a socketpair as ``{fd}``; return the other end
+        (through a relay: a TCP socket the relay pipes to that end)."""
+
+        def relayed() -> socket.socket:
+            conn = socket.create_connection(_host_port(self.path), timeout=60)
+            try:
+                tune(conn)
+                conn.sendall(wire.encode(relay_hello(self.secret, "worker", argv=argv, env=env)))
+                try:
+                    msg, _ = wire.recv_message(conn)
+                except EOFError as exc:
+                    raise ConnectionError("the relay closed the connection mid-reply") from exc
+                if msg.get("t") == "error":
+                    raise from_wire(str(msg.get("type")), str(msg.get("message")))
+                conn.settimeout(None)
+                return conn
+            except BaseException:
+                conn.close()
+                raise
 
         def blocking() -> socket.socket:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -183,7 +255,7 @@ class AgentClient:
                 return socket.socket(fileno=fds[0])
 
         try:
-            return await asyncio.to_thread(blocking)
+            return await asyncio.to_thread(relayed if self.path.startswith(TCP) else blocking)
         except SandboxError:
             raise
         except OSError as exc:

@@ -114,6 +114,9 @@ class SandboxManager:
         self.pools: dict[str, Pool] = {}
         self.pool_start_timeout = 60.0
         self.counts = {"swept": 0, "lease_expired": 0, "ttl_reaped": 0}
+        self.dead_retention = 60.0
+        """Seconds a dead sandbox (its agent, container or node gone) is kept, so calls on it say so
+        rather than 'not found'; then it is removed."""
         self._reaper: asyncio.Task[None] | None = None
         self._started = False
         self.models = ModelHub(store_dir=os.path.join(self.state.path, "trajectories"))
@@ -244,12 +247,13 @@ class SandboxManager:
             entry.placement = await runtime.start(entry.id, spec, dirs, timeout)
             began = self.metrics.phase("start", began)
             self.state.save(entry.id, runtime.record(entry.placement))
-            entry.agent = AgentClient(entry.placement.socket, entry.id)
+            placed = entry.placement
+            entry.agent = AgentClient(placed.socket, entry.id, secret=placed.secret, where=placed.where)
             hello = await entry.agent.hello()
             self.metrics.phase("agent_ready", began)
             entry.placement.isolation = list(hello.get("isolation") or []) + entry.placement.isolation
             if spec.model_service is not None and pool is None:
-                await self.models.attach(entry.id, spec.model_service, entry.placement.socket)
+                await self.models.attach(entry.id, spec.model_service, entry.agent)
             entry.status = "pooled" if pool else "running"
             entry.last_used_at = time.time()
             if pool is None:
@@ -310,8 +314,8 @@ class SandboxManager:
 
     async def hand_out(self, entry: Entry, per_claim: dict[str, Any]) -> SandboxInfo:
         entry.spec = entry.spec.model_copy(update={k: v for k, v in per_claim.items() if v is not None})
-        if entry.spec.model_service is not None and entry.placement is not None:
-            await self.models.attach(entry.id, entry.spec.model_service, entry.placement.socket)
+        if entry.spec.model_service is not None and entry.agent is not None:
+            await self.models.attach(entry.id, entry.spec.model_service, entry.agent)
         entry.status, entry.last_used_at = "running", time.time()
         self._renew(entry)
         await self._publish(entry)
@@ -504,7 +508,13 @@ class SandboxManager:
                 if idle:  # busy through a data replica counts too
                     idle = not await self._used_elsewhere(entry, now)
                 lapsed = entry.lease_until is not None and now > entry.lease_until
-                if idle or lapsed or entry.status == "dead" and entry.busy == 0 and now - entry.last_used_at > 60:
+                if (
+                    idle
+                    or lapsed
+                    or entry.status == "dead"
+                    and entry.busy == 0
+                    and now - entry.last_used_at > self.dead_retention
+                ):
                     try:
                         await self.delete(entry.id)
                     except SandboxError:
@@ -540,7 +550,8 @@ class SandboxManager:
         """Mark a running sandbox in use (never reaped) until :meth:`release`; for long-lived channels."""
         entry = self.get(sandbox_id, call)
         if entry.status != "running" or entry.agent is None:
-            raise SandboxDiedError(f"`{call}`: sandbox {sandbox_id!r} is {entry.status}; create a new one.")
+            where = entry.placement.where if entry.placement else ""
+            raise SandboxDiedError(f"`{call}`: sandbox {sandbox_id!r}{where} is {entry.status}; create a new one.")
         entry.busy += 1
         entry.last_used_at = time.time()
         return entry

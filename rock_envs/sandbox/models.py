@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .model_service.models import ModelServiceSpec
 
@@ -58,8 +58,12 @@ class SandboxSpec(_Model):
     """Owner lease in seconds: the sandbox is removed when its owner has not renewed it for this long
     (the SDK renews it while the handle is open), so a client that vanishes loses its sandboxes."""
     placement: Literal["local", "ray"] = "local"
-    """``local``: on the manager's machine; ``ray``: Ray picks a node with the sandbox's cpus and memory
-    and an actor there starts it (the caller must have called ``ray.init``)."""
+    """``local``: on the manager's machine; ``ray``: Ray picks a node with the sandbox's cpus, memory and
+    ``resources``, an actor there starts it, and every call reaches it through a relay on that node
+    (the caller must have called ``ray.init``, or set ``RAY_ADDRESS``)."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources the sandbox's node must have (``placement="ray"`` only), e.g.
+    ``{"node_a": 0.01}`` to land on the node started with ``--resources '{"node_a": 1}'``."""
     writable_root: bool = False
     """A private writable view of the whole filesystem: absolute paths (``/tmp``, ``/root``, ``/etc``,
     ``/data/logs``, ...) are writable inside, their changes private to the sandbox and gone with it
@@ -91,6 +95,17 @@ class SandboxSpec(_Model):
         if size < 16 * 1024 * 1024:
             raise ValueError(f"memory must be at least 16m, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _resources_need_ray(self) -> SandboxSpec:
+        if self.resources and self.placement != "ray":
+            raise ValueError(
+                f"resources {self.resources} are Ray custom resources: they need placement='ray' "
+                f"(got placement={self.placement!r})"
+            )
+        if any(amount <= 0 for amount in self.resources.values()):
+            raise ValueError(f"resources must be positive amounts, got {self.resources}")
+        return self
 
     def memory_bytes(self) -> int | None:
         return None if self.memory is None else parse_size(self.memory)

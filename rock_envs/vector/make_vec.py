@@ -68,6 +68,8 @@ def make_vec(
     envs_per_sandbox: int | None = None,
     ttl: float | None = None,
     reconnect_timeout: float | None = None,
+    sandbox_placement: Literal["local", "ray"] | None = None,
+    sandbox_resources: dict[str, float] | None = None,
     **kwargs: Any,
 ) -> RockVectorEnv:
     """`num_envs` envs of `env_id` (an id, a spec, or a callable returning an env) on `backend`

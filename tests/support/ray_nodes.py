@@ -109,7 +109,9 @@ class RayNodes:
         command = [RAY, "start", "--block", *role, "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)]
         command += ["--resources", json.dumps({name: 1}), "--disable-usage-stats"]
         command += [str(x) for pair in ports.items() for x in pair]
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # HOME: a token a user's Ray left in ~/.ray/auth_token makes a joining node's GCS client fail
+        # ("InvalidAuthToken") with auth disabled; this cluster's nodes never read the user's ~/.ray
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": self.temp_dir}
         with open(log, "wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         node = RayNode(name, process, log, num_cpus)

@@ -1,6 +1,6 @@
 """``ModelHub``: the manager's side of the ModelService. One per manager (embedded or in the server).
 
-Before ``attach(sandbox_id, spec, socket)`` a sandbox has no endpoint; after it, its agent listens on
+Before ``attach(sandbox_id, spec, agent)`` a sandbox has no endpoint; after it, its agent listens on
 its own loopback and every HTTP request there reaches :meth:`handle` through the tunnel (or over the
 server's ``/v1`` routes with the sandbox's key). Each call is appended to the sandbox's trajectory
 when it arrives and completed when answered, timed out or failed; nothing is ever dropped from it.
@@ -15,11 +15,14 @@ import collections
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
 
 from ..errors import CallNotFoundError, SandboxNotFoundError
 from . import dialects, infra, tokens
 from . import openai_format as oa
+
+if TYPE_CHECKING:
+    from ..agent_client import AgentClient
 from .models import CallRecord, ModelServiceSpec, RespondRequest
 from .store import TrajectoryStore
 from .upstreams import UpstreamRouter
@@ -107,7 +110,7 @@ class ModelHub:
         self.by_key[box.key] = sandbox_id
         return box.key
 
-    async def attach(self, sandbox_id: str, spec: ModelServiceSpec, agent_socket: str) -> None:
+    async def attach(self, sandbox_id: str, spec: ModelServiceSpec, agent: AgentClient) -> None:
         """Register the sandbox and open its loopback tunnel (sets ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` in it)."""
         from .tunnel import HubTunnel
 
@@ -119,7 +122,7 @@ class ModelHub:
             "ANTHROPIC_BASE_URL": "http://127.0.0.1:{port}",
             "ANTHROPIC_API_KEY": key,
         }
-        await tunnel.open(agent_socket, spec.port, env)
+        await tunnel.open(agent, spec.port, env)
         self.boxes[sandbox_id].tunnel = tunnel
 
     async def detach(self, sandbox_id: str) -> None:

@@ -17,6 +17,7 @@ from ..agent import wire
 from ..errors import SandboxDiedError, from_wire
 
 if TYPE_CHECKING:
+    from ..agent_client import AgentClient
     from .hub import ModelHub, Reply
 
 MAX_REQUEST = 16 * 1024 * 1024
@@ -31,9 +32,9 @@ class HubTunnel:
         self.pump: asyncio.Task[None] | None = None
         self.port = 0
 
-    async def open(self, agent_socket: str, port: int, env: dict[str, str]) -> int:
+    async def open(self, agent: AgentClient, port: int, env: dict[str, str]) -> int:
         try:
-            reader, writer = await asyncio.open_unix_connection(agent_socket, limit=wire.READ_LIMIT)
+            reader, writer = await agent.connect()
             wire.write_message(writer, {"op": "tunnel.open", "port": port, "env": env})
             await writer.drain()
             msg, _ = await wire.read_message(reader)

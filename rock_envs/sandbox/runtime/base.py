@@ -75,12 +75,16 @@ class Placement:
 
     sandbox_id: str
     socket: str
-    """Host path of the agent's unix socket."""
+    """The agent's address: its unix socket's host path, or ``tcp://host:port`` of its relay."""
     root: str
     """The working directory as the sandbox's own processes see it."""
     isolation: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     """Runtime-specific facts (a pid, a container id, cgroup paths)."""
+    secret: str = ""
+    """What a relay at a ``tcp://`` address asks for first (never persisted: not in ``extra``)."""
+    where: str = ""
+    """Where it runs, for error messages: ``""`` here, `` on Ray node ...`` elsewhere."""
 
 
 class Runtime(ABC):

@@ -59,7 +59,7 @@ class SocketChannel(WorkerChannel):
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_unix_connection(sock=self.sock, limit=1 << 20)
+            self.reader, self.writer = await asyncio.open_connection(sock=self.sock, limit=1 << 20)
         assert self.reader is not None
         return self.reader, self.writer
 

@@ -120,7 +120,7 @@ class Router:
                 env = {**(msg.get("env") or {}), FRAME_DIR_ENV: frame_dir(key)}  # its frame, for the dashboard
                 req = WorkerRequest(argv=list(msg.get("argv") or WORKER_ARGV), env=env)
                 sock = await self.api.open_worker_socket(sid, req)
-                reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
+                reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
             except BaseException:
                 self.api.release(held)
                 raise

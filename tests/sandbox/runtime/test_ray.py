@@ -17,7 +17,7 @@ def test_sandbox_started_through_a_ray_actor_runs_commands(ray_cluster):
     from rock_envs.sandbox.local import LocalSandboxAPI
     from rock_envs.sandbox.manager import SandboxManager
     from rock_envs.sandbox.models import RunRequest, SandboxSpec
-    from rock_envs.sandbox.runtime.ray import RayPlacedRuntime
+    from rock_envs.sandbox.runtime.ray import NAMESPACE, RayPlacedRuntime
 
     async def scenario():
         runtime_dir = short_tmp("rk-ray-")
@@ -33,11 +33,11 @@ def test_sandbox_started_through_a_ray_actor_runs_commands(ray_cluster):
             assert ray_cluster.available_resources().get("CPU", 0) <= ray_cluster.cluster_resources()["CPU"] - 1
             result = await LocalSandboxAPI(manager).run(info.id, RunRequest(cmd="echo hello from $HOME", timeout=30))
             assert result.exit_code == 0 and result.output.strip().startswith("hello from")
-            actor = ray_cluster.get_actor(placement.extra["actor"])
+            actor = ray_cluster.get_actor(placement.extra["actor"], namespace=NAMESPACE)
             await manager.delete(info.id)
             with pytest.raises(ValueError):
                 for _ in range(100):  # ray.kill is asynchronous: wait until the name is released
-                    ray_cluster.get_actor(placement.extra["actor"])
+                    ray_cluster.get_actor(placement.extra["actor"], namespace=NAMESPACE)
                     await asyncio.sleep(0.1)
             del actor
         finally:
