@@ -566,7 +566,11 @@ class SandboxManager:
 
     async def _publish(self, entry: Entry) -> None:
         assert entry.placement is not None  # only started sandboxes are published
-        await self.store.put(SandboxRecord(info=entry.info(), socket=entry.placement.socket, owner=self.owner))
+        placed = entry.placement
+        record = SandboxRecord(
+            info=entry.info(), socket=placed.socket, secret=placed.secret, where=placed.where, owner=self.owner
+        )
+        await self.store.put(record)
 
     async def _used_elsewhere(self, entry: Entry, now: float) -> bool:
         """True if a data replica used ``entry`` within its TTL (its idle clock then moves up to that use)."""

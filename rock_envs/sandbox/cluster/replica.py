@@ -64,7 +64,9 @@ class ReplicaSandboxAPI(AgentSandboxAPI):
         sid = record.info.id
         agent = self.agents.get(sid)
         if agent is None or agent.path != record.socket:
-            agent = self.agents[sid] = AgentClient(record.socket, sid)  # ordinary connections, no lifeline
+            agent = self.agents[sid] = AgentClient(  # ordinary connections, no lifeline
+                record.socket, sid, secret=record.secret, where=record.where
+            )
         return agent
 
     def _forget(self, sandbox_id: str) -> None:

@@ -26,7 +26,11 @@ class SandboxRecord(BaseModel):
     info: SandboxInfo
     """Its status, spec and times as the control plane last wrote them."""
     socket: str
-    """The host path of its agent's unix socket."""
+    """Its agent's address: a host path of a unix socket, or ``tcp://host:port`` of the relay on its Ray node."""
+    secret: str = ""
+    """What the relay asks for first (``""`` for a unix socket)."""
+    where: str = ""
+    """Where it runs, for error messages (`` on Ray node ...``)."""
     owner: str
     """The id of the control plane's runtime dir (its containers' ``owner`` label)."""
 
