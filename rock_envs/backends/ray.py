@@ -19,13 +19,14 @@ Each actor runs one `EnvWorker` and serves it over its own data channel
 (`rock_envs.backends.ray_channel`): a TCP socket the actor opens on its node's IP, authenticated by
 a secret the driver made for that actor, over which the driver speaks the worker protocol exactly
 as the subprocess backend does over its unix sockets. Ray places the actors, starts them and kills
-them; a vector step never goes through Ray's task machinery (one actor call costs about 1 ms,
-a socket round trip a few tens of µs). The driver must reach the nodes' IPs, as any Ray driver
+them; a vector step never goes through Ray's task machinery (one actor call costs about 1 ms
+here; `python -m benchmarks.ray` compares the two backends). The driver must reach the nodes' IPs, as any Ray driver
 must (a `ray://` client behind a NAT cannot).
 
 Faults:
 - An actor, its worker process or its whole node lost (raylet killed, node's processes killed, a
-  Ray agent killed, which takes its raylet with it): the channel breaks at once (end of stream, or
+  Ray agent killed, which takes its raylet with it; an actor ends with its raylet, its parent,
+  since Ray's worker processes outlive it and would go on answering): the channel breaks at once (end of stream, or
   TCP keepalive within about 11 s when a machine vanishes silently), which is `WorkerGone` without
   waiting for Ray's GCS to notice; the engine calls `restart`, which starts a fresh actor wherever
   Ray has room (a surviving node, or a node added since) and its envs are rebuilt, re-seeded and
@@ -43,6 +44,7 @@ need rock-envs (and the env's package) installed on their nodes, or a `runtime_e
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 import time
@@ -337,6 +339,7 @@ class RayGroup(SocketWorkers):
             try:
                 ray.get(actor.where.remote(), timeout=5)
             except RayActorError:
+                self._wait_channel_closed(w, max(0.0, deadline - time.monotonic()))
                 return
             except GetTimeoutError:
                 continue
@@ -344,6 +347,16 @@ class RayGroup(SocketWorkers):
         raise RuntimeError(
             f"ray backend: worker {w}'s actor was still answering {KILL_CONFIRM_TIMEOUT:.0f} s after ray.kill"
         )
+
+    def _wait_channel_closed(self, w: int, timeout: float) -> None:
+        """Wait until the actor's end of worker `w`'s channel is closed (its process is gone), reading nothing:
+        Ray reports an actor dead while its process may still answer a request sent at once."""
+        conn = self._conns[w]
+        if conn is None:
+            return
+        poller = select.poll()
+        poller.register(conn.fileno(), getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR)
+        poller.poll(int(timeout * 1000))
 
     def describe(self, w: int) -> dict[str, Any]:
         return dict(ray.get(self._actors[w].where.remote(), timeout=60))
