@@ -23,6 +23,7 @@ from tests.support.ray_nodes import RayNodes
 from tests.support.server import SERVE_RUNTIMES, ServerProcess
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # drivers of the suite's clusters: see tests/support/ray_nodes.py
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

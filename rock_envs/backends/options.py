@@ -143,6 +143,9 @@ class RayOptions(BackendOptions):
     placement: Any = "spread"
     """How actors are placed: "spread" (Ray's SPREAD), a placement group made here ("pack", "strict_pack",
     "strict_spread"), or a Ray PlacementGroup of the caller's."""
+    start_timeout: float = 120.0
+    """Seconds a worker actor may take to be placed, start and open its data channel (at start, and
+    when a lost worker is started again) before the call raises `WorkerDiedError`."""
 
     def __post_init__(self) -> None:
         unknown = set(self.worker_resources or {}) - {"num_cpus", "num_gpus", "memory", "resources"}
@@ -150,6 +153,14 @@ class RayOptions(BackendOptions):
             raise EnvArgumentError(
                 f"`make_vec(worker_resources=...)`: unknown keys {sorted(unknown)}; expected "
                 "num_cpus, num_gpus, memory (bytes) or resources (a dict of custom resources)."
+            )
+        if (
+            isinstance(self.start_timeout, bool)
+            or not isinstance(self.start_timeout, (int, float))
+            or self.start_timeout <= 0
+        ):
+            raise EnvArgumentError(
+                f"`make_vec(start_timeout=...)`: expected a positive number of seconds, got {self.start_timeout!r}."
             )
         if self.placement is None:
             object.__setattr__(self, "placement", "spread")

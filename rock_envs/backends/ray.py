@@ -15,10 +15,26 @@ strategy; "pack", "spread_strict"/"strict_spread", "strict_pack" reserve one pla
 per worker (`worker_resources`) with that strategy, removed on close; a `PlacementGroup` the caller
 made puts worker `w` in bundle `w % bundle_count`.
 
-Each actor runs one `EnvWorker`; `handle(request)` returns the list of its replies, so a vector step
-is one actor call per worker. Requests to one actor run in order (Ray orders calls from one caller
-to one actor); `wait` hands a worker's replies out in that order. A dead actor (killed, its node
-lost) surfaces as `WorkerGone` on its next reply; `restart` makes a fresh actor.
+Each actor runs one `EnvWorker` and serves it over its own data channel
+(`rock_envs.backends.ray_channel`): a TCP socket the actor opens on its node's IP, authenticated by
+a secret the driver made for that actor, over which the driver speaks the worker protocol exactly
+as the subprocess backend does over its unix sockets. Ray places the actors, starts them and kills
+them; a vector step never goes through Ray's task machinery (one actor call costs about 1 ms
+here; `python -m benchmarks.ray` compares the two backends). The driver must reach the nodes' IPs, as any Ray driver
+must (a `ray://` client behind a NAT cannot).
+
+Faults:
+- An actor, its worker process or its whole node lost (raylet killed, node's processes killed, a
+  Ray agent killed, which takes its raylet with it; an actor ends with its raylet, its parent,
+  since Ray's worker processes outlive it and would go on answering): the channel breaks at once (end of stream, or
+  TCP keepalive within about 11 s when a machine vanishes silently), which is `WorkerGone` without
+  waiting for Ray's GCS to notice; the engine calls `restart`, which starts a fresh actor wherever
+  Ray has room (a surviving node, or a node added since) and its envs are rebuilt, re-seeded and
+  flagged `worker_restarted`. A fresh actor that cannot be placed within `start_timeout` raises
+  `WorkerDiedError` naming the resources asked for and those free.
+- The whole cluster gone (its GCS refuses connections): the next call that needs Ray raises
+  `BackendUnavailableError` at once, and every later one the same; `close()` returns without
+  asking Ray for anything.
 
 Ray's usage reporting is turned off (`RAY_USAGE_STATS_ENABLED=0`) before Ray starts. Remote clusters
 need rock-envs (and the env's package) installed on their nodes, or a `runtime_env` passed through
@@ -28,22 +44,26 @@ need rock-envs (and the env's package) installed on their nodes, or a `runtime_e
 from __future__ import annotations
 
 import os
+import select
+import socket
 import threading
 import time
-from collections import deque
+from multiprocessing.connection import Connection
 from typing import Any
 
-from rock_envs.backends.base import WorkerGone, WorkerGroup
+from rock_envs.backends.base import WorkerGone
 from rock_envs.backends.options import PLACEMENTS, RayOptions
+from rock_envs.backends.ray_channel import ChannelListener, connect, new_secret
+from rock_envs.backends.sockets import SocketWorkers
 from rock_envs.core.cores import usable_cores
-from rock_envs.core.errors import EnvArgumentError
-from rock_envs.worker.env_worker import EnvWorker
-from rock_envs.worker.protocol import Close, Failure, Reply, Request
+from rock_envs.core.errors import BackendUnavailableError, EnvArgumentError, WorkerDiedError
+from rock_envs.worker.loop import exit_with_parent, serve
+from rock_envs.worker.protocol import Reply
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray  # noqa: E402  (after the usage-stats switch)
-from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError  # noqa: E402
+from ray.exceptions import GetTimeoutError, RayActorError, RayError  # noqa: E402
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group  # noqa: E402
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: E402
 
@@ -55,22 +75,51 @@ STRATEGIES = {  # a placement option -> the strategy of the placement group made
     "spread_strict": "STRICT_SPREAD",
 }
 assert tuple(STRATEGIES) == PLACEMENTS  # one list of placements: the option checks it, this maps it
-CLOSE_TIMEOUT = 5.0
 KILL_CONFIRM_TIMEOUT = 60.0
+GCS_PROBE_TIMEOUT = 2.0
+PARENT_WATCH_INTERVAL = 0.2
+RELAUNCH_PAUSE = 0.5  # before placing again an actor whose node died under it: the GCS is catching up
 
 
 class EnvWorkerActor:
-    """The Ray actor: one EnvWorker, reached by `handle(request) -> [reply, ...]`."""
+    """The Ray actor: opens its data channel when made, then serves one EnvWorker over it in a thread.
 
-    def __init__(self) -> None:
-        self.worker = EnvWorker()
+    `accept_timeout`: how long it waits for its driver to connect before it stops listening (the
+    driver kills an actor it could not reach).
+    """
 
-    def handle(self, request: Request) -> list[Reply]:
-        return list(self.worker.handle(request))
+    def __init__(self, secret: bytes, accept_timeout: float) -> None:
+        # Ray's worker processes outlive a SIGKILLed raylet (their parent) and keep answering on their
+        # channel, on a node Ray has declared dead; ending with it breaks the channel, so the driver
+        # rebuilds the envs where Ray has room.
+        exit_with_parent(every=PARENT_WATCH_INTERVAL)
+        self.listener = ChannelListener(secret, ray.util.get_node_ip_address())
+        self.thread = threading.Thread(
+            target=self._serve, args=(accept_timeout,), name="rock-envs-channel", daemon=True
+        )
+        self.thread.start()
+
+    def address(self) -> tuple[str, int]:
+        return self.listener.address
 
     def where(self) -> dict[str, Any]:
         context = ray.get_runtime_context()
-        return {"pid": os.getpid(), "node_id": context.get_node_id(), "actor_id": context.get_actor_id()}
+        return {
+            "pid": os.getpid(),
+            "node_id": context.get_node_id(),
+            "actor_id": context.get_actor_id(),
+            "address": self.listener.address,
+        }
+
+    def _serve(self, accept_timeout: float) -> None:
+        sock = self.listener.accept(accept_timeout)
+        if sock is None:
+            return
+        conn = Connection(sock.detach())
+        try:
+            serve(conn)
+        finally:
+            conn.close()  # the driver sees end-of-stream once the worker has closed its envs
 
 
 _RemoteActor = ray.remote(max_restarts=0, max_task_retries=0)(EnvWorkerActor)
@@ -106,15 +155,32 @@ class _Cluster:
             return True
 
     @classmethod
-    def release(cls) -> None:
+    def release(cls, cluster_alive: bool = True) -> None:
         with cls.lock:
             cls.users -= 1
             if cls.users <= 0 and cls.opened:
                 cls.opened, cls.users = False, 0
-                ray.shutdown()  # stops a local cluster it started; only disconnects from a remote one
+                if cluster_alive:
+                    ray.shutdown()  # stops a local cluster it started; only disconnects from a remote one
 
 
-class RayGroup(WorkerGroup):
+def gcs_address() -> str:
+    """The GCS this driver is connected to, as host:port."""
+    return str(ray.get_runtime_context().gcs_address)
+
+
+def gcs_reachable(address: str, timeout: float = GCS_PROBE_TIMEOUT) -> bool:
+    """Whether the GCS at `address` accepts a TCP connection: a probe that never waits on Ray itself
+    (a Ray call to a GCS that is gone blocks until Ray gives up, and may end the process)."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+class RayGroup(SocketWorkers):
     name = "ray"
 
     def __init__(self, num_workers: int, options: RayOptions | None = None):
@@ -123,11 +189,14 @@ class RayGroup(WorkerGroup):
         self.worker_resources = self.options.resources
         self.ray_address = self.options.ray_address
         self.placement = self.options.placement
+        self.start_timeout = self.options.start_timeout
         self.owns_ray = False
         self._pg: PlacementGroup | None = None
         self._own_pg = False
+        self._gcs = ""
         self._actors: list[Any] = [None] * num_workers
-        self._refs: list[deque[Any]] = [deque() for _ in range(num_workers)]
+        self._addresses: list[tuple[str, int] | None] = [None] * num_workers
+        self._cluster_gone: BackendUnavailableError | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -135,10 +204,10 @@ class RayGroup(WorkerGroup):
         needed = self.num_workers * float(self.worker_resources.get("num_cpus", 1))
         self.owns_ray = _Cluster.acquire(self.ray_address, max(needed, usable_cores()))
         try:
+            self._gcs = gcs_address()
             self._check_fits(needed)
             self._place()
-            for w in range(self.num_workers):
-                self._actors[w] = self._new_actor(w)
+            self._launch(list(range(self.num_workers)), "make_vec(backend='ray')")
         except BaseException:
             self.close()
             raise
@@ -169,9 +238,15 @@ class RayGroup(WorkerGroup):
             placement_group([dict(bundle) for _ in range(self.num_workers)], strategy=strategy),
             True,
         )
-        ray.get(self._pg.ready())
+        ready, _ = ray.wait([self._pg.ready()], timeout=self.start_timeout)
+        if not ready:
+            raise WorkerDiedError(
+                f"`make_vec(backend='ray', placement={self.placement!r})`: the placement group of "
+                f"{self.num_workers} bundles of {bundle} was not ready within start_timeout={self.start_timeout:g} s "
+                f"(free now: {ray.available_resources()}); ask for less, add nodes, or raise `start_timeout`."
+            )
 
-    def _new_actor(self, w: int) -> Any:
+    def _actor_options(self, w: int) -> dict[str, Any]:
         options: dict[str, Any] = {k: v for k, v in self.worker_resources.items() if v is not None}
         if self._pg is not None:
             index = w % max(1, self._pg.bundle_count)
@@ -180,20 +255,81 @@ class RayGroup(WorkerGroup):
             )
         else:
             options["scheduling_strategy"] = "SPREAD"
-        return _RemoteActor.options(**options).remote()
+        return options
+
+    def _launch(self, workers: list[int], call: str) -> None:
+        """Start a fresh actor for each of `workers` (all at once) and connect to its channel.
+
+        An actor Ray placed on a node that died before it ran (a lost node the GCS has yet to
+        declare dead) is placed again, until `start_timeout`.
+        """
+        deadline = time.monotonic() + self.start_timeout
+        todo = list(workers)
+        while todo:
+            self._check_cluster()
+            secrets: dict[Any, tuple[int, bytes]] = {}
+            for w in todo:
+                secret = new_secret()
+                self._actors[w] = _RemoteActor.options(**self._actor_options(w)).remote(secret, self.start_timeout)
+                secrets[self._actors[w].address.remote()] = (w, secret)
+            left = max(0.0, deadline - time.monotonic())
+            ready, late = ray.wait(list(secrets), num_returns=len(secrets), timeout=left)
+            if late:
+                self._check_cluster()
+                raise WorkerDiedError(
+                    f"`{call}`: the Ray actors of workers {sorted(secrets[r][0] for r in late)} did not start "
+                    f"within start_timeout={self.start_timeout:g} s; each asks for {self.worker_resources}, the "
+                    f"cluster has {ray.available_resources()} free. Add nodes, ask for less `worker_resources`, "
+                    "or raise `start_timeout`."
+                )
+            todo = [w for w in (self._connect(ref, *secrets[ref], call, deadline) for ref in ready) if w is not None]
+            if todo:
+                time.sleep(RELAUNCH_PAUSE)
+
+    def _connect(self, ref: Any, w: int, secret: bytes, call: str, deadline: float) -> int | None:
+        """Connect to the channel of worker `w`'s new actor (`ref`: its address); `w` if it must be placed again."""
+        try:
+            address = tuple(ray.get(ref))
+        except RayActorError as e:
+            if not e.actor_init_failed and time.monotonic() < deadline:
+                return w  # it never ran: its node died under it
+            raise WorkerDiedError(
+                f"`{call}`: the Ray actor of worker {w} failed to start ({type(e).__name__}: {_first_line(e)}); "
+                "check that rock-envs and the env's packages are installed on every node."
+            ) from e
+        try:
+            sock = connect(address, secret, timeout=max(1.0, deadline - time.monotonic()))
+        except OSError as e:
+            raise WorkerDiedError(
+                f"`{call}`: could not open the data channel of worker {w}'s actor at {address[0]}:{address[1]} "
+                f"({e}); the driver must reach every node's IP (a firewall, or a `ray://` client behind NAT?)."
+            ) from e
+        self._addresses[w] = address
+        self._attach(w, sock)
+        return None
+
+    def _check_cluster(self) -> None:
+        """Raise at once if the cluster is gone (its GCS refuses connections): Ray calls would hang."""
+        if self._cluster_gone is None and self._gcs and not gcs_reachable(self._gcs):
+            self._cluster_gone = BackendUnavailableError(
+                f"ray backend: the Ray cluster is gone (its GCS at {self._gcs} refuses connections), so the "
+                "workers it lost cannot be started again; start the cluster again and make a new vector env "
+                "(`venv.close()` is safe)."
+            )
+        if self._cluster_gone is not None:
+            raise self._cluster_gone
 
     def restart(self, w: int) -> None:
-        old = self._actors[w]
-        if old is not None:
+        self._drop(w)  # our end of the old channel: a live old actor sees end-of-stream
+        self._check_cluster()
+        if (old := self._actors[w]) is not None:
             _kill(old)
-        self._refs[w].clear()
-        self._gone[w] = False
-        self._actors[w] = self._new_actor(w)
+        self._launch([w], f"ray backend: restarting worker {w}")
 
     def kill(self, w: int) -> None:
         """Kill worker `w`'s actor and return once Ray reports it dead.
 
-        `ray.kill` only asks the GCS; a call sent right after it can still reach the live actor
+        `ray.kill` only asks the GCS; a request sent right after it can still reach the live actor
         and be answered, so a test's next step would not see the death it means to cause.
         """
         actor = self._actors[w]
@@ -203,72 +339,57 @@ class RayGroup(WorkerGroup):
             try:
                 ray.get(actor.where.remote(), timeout=5)
             except RayActorError:
+                self._wait_channel_closed(w, max(0.0, deadline - time.monotonic()))
                 return
             except GetTimeoutError:
-                continue  # busy in a step that the kill has yet to interrupt
+                continue
             time.sleep(0.05)
         raise RuntimeError(
             f"ray backend: worker {w}'s actor was still answering {KILL_CONFIRM_TIMEOUT:.0f} s after ray.kill"
         )
 
+    def _wait_channel_closed(self, w: int, timeout: float) -> None:
+        """Wait until the actor's end of worker `w`'s channel is closed (its process is gone), reading nothing:
+        Ray reports an actor dead while its process may still answer a request sent at once."""
+        conn = self._conns[w]
+        if conn is None:
+            return
+        poller = select.poll()
+        poller.register(conn.fileno(), getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR)
+        poller.poll(int(timeout * 1000))
+
     def describe(self, w: int) -> dict[str, Any]:
-        return ray.get(self._actors[w].where.remote(), timeout=60)
+        return dict(ray.get(self._actors[w].where.remote(), timeout=60))
+
+    def _gone_reason(self, w: int) -> str:
+        host, port = self._addresses[w] or ("?", 0)
+        return (
+            f"the data channel of worker {w}'s Ray actor ({host}:{port}) closed: the actor, its worker "
+            "process or its node died"
+        )
+
+    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
+        if self._cluster_gone is not None:
+            raise self._cluster_gone
+        return super().wait(timeout)
 
     def _close(self) -> None:
+        alive = False
         try:
-            if ray.is_initialized():
-                self._stop_actors()
+            self._close_workers()  # Close over every channel, all at once; then our ends are closed
+            alive = self._cluster_gone is None and ray.is_initialized() and gcs_reachable(self._gcs or gcs_address())
+            if alive:
+                for actor in self._actors:
+                    if actor is not None:
+                        _kill(actor)
                 if self._own_pg and self._pg is not None:
                     remove_placement_group(self._pg)
         finally:
+            self._actors = [None] * self.num_workers
             self._pg = None
             if self.owns_ray:
                 self.owns_ray = False
-                _Cluster.release()
-
-    def _stop_actors(self) -> None:
-        """Ask every live actor to close its envs (all at once), then kill them."""
-        closing = [a.handle.remote(Close()) for w, a in enumerate(self._actors) if a is not None and not self._gone[w]]
-        if closing:
-            ray.wait(closing, num_returns=len(closing), timeout=CLOSE_TIMEOUT)
-        for w, actor in enumerate(self._actors):
-            if actor is not None:
-                _kill(actor)
-            self._actors[w] = None
-            self._refs[w].clear()
-
-    # ---- messages ----------------------------------------------------------------------------
-
-    def send(self, w: int, request: Request) -> None:
-        if self._gone[w] or self._actors[w] is None:
-            return  # its death was (or will be) reported by wait(); the engine restarts it
-        self._refs[w].append(self._actors[w].handle.remote(request))
-
-    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
-        heads = {queue[0]: w for w, queue in enumerate(self._refs) if queue}
-        if not heads:
-            return []
-        outstanding = [ref for queue in self._refs for ref in queue]
-        first, _ = ray.wait(list(heads), num_returns=1, timeout=timeout)
-        if not first:
-            return []
-        ready, _ = ray.wait(outstanding, num_returns=len(outstanding), timeout=0)
-        ready_set = set(ready) | set(first)
-        out: list[tuple[int, Reply | WorkerGone]] = []
-        for w, queue in enumerate(self._refs):
-            while queue and queue[0] in ready_set:  # in order: a later reply waits for the earlier ones
-                ref = queue.popleft()
-                try:
-                    replies = ray.get(ref)
-                except RayActorError as e:
-                    self._gone[w] = True
-                    queue.clear()
-                    out.append((w, WorkerGone(f"Ray actor of worker {w} died ({type(e).__name__}: {_first_line(e)})")))
-                    break
-                except RayTaskError as e:  # the actor method itself failed (EnvWorker catches env errors)
-                    replies = [Failure.from_exception(e)]
-                out.extend((w, reply) for reply in replies)
-        return out
+                _Cluster.release(cluster_alive=alive)
 
 
 def _kill(actor: Any) -> None:

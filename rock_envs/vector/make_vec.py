@@ -61,6 +61,7 @@ def make_vec(
     worker_resources: dict[str, Any] | None = None,
     ray_address: str | None = None,
     placement: Any = None,
+    start_timeout: float | None = None,
     url: str | None = None,
     data_urls: list[str] | None = None,
     token: str | None = None,

@@ -30,11 +30,16 @@ def die_with_parent(pdeathsig: bool = False) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+    exit_with_parent()
+
+
+def exit_with_parent(every: float = 0.5) -> None:
+    """End this process once its parent is gone: a daemon thread compares `os.getppid()` every `every` s."""
     parent = os.getppid()
-    threading.Thread(target=_watch_parent, args=(parent,), name="rock-envs-parent-watch", daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(parent, every), name="rock-envs-parent-watch", daemon=True).start()
 
 
-def _watch_parent(parent: int, every: float = 0.5) -> None:
+def _watch_parent(parent: int, every: float) -> None:
     while True:
         time.sleep(every)
         if os.getppid() != parent:

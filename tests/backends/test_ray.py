@@ -77,6 +77,8 @@ def test_bad_options_name_the_argument(ray_cluster):
         rock_envs.make_vec("CartPole-v1", 2, backend="ray", placement="everywhere")
     with pytest.raises(EnvArgumentError, match="worker_resources"):
         rock_envs.make_vec("CartPole-v1", 2, backend="ray", worker_resources={"cpu": 1})
+    with pytest.raises(EnvArgumentError, match=r"`make_vec\(start_timeout=...\)`: expected a positive number"):
+        rock_envs.make_vec("CartPole-v1", 2, backend="ray", start_timeout=0)
     with pytest.raises(EnvArgumentError, match="need 200 CPUs"):
         rock_envs.make_vec("CartPole-v1", 2, backend="ray", num_workers=2, worker_resources={"num_cpus": 100})
 

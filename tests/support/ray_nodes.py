@@ -23,6 +23,17 @@ from tests.support.server import free_port
 
 RAY = os.path.join(os.path.dirname(PYTHON), "ray")
 START_TIMEOUT = 120.0
+RAY_ENV = {  # for every node and for the drivers of its cluster (tests/conftest.py)
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # Without it, a ~/.ray/auth_token left by any earlier local `ray.init()` turns token auth on for
+    # `ray start --head` only, and the nodes joining it are refused. The cluster binds 127.0.0.1 only.
+    "RAY_AUTH_MODE": "disabled",
+    # The GCS declares a silent node dead after about 3 s, not Ray's default of about 30 s.
+    "RAY_health_check_initial_delay_ms": "1000",
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_timeout_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
 
 
 @dataclass
@@ -93,10 +104,11 @@ class RayNodes:
         ]
         return self._start(name, num_cpus, head_only)
 
-    def add_node(self, name: str, num_cpus: int = 2) -> RayNode:
-        return self._start(name, num_cpus, ["--address", self.address])
+    def add_node(self, name: str, num_cpus: int = 2, resources: dict[str, float] | None = None) -> RayNode:
+        """A worker node with `num_cpus` CPUs and custom resources `{name: 1, **resources}`."""
+        return self._start(name, num_cpus, ["--address", self.address], resources)
 
-    def _start(self, name: str, num_cpus: int, role: list[str]) -> RayNode:
+    def _start(self, name: str, num_cpus: int, role: list[str], resources: dict[str, float] | None = None) -> RayNode:
         log = os.path.join(self.temp_dir, f"{name}.log")
         ports = {
             "--node-manager-port": free_port(),
@@ -107,11 +119,10 @@ class RayNodes:
             "--runtime-env-agent-port": free_port(),
         }
         command = [RAY, "start", "--block", *role, "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)]
-        command += ["--resources", json.dumps({name: 1}), "--disable-usage-stats"]
+        command += ["--resources", json.dumps({name: 1, **(resources or {})}), "--disable-usage-stats"]
         command += [str(x) for pair in ports.items() for x in pair]
-        # HOME: a token a user's Ray left in ~/.ray/auth_token makes a joining node's GCS client fail
-        # ("InvalidAuthToken") with auth disabled; this cluster's nodes never read the user's ~/.ray
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": self.temp_dir}
+        # HOME too: the nodes never read the user's ~/.ray (a token there, or anything else of theirs)
+        env = {**os.environ, **RAY_ENV, "HOME": self.temp_dir}
         with open(log, "wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         node = RayNode(name, process, log, num_cpus)
@@ -141,6 +152,13 @@ class RayNodes:
         for pid in node.pids():
             _signal(pid, sig)
         node.process.wait(timeout=30)
+
+    def remove(self, node: RayNode) -> None:
+        """Lose `node` (if it still runs) and forget it: `nodes` lists the live cluster again."""
+        self.kill(node)
+        for pid in node.pids():  # workers that outlived their raylet
+            _signal(pid, signal.SIGKILL)
+        self.nodes.remove(node)
 
     def stop(self) -> None:
         """Stop every node this object started (workers first), then remove the temp dir."""
