@@ -59,12 +59,14 @@ class RayNode:
 
     def pids(self) -> set[int]:
         """The node's processes: its `ray start` group (raylet, agents) and the workers under its raylet."""
-        group = {pid for pid in _all_pids() if _pgid(pid) == self.pgid}
-        return group | {pid for pid in _all_pids() if _ppid(pid) in group}
+        parents = _parents_and_groups()  # one read of /proc: pid -> (ppid, pgid)
+        group = {pid for pid, (_, pgid) in parents.items() if pgid == self.pgid}
+        return group | {pid for pid, (ppid, _) in parents.items() if ppid in group}
 
     def raylet_pid(self) -> int:
         for pid in self.pids():
-            if _cmdline(pid).startswith(b"/") and b"/raylet/raylet" in _cmdline(pid).split(b"\0")[0]:
+            program = _cmdline(pid).split(b"\0")[0]
+            if program.startswith(b"/") and b"/raylet/raylet" in program:
                 return pid
         raise RuntimeError(f"ray node {self.name}: no raylet among its processes (log: {self.log})")
 
@@ -182,26 +184,19 @@ class RayNodes:
         return {pid for node in self.nodes for pid in node.pids()}
 
 
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _stat(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return []
-
-
-def _pgid(pid: int) -> int:
-    fields = _stat(pid)
-    return int(fields[2]) if fields else -1
-
-
-def _ppid(pid: int) -> int:
-    fields = _stat(pid)
-    return int(fields[1]) if fields else -1
+def _parents_and_groups() -> dict[int, tuple[int, int]]:
+    """Every live process's (parent pid, process group), from /proc/<pid>/stat (the fields after the
+    command name, which may hold spaces and parentheses)."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+            found[int(name)] = (int(fields[1]), int(fields[2]))
+    return found
 
 
 def _cmdline(pid: int) -> bytes:
