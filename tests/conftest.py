@@ -134,7 +134,7 @@ def image(no_container_left: None) -> str:
     return docker_support.test_image()
 
 
-@pytest.fixture(params=[pytest.param(b, id=b.name, marks=b.marks) for b in BACKENDS])
+@pytest.fixture(params=[pytest.param(b, id=b.id, marks=b.marks) for b in BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn, with what `make`/`make_vec` need to reach it (see tests/support/backends.py)."""
     b: Backend = request.param

@@ -67,6 +67,10 @@ def create_group(
     group_class = getattr(importlib.import_module(module_name), class_name)
     if images is not None:
         return group_class(num_workers, options or OPTIONS[backend](), images=images)
+    if getattr(options, "caller_worker", False):  # worker 0 runs in the caller (`caller_worker`)
+        from rock_envs.backends.caller_worker import CallerWorkerGroup
+
+        return CallerWorkerGroup(group_class(num_workers - 1, options))
     return group_class(num_workers, options or OPTIONS[backend]())
 
 

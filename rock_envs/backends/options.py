@@ -55,9 +55,20 @@ class SubprocessOptions(BackendOptions):
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     """How worker processes start: from a fork server (fast, the default), spawned, or forked."""
     shared_memory: bool = True
-    """Box observations travel through one shared-memory array per worker instead of the socket."""
+    """Array observations travel through one shared-memory array per worker instead of the socket,
+    and so do a whole step's array actions, rewards and done flags, announced through shared
+    counters (`rock_envs.worker.lane`); False: everything goes over the worker's socket."""
+    spin: float = 0.0002
+    """Seconds a worker and its caller keep checking shared memory for each other's next message
+    (yielding their core meanwhile) before they sleep; 0: sleep at once. Only with shared_memory."""
+    caller_worker: bool = False
+    """Worker 0 runs in the caller's process: the caller steps its block while the worker processes
+    step theirs, so no process waits on another (fastest for cheap envs when the workers fill every
+    core). An env that crashes or hangs there takes the caller with it (`rock_envs.backends.caller_worker`)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.spin, bool) or not isinstance(self.spin, (int, float)) or not 0 <= self.spin <= 1:
+            raise EnvArgumentError(f"`make_vec(spin=...)`: expected seconds from 0 to 1, got {self.spin!r}.")
         if self.start_method not in START_METHODS:
             raise EnvArgumentError(
                 f"`make_vec(start_method=...)`: expected one of {START_METHODS}, got {self.start_method!r} "

@@ -41,21 +41,27 @@ class SocketWorkers(WorkerGroup):
 
     def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
         ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        events = self._poll.poll(ms)
+        return self._readable(self._poll.poll(ms))
+
+    def _readable(self, events: list[tuple[int, int]]) -> list[tuple[int, Reply | WorkerGone]]:
+        """One message from each worker whose socket `poll` found readable (more wait their turn)."""
         out: list[tuple[int, Reply | WorkerGone]] = []
         for fd, _ in events:
             w = self._fd_worker.get(fd)
-            if w is None or self._gone[w]:
-                continue
-            conn = self._conns[w]
-            assert conn is not None
-            try:  # one message per ready worker; more that wait get their turn on the next call
-                out.append((w, self._decode(w, conn.recv_bytes())))
-            except (EOFError, OSError):
-                self._gone[w] = True
-                self._forget(conn)
-                out.append((w, WorkerGone(self._gone_reason(w))))
+            if w is not None and not self._gone[w]:
+                out.append((w, self._receive(w)))
         return out
+
+    def _receive(self, w: int) -> Reply | WorkerGone:
+        """The next message of worker `w` (blocking until it is whole), or its death."""
+        conn = self._conns[w]
+        assert conn is not None
+        try:
+            return self._decode(w, conn.recv_bytes())
+        except (EOFError, OSError):
+            self._gone[w] = True
+            self._forget(conn)
+            return WorkerGone(self._gone_reason(w))
 
     def _decode(self, w: int, data: bytes) -> Reply:
         return decode(data)  # type: ignore[return-value]

@@ -1,8 +1,11 @@
 """The subprocess backend: EnvWorkers in worker processes on this machine, over unix sockets.
 
 Array observations skip the socket: each worker writes its rows of one shared-memory array (a file
-in /dev/shm mapped by both sides) and the reply carries only the env ids. Workers are started by
-`rock_envs.backends.launch` (fork server by default; see there for the start methods).
+in /dev/shm mapped by both sides) and the reply carries only the env ids. Each worker also gets a
+lane (`rock_envs.worker.lane`): its messages are announced through shared counters and semaphores
+instead of woken on the socket, and a whole-block step of array actions goes through shared columns.
+Workers are started by `rock_envs.backends.launch` (fork server by default; see there for the start
+methods).
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import time
 import uuid
 from typing import Any
 
+from rock_envs.backends.base import WorkerGone
 from rock_envs.backends.launch import start_worker
 from rock_envs.backends.options import SubprocessOptions
 from rock_envs.backends.sockets import SocketWorkers
 from rock_envs.core.batching import ObsBatcher
-from rock_envs.worker.protocol import Batch, Built, Reply, decode
+from rock_envs.worker import lane as lanes
+from rock_envs.worker.protocol import Batch, Built, Reply, Request, decode
 from rock_envs.worker.shared_obs import AttachObs, map_leaves, rows_of
 
 
@@ -60,15 +66,69 @@ class SubprocessGroup(SocketWorkers):
         self.shared_memory = self.options.shared_memory
         self._pids: list[int] = [0] * num_workers
         self._shared: list[_SharedObs | None] = [None] * num_workers
+        self._lanes: list[lanes.CallerLane | None] = [None] * num_workers
+        self._bell: lanes.Doorbell | None = None
+        self.caller_spin = self.options.spin
 
     def start(self) -> None:
+        if self.shared_memory and lanes.available():
+            self._bell = lanes.Doorbell()
         for w in range(self.num_workers):
             self._spawn(w)
 
     def _spawn(self, w: int) -> None:
         sock, pid = start_worker(self.start_method)
         self._pids[w] = pid
+        if self._bell is not None:
+            lane = self._lanes[w] = lanes.CallerLane()
+            try:
+                lane.offer(sock, self._bell, self.options.spin)
+            except OSError:
+                pass  # the worker is gone already: wait() reports it
         self._attach(w, sock)
+
+    def send(self, w: int, request: Request) -> None:
+        lane = self._lanes[w]
+        if lane is None or self._gone[w]:
+            super().send(w, request)
+        elif not lane.post_step(request):
+            lane.announce()
+            super().send(w, request)
+            lane.ring()
+
+    def wait(self, timeout: float | None) -> list[tuple[int, Reply | WorkerGone]]:
+        """With lanes: what the counters announce, checked for `spin` s, then slept for on the
+        doorbell; a socket found readable with nothing announced is a worker gone (EOF)."""
+        bell = self._bell
+        if bell is None:
+            return super().wait(timeout)
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        out: list[tuple[int, Reply | WorkerGone]] = []
+
+        def ready() -> bool:
+            out.extend(self._announced())
+            return bool(out)
+
+        while not lanes.wait_spinning(ready, bell.sem, self.caller_spin, lanes.SLEEP_SLICE, deadline):
+            silent = self._readable(self._poll.poll(0))
+            if silent or (deadline is not None and time.perf_counter() >= deadline):
+                return silent
+        return out
+
+    def _announced(self) -> list[tuple[int, Reply | WorkerGone]]:
+        out: list[tuple[int, Reply | WorkerGone]] = []
+        for w, lane in enumerate(self._lanes):
+            if lane is None or self._gone[w]:
+                continue
+            got = lane.next_reply()
+            if got == "frame":
+                out.append((w, self._receive(w)))
+            elif isinstance(got, Batch):
+                shared = self._shared[w]
+                assert shared is not None  # columns exist only beside shared observations
+                got.obs = shared.read(got.env_ids)
+                out.append((w, got))
+        return out
 
     def _gone_reason(self, w: int) -> str:
         return f"worker process {self._pids[w]} went away ({self._exit_reason(w)})"
@@ -99,6 +159,9 @@ class SubprocessGroup(SocketWorkers):
             old.free()
         shared = self._shared[w] = _SharedObs(env_ids, batcher)
         self.send(w, AttachObs(shared.path, shared.layout, shared.rows))  # type: ignore[arg-type]
+        lane, action = self._lanes[w], lanes.action_layout(built.action_space)
+        if lane is not None and action is not None:
+            self.send(w, lane.attach_columns(env_ids, action))  # type: ignore[arg-type]  # transport-private
 
     def restart(self, w: int) -> None:
         self._stop(w)
@@ -118,6 +181,9 @@ class SubprocessGroup(SocketWorkers):
             os.kill(self._pids[w], signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if (lane := self._lanes[w]) is not None:
+            lane.free()
+            self._lanes[w] = None
 
     def _close(self) -> None:
         self._close_workers()
@@ -126,3 +192,6 @@ class SubprocessGroup(SocketWorkers):
             if (shared := self._shared[w]) is not None:
                 shared.free()
                 self._shared[w] = None
+        if self._bell is not None:
+            self._bell.free()
+            self._bell = None

@@ -46,10 +46,10 @@ class Assembler:
                     rewards = np.array(b.rewards, dtype=np.float64)
                     terms = np.array(b.terminated, dtype=np.bool_)
                     truncs = np.array(b.truncated, dtype=np.bool_)
-                else:
-                    rewards = np.array([r for b in batches for r in b.rewards], dtype=np.float64)
-                    terms = np.array([t for b in batches for t in b.terminated], dtype=np.bool_)
-                    truncs = np.array([t for b in batches for t in b.truncated], dtype=np.bool_)
+                else:  # lists from frames, arrays from a subprocess worker's lane: both join in C
+                    rewards = np.concatenate([np.asarray(b.rewards, dtype=np.float64) for b in batches])
+                    terms = np.concatenate([np.asarray(b.terminated, dtype=np.bool_) for b in batches])
+                    truncs = np.concatenate([np.asarray(b.truncated, dtype=np.bool_) for b in batches])
                 infos = merge_infos(infos_list, n) if any(infos_list) else {}
                 self.last = obs
                 return self.public(obs), rewards, terms, truncs, infos

@@ -53,6 +53,8 @@ def make_vec(
     # backend options; each only for the backends that take it (see `rock_envs.backends`), None: its default
     start_method: Literal["forkserver", "spawn", "fork"] | None = None,
     shared_memory: bool | None = None,
+    spin: float | None = None,
+    caller_worker: bool | None = None,
     image: str | None = None,
     envs_per_container: int | None = None,
     cpus: float | None = None,

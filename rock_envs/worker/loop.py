@@ -12,7 +12,8 @@ import time
 
 from rock_envs.core.live_view import FramePublisher
 from rock_envs.worker.env_worker import EnvWorker
-from rock_envs.worker.protocol import Batch, Close, decode, encode
+from rock_envs.worker.lane import AttachColumns, AttachLane, WorkerLane
+from rock_envs.worker.protocol import Batch, Close, Reply, Request, decode, encode
 from rock_envs.worker.shared_obs import SharedObsWriter
 
 
@@ -46,33 +47,55 @@ def _watch_parent(parent: int, every: float) -> None:
             os._exit(0)
 
 
+class _Frames:
+    """Requests and replies as frames on `conn` (until a subprocess caller attaches a lane)."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def receive(self) -> Request:
+        return decode(self.conn.recv_bytes())  # type: ignore[return-value]  # a caller sends requests
+
+    def send(self, reply: Reply) -> None:
+        self.conn.send_bytes(encode(reply))
+
+    def close(self) -> None:
+        pass
+
+
 def serve(conn, worker: EnvWorker | None = None) -> None:
     """Answer requests on `conn` until `Close` or EOF.
 
-    Array observations go through shared memory when the caller attaches it (subprocess backend).
-    A worker the sandbox server opened also publishes its first env's frame while a page watches.
+    Array observations go through shared memory when the caller attaches it (subprocess backend),
+    and so do whole-block steps once it attaches a lane (`rock_envs.worker.lane`). A worker the
+    sandbox server opened also publishes its first env's frame while a page watches.
     """
     worker = worker or EnvWorker()
     shared = SharedObsWriter()
     frames = FramePublisher.from_env()
+    channel: _Frames | WorkerLane = _Frames(conn)
     try:
         while True:
             try:
-                request = decode(conn.recv_bytes())
+                request = channel.receive()
             except (EOFError, OSError):
                 break  # the other side went away: nothing left to serve
-            if shared.on_other(request):
+            if isinstance(request, AttachLane):
+                channel = WorkerLane(conn, request)
                 continue
-            for reply in worker.handle(request):  # type: ignore[arg-type]  # a worker gets only requests
+            if isinstance(request, AttachColumns) or shared.on_other(request):
+                continue
+            for reply in worker.handle(request):
                 if isinstance(reply, Batch):
                     shared.on_batch(reply)
-                conn.send_bytes(encode(reply))
+                channel.send(reply)
             if isinstance(request, Close):
                 break
             if frames is not None:
                 frames.after_request(worker.envs)
     finally:
         worker.close()
+        channel.close()
 
 
 def main(argv: list[str] | None = None) -> None:

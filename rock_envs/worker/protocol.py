@@ -83,7 +83,7 @@ class Reset(Message):
 @dataclass
 class Step(Message):
     env_ids: list[int]
-    actions: list[Any]
+    actions: Any  # one per env: a list, or an array of them
     flush_after: float | None = None
     """Seconds after which a partial `Batch` is sent (send/recv mode); None: one reply at the end."""
 

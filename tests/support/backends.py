@@ -20,11 +20,19 @@ class Backend:
     kwargs: dict[str, Any] = field(default_factory=dict)  # what `make`/`make_vec` need to reach it
     marks: tuple[Any, ...] = ()
     local_processes: bool = False  # workers are processes on this machine with real pids
+    variant: str = ""  # a second run of a backend with other options (its test id: name-variant)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.variant}" if self.variant else self.name
 
 
 BACKENDS = [
     Backend("local"),
     Backend("subprocess", local_processes=True),
+    # Worker 0 in the caller, the others over lanes: the whole suite again (no real signals: a
+    # signal to worker 0 would be one to the test itself).
+    Backend("subprocess", kwargs={"caller_worker": True}, variant="caller"),
     Backend("docker", marks=(pytest.mark.docker,)),  # image: the session's test image
     Backend("ray", marks=(pytest.mark.ray,)),  # on the session's local Ray cluster
     Backend("remote"),  # url and token: the session's server process on 127.0.0.1

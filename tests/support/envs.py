@@ -94,6 +94,17 @@ class SleepEnv(gymnasium.Env):
         return np.array([float(self.t)]), 1.0, False, False, {}
 
 
+class InterruptEnv(SleepEnv):
+    """`SleepEnv` whose step raises KeyboardInterrupt for a negative action, as Ctrl-C would mid-step."""
+
+    action_space = spaces.Box(-1.0, 60.0, (), np.float64)
+
+    def step(self, action: Any):
+        if float(action) < 0:
+            raise KeyboardInterrupt
+        return super().step(action)
+
+
 class LockedEnv(gymnasium.Env):
     """A deterministic random walk that holds a lock, so it does not pickle: snapshots replay it."""
 

@@ -68,7 +68,8 @@ def kill_worker(venv: Any, w: int) -> None:
     """SIGKILL worker `w` of a vector env: with a real `os.kill` of its pid where it has one."""
     import signal
 
-    if hasattr(venv.group, "pid"):
-        os.kill(venv.group.pid(w), signal.SIGKILL)
-    else:
+    pid = venv.group.pid(w) if hasattr(venv.group, "pid") else None
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    else:  # no process of its own (worker 0 of caller_worker=True is the caller)
         venv.group.kill(w)
