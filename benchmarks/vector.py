@@ -1,4 +1,5 @@
-"""Vector steps/s: rock-envs (subprocess) vs Gymnasium's SyncVectorEnv and AsyncVectorEnv, in one run.
+"""Vector steps/s: rock-envs (subprocess; and with `caller_worker=True`, worker 0 stepped in the caller)
+vs Gymnasium's SyncVectorEnv and AsyncVectorEnv, in one run.
 
     python -m benchmarks.vector [--quick] [--seconds S] [--rounds R]
 
@@ -9,7 +10,7 @@ actions; each keeps its best burst, since load from elsewhere only ever slows a 
 is the caller's plus that of every process the contender started. AsyncVectorEnv runs one process
 per env, so it is capped at 64 envs; SyncVectorEnv at 512.
 
-Targets (2 cores): CartPole at 64 envs >= 5x Async and >= 1.3x Sync; Sokoban at 512 envs >= 0.8x
+Targets (2 cores): CartPole at 64 envs >= 5x Async and >= 1.3x Sync (checked for both rock-envs rows); Sokoban at 512 envs >= 0.8x
 (in-process single-env steps/s x workers); 4096 Sokoban envs in under 3 GB of RSS. A second table
 (benchmarks/vector_native.py): CartPole x 64 and x 1,024 with `vectorize="native"` beside Gymnasium's
 own CartPoleVectorEnv and EnvPool (its column only where it installs). A third
@@ -178,6 +179,11 @@ def contenders(env_id: str, n: int, workers: int) -> dict[str, Callable[[], Any]
     text = env_id != CARTPOLE
     return {
         "rock-envs": lambda: rock_envs.make_vec(env_id, n, backend="subprocess", num_workers=min(workers, n)),
+        "caller": None
+        if n > 512
+        else (
+            lambda: rock_envs.make_vec(env_id, n, backend="subprocess", num_workers=min(workers, n), caller_worker=True)
+        ),
         "sync": None if n > 512 else (lambda: gymnasium.vector.SyncVectorEnv([gym_env] * n)),
         "async": None
         if n > ASYNC_CAP
@@ -256,13 +262,13 @@ def main(argv: list[str] | None = None) -> None:
         "`single` = one env in-process, timed in the same row"
     )
     header = (
-        f"{'env':<22}{'envs':>6}{'rock-envs/s':>13}{'sync/s':>11}{'async/s':>11}{'single/s':>10}{'x sync':>8}"
-        f"{'x async':>9}{'x ref':>7}{'RSS rock':>10}{'RSS sync':>10}{'RSS async':>10}"
+        f"{'env':<22}{'envs':>6}{'rock-envs/s':>13}{'caller/s':>11}{'sync/s':>11}{'async/s':>11}{'single/s':>10}"
+        f"{'x sync':>8}{'c x sync':>9}{'x async':>9}{'x ref':>7}{'RSS rock':>10}{'RSS sync':>10}{'RSS async':>10}"
     )
     print(header)
     print("-" * len(header))
     for env_id, n, best, single in table:
-        rock, sync, asyn = best.get("rock-envs"), best.get("sync"), best.get("async")
+        rock, sync, asyn, caller = best.get("rock-envs"), best.get("sync"), best.get("async"), best.get("caller")
         ref = single * workers
 
         def rate(res: Result | None) -> str:
@@ -272,11 +278,13 @@ def main(argv: list[str] | None = None) -> None:
             return f"{rock.steps_per_s / res.steps_per_s:.2f}" if res and rock else "-"
 
         print(
-            f"{env_id:<22}{n:>6}{rate(rock):>13}{rate(sync):>11}{rate(asyn):>11}{single:>10,.0f}{ratio(sync):>8}{ratio(asyn):>9}"
+            f"{env_id:<22}{n:>6}{rate(rock):>13}{rate(caller):>11}{rate(sync):>11}{rate(asyn):>11}{single:>10,.0f}"
+            f"{ratio(sync):>8}{ratio(sync, caller):>9}{ratio(asyn):>9}"
             f"{rock.steps_per_s / ref if rock else 0:>7.2f}{gb(rock.peak_rss) if rock else '-':>10}"
             f"{gb(sync.peak_rss) if sync else '-':>10}{gb(asyn.peak_rss) if asyn else '-':>10}"
         )
     print(
+        f"caller = rock-envs with caller_worker=True (worker 0 stepped in the caller); c x sync = caller / sync. "
         f"x ref = rock-envs / (in-process single-env steps/s x {workers} workers). "
         f"'capped': AsyncVectorEnv (one process per env) runs up to {ASYNC_CAP} envs, SyncVectorEnv up to 512."
         + (" --quick: the 4096 row times a few steps without resets (its RSS is what counts)." if args.quick else "")
@@ -284,16 +292,18 @@ def main(argv: list[str] | None = None) -> None:
     checks = {
         "CartPole 64: >= 5x async": _ratio(table, CARTPOLE, 64, "async") >= 5,
         "CartPole 64: >= 1.3x sync": _ratio(table, CARTPOLE, 64, "sync") >= 1.3,
+        "CartPole 64 caller_worker: >= 1.3x sync": _ratio(table, CARTPOLE, 64, "sync", "caller") >= 1.3,
         "Sokoban 512: >= 0.8x ref": _rock(table, SOKOBAN, 512).steps_per_s
         >= 0.8 * _single(table, SOKOBAN, 512) * workers,
         "Sokoban 4096: < 3 GB RSS": _rock(table, SOKOBAN, 4096).peak_rss < 3 * 2**30,
     }
     for env_id, n, best, _ in table:
         if env_id == CARTPOLE and "sync" in best:
-            rock, sync = best["rock-envs"], best["sync"]
+            rock, sync, caller = best["rock-envs"], best["sync"], best["caller"]
             print(
                 f"CPU per vector step, {env_id} x {n}: rock-envs caller {rock.caller_cpu * 1e6:,.0f} us + workers "
-                f"{rock.others_cpu * 1e6:,.0f} us; sync {sync.caller_cpu * 1e6:,.0f} us (best bursts)"
+                f"{rock.others_cpu * 1e6:,.0f} us; caller_worker caller {caller.caller_cpu * 1e6:,.0f} us + workers "
+                f"{caller.others_cpu * 1e6:,.0f} us; sync {sync.caller_cpu * 1e6:,.0f} us (best bursts; spinning counts)"
             )
     print("targets: " + "; ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
     print()
@@ -314,9 +324,9 @@ def _single(table: list, env_id: str, n: int) -> float:
     return next(single for e, m, _, single in table if e == env_id and m == n)
 
 
-def _ratio(table: list, env_id: str, n: int, other: str) -> float:
+def _ratio(table: list, env_id: str, n: int, other: str, mine: str = "rock-envs") -> float:
     best = next(best for e, m, best, _ in table if e == env_id and m == n)
-    return best["rock-envs"].steps_per_s / best[other].steps_per_s if other in best else float("nan")
+    return best[mine].steps_per_s / best[other].steps_per_s if other in best else float("nan")
 
 
 if __name__ == "__main__":
