@@ -68,7 +68,6 @@ class SubprocessGroup(SocketWorkers):
         self._shared: list[_SharedObs | None] = [None] * num_workers
         self._lanes: list[lanes.CallerLane | None] = [None] * num_workers
         self._bell: lanes.Doorbell | None = None
-        self.caller_spin = self.options.spin
 
     def start(self) -> None:
         if self.shared_memory and lanes.available():
@@ -109,7 +108,7 @@ class SubprocessGroup(SocketWorkers):
             out.extend(self._announced())
             return bool(out)
 
-        while not lanes.wait_spinning(ready, bell.sem, self.caller_spin, lanes.SLEEP_SLICE, deadline):
+        while not lanes.wait_spinning(ready, bell.sem, self.options.spin, lanes.SLEEP_SLICE, deadline):
             silent = self._readable(self._poll.poll(0))
             if silent or (deadline is not None and time.perf_counter() >= deadline):
                 return silent
@@ -181,6 +180,9 @@ class SubprocessGroup(SocketWorkers):
             os.kill(self._pids[w], signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self._free_lane(w)
+
+    def _free_lane(self, w: int) -> None:
         if (lane := self._lanes[w]) is not None:
             lane.free()
             self._lanes[w] = None
@@ -189,6 +191,7 @@ class SubprocessGroup(SocketWorkers):
         self._close_workers()
         for w in range(self.num_workers):
             self._stop(w)
+            self._free_lane(w)  # `_stop` does nothing for a worker `_close_workers` dropped
             if (shared := self._shared[w]) is not None:
                 shared.free()
                 self._shared[w] = None
