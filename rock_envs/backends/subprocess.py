@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import time
-import uuid
 from typing import Any
 
 from rock_envs.backends.base import WorkerGone
@@ -24,7 +22,7 @@ from rock_envs.backends.sockets import SocketWorkers
 from rock_envs.core.batching import ObsBatcher
 from rock_envs.worker import lane as lanes
 from rock_envs.worker.protocol import Batch, Built, Reply, Request, decode
-from rock_envs.worker.shared_obs import AttachObs, map_leaves, rows_of
+from rock_envs.worker.shared_obs import AttachObs, map_leaves, rows_of, shm_path, unlink_quietly
 
 
 class _SharedObs:
@@ -35,8 +33,7 @@ class _SharedObs:
         self.every = list(env_ids)
         self.batcher = batcher
         self.layout = batcher.leaf_layout(len(env_ids))
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-        self.path = os.path.join(folder, f"rock-envs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        self.path = shm_path()
         self.buffer, self.leaves = map_leaves(self.path, self.layout, create=True)
 
     def read(self, env_ids: list[int]) -> Any:
@@ -50,10 +47,7 @@ class _SharedObs:
             self.buffer.close()
         except BufferError:  # a view still exported somewhere: the GC unmaps it later
             pass
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        unlink_quietly(self.path)
 
 
 class SubprocessGroup(SocketWorkers):

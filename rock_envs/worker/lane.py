@@ -32,15 +32,14 @@ import mmap
 import os
 import platform
 import socket
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rock_envs.worker.protocol import Batch, Message, Reply, Request, Step, decode, encode
+from rock_envs.worker.shared_obs import map_leaves, shm_path, unlink_quietly
 
 SEM_BYTES = 32  # sizeof(sem_t) on x86-64 Linux
 CONTROL_BYTES = 256
@@ -78,20 +77,22 @@ class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
+_SEM_ARGS: dict[str, list[Any]] = {  # what each takes after its sem_t pointer
+    "sem_init": [ctypes.c_int, ctypes.c_uint],
+    "sem_post": [],
+    "sem_trywait": [],
+    "sem_clockwait": [ctypes.c_int, ctypes.POINTER(_Timespec)],
+}
+
+
 def _libc() -> Any:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         return None
     try:
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        for name in ("sem_init", "sem_destroy", "sem_post", "sem_trywait", "sem_clockwait"):
-            getattr(lib, name).argtypes = [ctypes.c_void_p] + (
-                [ctypes.c_int, ctypes.c_uint]
-                if name == "sem_init"
-                else [ctypes.c_int, ctypes.POINTER(_Timespec)]
-                if name == "sem_clockwait"
-                else []
-            )
-            getattr(lib, name).restype = ctypes.c_int
+        for name, args in _SEM_ARGS.items():
+            function = getattr(lib, name)
+            function.argtypes, function.restype = [ctypes.c_void_p, *args], ctypes.c_int
     except (OSError, AttributeError):  # no glibc 2.30+ here: no lanes
         return None
     return lib
@@ -138,13 +139,9 @@ class Semaphore:
 # ---- shared files ---------------------------------------------------------------------------
 
 
-def _shm_folder() -> str:
-    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-
-
 def anonymous_file(size: int) -> int:
     """A file descriptor of a new file of `size` zero bytes in /dev/shm, whose name is already gone."""
-    path = os.path.join(_shm_folder(), f"rock-envs-lane-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    path = shm_path("rock-envs-lane")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.unlink(path)
     os.ftruncate(fd, size)
@@ -160,8 +157,6 @@ class Columns:
     """The step's columns of one worker: actions in; rewards, terminated, truncated out."""
 
     def __init__(self, path: str, count: int, action: tuple[tuple[int, ...], str], create: bool):
-        from rock_envs.worker.shared_obs import map_leaves
-
         self.path = path
         self.buffer, leaves = map_leaves(path, _column_layout(count, action), create)
         self.actions, self.rewards, self.terminated, self.truncated = leaves
@@ -286,35 +281,27 @@ class WorkerLane:
             self.columns.free()
         self.columns = Columns(request.path, len(request.env_ids), request.action, create=False)
         self.every = list(request.env_ids)
-        try:
-            os.unlink(request.path)  # both sides have it mapped: the name can go
-        except FileNotFoundError:
-            pass
+        unlink_quietly(request.path)  # both sides have it mapped: the name can go
 
     def send(self, reply: Reply) -> None:
         words = self.words
-        if self.in_lane and isinstance(reply, Batch) and reply.final:
+        if self.in_lane:  # the step's one reply (a Step without flush_after has one): the lane step ends
             self.in_lane = False
             columns = self.columns
             assert columns is not None
-            if reply.obs is None and reply.env_ids == self.every and not any(reply.infos):
-                columns.rewards[:] = reply.rewards
-                columns.terminated[:] = reply.terminated
-                columns.truncated[:] = reply.truncated
-                words[FLAG] = 0
-            else:
-                words[FLAG] = 1
-            words[OUT_AT_DONE] = self.frames_out
+            batch = reply if isinstance(reply, Batch) else None
+            # carried: the columns hold the whole answer; else (infos to tell, a Failure) a frame does
+            carried = batch is not None and batch.obs is None and batch.env_ids == self.every and not any(batch.infos)
+            if batch is not None and carried:
+                columns.rewards[:] = batch.rewards
+                columns.terminated[:] = batch.terminated
+                columns.truncated[:] = batch.truncated
+            words[FLAG], words[OUT_AT_DONE] = (0 if carried else 1), self.frames_out
             self.done += 1
             words[DONE] = self.done
-            if not words[FLAG]:
+            if carried:
                 self.bell.sem.post()
                 return
-        elif self.in_lane:  # a Failure: the lane step is over, its answer is this frame
-            self.in_lane = False
-            words[FLAG], words[OUT_AT_DONE] = 1, self.frames_out
-            self.done += 1
-            words[DONE] = self.done
         self.frames_out += 1
         words[OUT] = self.frames_out  # announced before it is written: the reader may block on the rest
         self.conn.send_bytes(encode(reply))
@@ -356,7 +343,7 @@ class CallerLane:
         """Make the columns; the returned request, sent to the worker, maps them there."""
         if self.columns is not None:
             self.columns.free()
-        path = os.path.join(_shm_folder(), f"rock-envs-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        path = shm_path()
         self.columns = Columns(path, len(env_ids), action, create=True)
         self.every = list(env_ids)
         return AttachColumns(path, list(env_ids), action)
@@ -426,10 +413,7 @@ class CallerLane:
             os.close(self._fd)
             self._fd = None
         if self.columns is not None:
-            try:
-                os.unlink(self.columns.path)
-            except FileNotFoundError:
-                pass
+            unlink_quietly(self.columns.path)
             self.columns.free()
             self.columns = None
         self.control.free()

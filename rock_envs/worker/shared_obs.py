@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import mmap
 import os
+import tempfile
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,20 @@ class AttachObs(Message):
     path: str
     layout: list[tuple[tuple[int, ...], str]]  # (shape, dtype) of every leaf, in `tree_leaves` order
     rows: dict[int, int]
+
+
+def shm_path(prefix: str = "rock-envs") -> str:
+    """A new, unused name for a shared file of this process: in /dev/shm where there is one."""
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    return os.path.join(folder, f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+
+
+def unlink_quietly(path: str) -> None:
+    """Remove the name `path` if it is still there (the other side may have removed it first)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _offsets(layout: list[tuple[tuple[int, ...], str]]) -> tuple[list[int], int]:
@@ -88,10 +104,7 @@ class SharedObsWriter:
             self.every = sorted(self.rows, key=self.rows.__getitem__)
             # Both sides have it mapped now: the name can go, so nothing is left in /dev/shm even if
             # the caller is killed (the mappings live on until both processes end).
-            try:
-                os.unlink(request.path)
-            except FileNotFoundError:
-                pass
+            unlink_quietly(request.path)
             return True
         return False
 

@@ -81,17 +81,13 @@ def test_requests_keep_their_order_between_lane_and_frames():
     group.start()
     try:
         factory = pickling.dumps(lambda i: rock_envs.make(CARTPOLE))
-        replies = []
 
         def send_and_wait(*requests):
             for request in requests:
                 group.send(0, request)
             got = []
             while len(got) < len(requests):
-                for w, reply in group.wait(10):
-                    got.append(reply)
-                    if hasattr(reply, "env_ids") and reply.env_ids is not None and isinstance(reply, type(None)):
-                        pass
+                got.extend(reply for _, reply in group.wait(10))
             return got
 
         built = send_and_wait(Make([0, 1], factory))[0]
