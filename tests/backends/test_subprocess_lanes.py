@@ -93,12 +93,14 @@ def test_requests_keep_their_order_between_lane_and_frames():
         built = send_and_wait(Make([0, 1], factory))[0]
         group.on_built(0, [0, 1], built)
         send_and_wait(Reset([0, 1], [1, 2], [None, None]))
-        # a lane step, a frame read of the state it left, a second step (the lane is busy: by frame)
-        replies = send_and_wait(Step([0, 1], [1, 0]), Call([0, 1], "state", None), Step([0, 1], [0, 1]))
-        assert [type(r) for r in replies] == [Batch, Values, Batch]
-        first, state, second = replies
-        np.testing.assert_allclose(np.stack(state.values), first.obs, rtol=1e-6)
-        assert not np.allclose(second.obs, first.obs)
+        # a frame read of the state, a lane step, a frame read of the state it left (one request per
+        # env in flight, as the engine sends them: a second step of the same envs would overwrite
+        # the shared observation rows before the first is read)
+        replies = send_and_wait(Call([0, 1], "state", None), Step([0, 1], [1, 0]), Call([0, 1], "state", None))
+        assert [type(r) for r in replies] == [Values, Batch, Values]
+        before, stepped, after = replies
+        assert not np.allclose(np.stack(before.values), stepped.obs)  # the Call ran before the step
+        np.testing.assert_allclose(np.stack(after.values), stepped.obs, rtol=1e-6)  # and this one after
         assert group._lanes[0].steps == 1
     finally:
         group.close()
