@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from tests.support.paths import PYTHON, short_tmp
-from tests.support.server import free_port
+from tests.support.server import free_ports
 
 RAY = os.path.join(os.path.dirname(PYTHON), "ray")
 START_TIMEOUT = 120.0
@@ -83,7 +83,7 @@ class RayNodes:
     """Start with `start_head()`, add nodes with `add_node()`, stop all with `stop()`."""
 
     temp_dir: str = field(default_factory=lambda: short_tmp("ray-"))
-    port: int = field(default_factory=free_port)
+    port: int = 0  # the head's GCS port, picked by start_head
     nodes: list[RayNode] = field(default_factory=list)
 
     @property
@@ -91,6 +91,7 @@ class RayNodes:
         return f"127.0.0.1:{self.port}"
 
     def start_head(self, num_cpus: int = 2, name: str = "head") -> RayNode:
+        self.port, client_port, dashboard_port = free_ports(3)  # distinct, and from the nodes' own
         head_only = [
             "--head",
             "--port",
@@ -100,9 +101,9 @@ class RayNodes:
             "--include-dashboard",
             "false",
             "--ray-client-server-port",
-            str(free_port()),
+            str(client_port),
             "--dashboard-port",
-            str(free_port()),
+            str(dashboard_port),
         ]
         return self._start(name, num_cpus, head_only)
 
@@ -112,14 +113,15 @@ class RayNodes:
 
     def _start(self, name: str, num_cpus: int, role: list[str], resources: dict[str, float] | None = None) -> RayNode:
         log = os.path.join(self.temp_dir, f"{name}.log")
-        ports = {
-            "--node-manager-port": free_port(),
-            "--object-manager-port": free_port(),
-            "--dashboard-agent-listen-port": free_port(),
-            "--dashboard-agent-grpc-port": free_port(),
-            "--metrics-export-port": free_port(),
-            "--runtime-env-agent-port": free_port(),
-        }
+        flags = [
+            "--node-manager-port",
+            "--object-manager-port",
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--metrics-export-port",
+            "--runtime-env-agent-port",
+        ]
+        ports = dict(zip(flags, free_ports(len(flags)), strict=True))
         command = [RAY, "start", "--block", *role, "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus)]
         command += ["--resources", json.dumps({name: 1, **(resources or {})}), "--disable-usage-stats"]
         command += [str(x) for pair in ports.items() for x in pair]
