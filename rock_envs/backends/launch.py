@@ -14,6 +14,7 @@ itself exits when the caller's control socket closes (the caller exited or died)
 from __future__ import annotations
 
 import array
+import gc
 import os
 import signal
 import socket
@@ -67,9 +68,10 @@ def _fork_here(theirs: socket.socket, ours: socket.socket) -> int:
 def _serve_fd(fd: int, pdeathsig: bool = False) -> None:
     from multiprocessing.connection import Connection
 
-    from rock_envs.worker.loop import die_with_parent, serve
+    from rock_envs.worker.loop import die_with_parent, freeze_heap, serve
 
     die_with_parent(pdeathsig)
+    freeze_heap()
     serve(Connection(fd))
 
 
@@ -142,6 +144,7 @@ def _fork_server_main(control_fd: int) -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    gc.freeze()  # before the forks: no worker's collections touch (and copy) the preloaded pages
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished workers
     control = socket.socket(fileno=control_fd)
     while True:

@@ -57,7 +57,7 @@ from rock_envs.backends.ray_channel import ChannelListener, connect, new_secret
 from rock_envs.backends.sockets import SocketWorkers
 from rock_envs.core.cores import usable_cores
 from rock_envs.core.errors import BackendUnavailableError, EnvArgumentError, WorkerDiedError
-from rock_envs.worker.loop import exit_with_parent, serve
+from rock_envs.worker.loop import exit_with_parent, freeze_heap, serve
 from rock_envs.worker.protocol import Reply
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -93,6 +93,7 @@ class EnvWorkerActor:
         # channel, on a node Ray has declared dead; ending with it breaks the channel, so the driver
         # rebuilds the envs where Ray has room.
         exit_with_parent(every=PARENT_WATCH_INTERVAL)
+        freeze_heap()  # the actor's process is ours alone
         self.listener = ChannelListener(secret, ray.util.get_node_ip_address())
         self.thread = threading.Thread(
             target=self._serve, args=(accept_timeout,), name="rock-envs-channel", daemon=True
