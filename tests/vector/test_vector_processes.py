@@ -76,26 +76,26 @@ def test_workers_exit_when_the_caller_is_killed(process_backend, method):
     assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"rock-envs-{child.pid}-")]
 
 
-def _frozen_and_collected(env):
-    import gc
-
-    class Cycle:
-        pass
-
-    garbage = Cycle()
-    garbage.me = garbage  # only a collection frees it
-    del garbage
-    return gc.get_freeze_count(), gc.collect()
-
-
 def test_workers_leave_their_imports_out_of_garbage_collection(make, backend):
     """A worker's full collections skip what it imported (a 50-100 ms pause each otherwise), and
     still free the garbage its envs make."""
     if backend.name == "local":
         pytest.skip("the local backend's envs live in the caller, whose heap is the user's")
+
+    def frozen_and_collected(env):  # nested: pickled by value, for workers without this test module
+        import gc
+
+        class Cycle:
+            pass
+
+        garbage = Cycle()
+        garbage.me = garbage  # only a collection frees it
+        del garbage
+        return gc.get_freeze_count(), gc.collect()
+
     venv = make(SOKOBAN, 4)
     in_caller = set(venv.blocks[0]) if backend.variant == "caller" else set()
-    for i, (frozen, collected) in enumerate(venv.apply(_frozen_and_collected)):
+    for i, (frozen, collected) in enumerate(venv.apply(frozen_and_collected)):
         if i not in in_caller:
             assert frozen > 10_000, f"env {i}: only {frozen} objects frozen in its worker"
             assert collected >= 1, f"env {i}: its worker's collection freed nothing"
