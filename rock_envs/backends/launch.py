@@ -14,7 +14,6 @@ itself exits when the caller's control socket closes (the caller exited or died)
 from __future__ import annotations
 
 import array
-import gc
 import os
 import signal
 import socket
@@ -144,7 +143,9 @@ def _fork_server_main(control_fd: int) -> None:
             importlib.import_module(name)
         except ImportError:
             pass
-    gc.freeze()  # before the forks: no worker's collections touch (and copy) the preloaded pages
+    from rock_envs.worker.loop import freeze_heap  # preloaded above
+
+    freeze_heap()  # before the forks: no worker's collections touch (and copy) the preloaded pages
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished workers
     control = socket.socket(fileno=control_fd)
     while True:
